@@ -1,0 +1,303 @@
+"""Study settings: the frozen StudyConfig, its flags, and the TOML file that takes the same keys.
+
+Precedence: defaults < `--smoke` preset < TOML file < flags given on the command line. Every check runs
+here, before Ray starts, and raises ConfigError naming the setting, the bad value and the rule.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import tomllib
+from dataclasses import MISSING, asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from trainables.data import DataSpec, parse_label_map
+from trainables.preprocess import CleanConfig
+from trainables.vectorize import MODES, VectorConfig
+
+
+class ConfigError(ValueError):
+    """A bad setting; the message names it, the bad value and the fix."""
+
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+CLEAN_STEPS = tuple(f.name for f in fields(CleanConfig) if f.type in ("bool", bool))
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    """Where the tweets come from and how they become arrays; shared by `study.run` and `study.evaluate`."""
+
+    train: str = ""  # labelled CSV; "" = the built-in demo data
+    valid: str = ""  # labelled CSV; "" = a seeded stratified split of `train`
+    unlabelled: str = ""  # CSV of extra texts for Word2Vec only
+    valid_fraction: float = 0.2  # used when `valid` is ""
+    text_column: str = "Text"
+    label_column: str = "Sentiment"
+    party_column: str = "Party"  # "" = no party column
+    label_map: str = ""  # e.g. "-1=NEGATIVE,0=NEUTRAL,1=POSITIVE"; "" = labels as they are
+    drop_unmapped: bool = False  # drop rows whose label is outside `label_map` instead of refusing
+    empty_texts: str = "refuse"  # "refuse" | "drop"
+    prepend_party: bool = True  # put the party before the text, as the original work did
+    clean_off: tuple[str, ...] = ()  # cleaning steps switched off, e.g. ("remove_stopwords",)
+    vectorizer: str = "sequence"  # "sequence" (ids + embeddings, attention over words) | "mean"
+    vector_size: int = 300  # Word2Vec dimension
+    max_len: int = 48  # tokens kept per tweet in `sequence` mode
+    w2v_epochs: int = 10
+    w2v_min_count: int = 2
+    demo_rows: int = 2400  # size of the built-in demo data set
+    data_seed: int = 0  # split and Word2Vec seed
+
+    def __post_init__(self) -> None:
+        _check(0 < self.valid_fraction < 1, "valid_fraction", self.valid_fraction, "must be in (0, 1)")
+        _check(self.vectorizer in MODES, "vectorizer", self.vectorizer, f"must be one of {MODES}")
+        for name in ("vector_size", "max_len", "w2v_epochs", "w2v_min_count"):
+            _check(getattr(self, name) >= 1, name, getattr(self, name), "must be >= 1")
+        _check(self.demo_rows >= 60, "demo_rows", self.demo_rows, "must be >= 60")
+        bad = [s for s in self.clean_off if s not in CLEAN_STEPS]
+        _check(not bad, "clean_off", ",".join(bad), f"must name cleaning steps among {', '.join(CLEAN_STEPS)}")
+        try:
+            self.data_spec()
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+
+    def data_spec(self) -> DataSpec:
+        return DataSpec(
+            text_column=self.text_column,
+            label_column=self.label_column,
+            party_column=self.party_column,
+            label_map=parse_label_map(self.label_map),
+            drop_unmapped=self.drop_unmapped,
+            empty_texts=self.empty_texts,
+            prepend_party=self.prepend_party,
+        )
+
+    def clean_config(self) -> CleanConfig:
+        return CleanConfig(**{step: False for step in self.clean_off})
+
+    def vector_config(self) -> VectorConfig:
+        return VectorConfig(
+            mode=self.vectorizer,
+            vector_size=self.vector_size,
+            max_len=self.max_len,
+            epochs=self.w2v_epochs,
+            min_count=self.w2v_min_count,
+            seed=self.data_seed,
+        )
+
+
+@dataclass(frozen=True)
+class StudyConfig(DataSettings):
+    space: str = "default"  # a name in search_spaces
+    num_samples: int = 12  # trials in the study
+    max_epochs: int = 6  # epochs of a trial that is never stopped early
+    grace_period: int = 1  # epochs before ASHA may stop a trial
+    reduction_factor: int = 3  # ASHA keeps 1 / reduction_factor of trials at each rung
+    n_startup_trials: int = 0  # TPE's random trials before it models; 0 = a quarter of the budget (2..10)
+    max_concurrent: int = 0  # trials at once; 0 = as many as the cluster's CPUs and GPUs allow
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0  # a fraction shares one card, e.g. 0.25
+    max_failures: int = 2  # retries of a failed trial (from its last checkpoint)
+    seed: int = 0  # the searcher's and the trials' seed
+    name: str = ""  # results/<name>; "" = <space>-<date>-<time>
+    results_dir: str = "results"
+    address: str = ""  # a running Ray cluster, e.g. "auto"; "" = start a local one
+    storage: str = ""  # where Ray keeps trial state (shared on a multi-node cluster); "" = results/<name>/ray
+    resume: str = ""  # the name of an interrupted study to complete
+    smoke: bool = False  # a small preset for a laptop or one GPU
+    keep_predictions: int = 5  # top trials whose validation predictions are saved
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("num_samples", "max_epochs", "grace_period", "reduction_factor"):
+            _check(getattr(self, name) >= 1, name, getattr(self, name), "must be >= 1")
+        _check(self.reduction_factor >= 2, "reduction_factor", self.reduction_factor, "must be >= 2")
+        _check(
+            self.grace_period <= self.max_epochs,
+            "grace_period",
+            self.grace_period,
+            f"must be <= `max_epochs` ({self.max_epochs})",
+        )
+        for name in ("n_startup_trials", "max_concurrent", "keep_predictions", "max_failures"):
+            _check(getattr(self, name) >= 0, name, getattr(self, name), "must be >= 0")
+        _check(self.cpus_per_trial > 0, "cpus_per_trial", self.cpus_per_trial, "must be > 0")
+        _check(self.gpus_per_trial >= 0, "gpus_per_trial", self.gpus_per_trial, "must be >= 0")
+        _check(
+            self.gpus_per_trial <= 1 or float(self.gpus_per_trial).is_integer(),
+            "gpus_per_trial",
+            self.gpus_per_trial,
+            "must be a fraction of one GPU (<= 1) or a whole number of GPUs",
+        )
+        for name in ("name", "resume"):
+            value = getattr(self, name)
+            _check(
+                value == "" or (NAME_RE.match(value) is not None and ".." not in value),
+                name,
+                value,
+                "must be 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit "
+                "(it names a folder inside `results_dir`)",
+            )
+        from search_spaces import get_space
+
+        try:
+            get_space(self.space)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+
+    def startup_trials(self) -> int:
+        """TPE's random start-up trials: what the user set, else a quarter of the budget, within 2..10."""
+        return self.n_startup_trials or max(2, min(10, math.ceil(self.num_samples / 4)))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["clean_off"] = list(self.clean_off)
+        return d
+
+
+SMOKE_PRESET: dict[str, Any] = {
+    "space": "smoke",
+    "num_samples": 4,
+    "max_epochs": 3,
+    "grace_period": 1,
+    "demo_rows": 600,
+    "vector_size": 32,
+    "w2v_epochs": 5,
+}
+
+FLAG_HELP: dict[str, str] = {
+    "train": "labelled training CSV (default: the built-in demo data)",
+    "valid": "labelled validation CSV (default: a seeded stratified split of --train)",
+    "unlabelled": "CSV of extra texts for Word2Vec only, e.g. the original test_set.csv",
+    "valid_fraction": "validation share when --valid is not given",
+    "text_column": "column with the tweet text",
+    "label_column": "column with the label",
+    "party_column": "column with the party ('' for none)",
+    "label_map": "raw label to class name, e.g. '-1=NEGATIVE,0=NEUTRAL,1=POSITIVE' or '0=neutral,1=anti,2=pro'",
+    "drop_unmapped": "drop rows whose label is outside --label-map instead of refusing the file",
+    "empty_texts": "what to do with empty or whitespace-only texts: refuse or drop",
+    "prepend_party": "put the party name before the text, as the original work did",
+    "clean_off": f"comma-separated cleaning steps to switch off, among: {', '.join(CLEAN_STEPS)}",
+    "vectorizer": "sequence (word vectors, attention over words) or mean (the mean vector, as the original)",
+    "vector_size": "Word2Vec dimension",
+    "max_len": "tokens kept per tweet (sequence mode)",
+    "w2v_epochs": "Word2Vec training passes",
+    "w2v_min_count": "minimum count of a word to get a vector",
+    "demo_rows": "rows of the built-in demo data",
+    "data_seed": "seed of the split and of Word2Vec",
+    "space": "named search space (default, seed, smoke)",
+    "num_samples": "trials in the study",
+    "max_epochs": "epochs of a trial that runs to the end",
+    "grace_period": "epochs every trial runs before ASHA may stop it",
+    "reduction_factor": "ASHA keeps the best 1/N of trials at each rung",
+    "n_startup_trials": "random trials before TPE models the results (0: a quarter of the budget)",
+    "max_concurrent": "trials at once (0: as many as the cluster allows)",
+    "cpus_per_trial": "CPUs per trial",
+    "gpus_per_trial": "GPUs per trial; a fraction shares one card, e.g. 0.25",
+    "max_failures": "retries of a failed trial, from its last checkpoint",
+    "seed": "seed of the searcher and of the trials",
+    "name": "study name: results go to RESULTS_DIR/NAME (default: SPACE-DATE-TIME)",
+    "results_dir": "folder holding every study's results",
+    "address": "address of a running Ray cluster, e.g. auto (default: start Ray here)",
+    "storage": "where Ray keeps trial state; must be shared (NFS path or s3://...) on a multi-node cluster",
+    "resume": "complete the interrupted study NAME to its full budget",
+    "smoke": "small preset for a laptop or one GPU: " + ", ".join(f"{k}={v}" for k, v in SMOKE_PRESET.items()),
+    "keep_predictions": "top trials whose validation predictions are saved",
+}
+
+
+def _check(ok: bool, name: str, value: Any, rule: str) -> None:
+    if not ok:
+        raise ConfigError(f"`{name}` {rule}, but got {value!r}.")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _convert(name: str, value: Any, kind: type, source: str) -> Any:
+    """Turn a TOML or command-line value into the field's type, or raise ConfigError naming the setting."""
+    if name == "clean_off":
+        items = value.split(",") if isinstance(value, str) else list(value)
+        return tuple(s.strip() for s in items if s.strip())
+    try:
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            if str(value).lower() in ("true", "1", "yes"):
+                return True
+            if str(value).lower() in ("false", "0", "no"):
+                return False
+            raise ValueError
+        if kind is int:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(value)
+        if kind is float:
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"`{name}` ({source}) must be a {kind.__name__}, but got {value!r}.") from None
+
+
+def _field_types(cls: type) -> dict[str, type]:
+    types = {"bool": bool, "int": int, "float": float, "str": str}
+    return {f.name: types.get(f.type, str) if isinstance(f.type, str) else f.type for f in fields(cls)}
+
+
+def add_arguments(parser: argparse.ArgumentParser, cls: type = StudyConfig) -> None:
+    """One flag per field of `cls`, all defaulting to "not given" so that TOML values can fill the gaps."""
+    for name, kind in _field_types(cls).items():
+        help_text = FLAG_HELP.get(name, "")
+        default = next(f.default for f in fields(cls) if f.name == name)
+        if default is not MISSING and default not in ("", ()):
+            help_text += f" (default: {default})"
+        if kind is bool:
+            parser.add_argument(
+                _flag(name),
+                dest=name,
+                action=argparse.BooleanOptionalAction,
+                default=argparse.SUPPRESS,
+                help=help_text,
+            )
+        else:
+            parser.add_argument(_flag(name), dest=name, default=argparse.SUPPRESS, help=help_text, metavar=name.upper())
+
+
+def read_toml(path: str | Path, cls: type = StudyConfig) -> dict[str, Any]:
+    """Settings from a TOML file whose keys are the flag names (dashes or underscores)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {str(p)!r} does not exist or is not a file; give an existing TOML file.")
+    try:
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"config file {str(p)!r} is not valid TOML: {e}. Fix the file's syntax.") from None
+    known = _field_types(cls)
+    out = {}
+    for key, value in raw.items():
+        name = key.replace("-", "_")
+        if name not in known or name == "resume":
+            raise ConfigError(
+                f"config file {str(p)!r} has an unknown setting {key!r}; known settings: "
+                f"{', '.join(k.replace('_', '-') for k in known if k != 'resume')}."
+            )
+        if isinstance(value, dict):
+            raise ConfigError(f"config file {str(p)!r}: `{key}` must be a plain value, not a table.")
+        out[name] = _convert(name, value, known[name], f"in {p.name}")
+    return out
+
+
+def build_config(flags: dict[str, Any], toml_path: str | None = None, cls: type = StudyConfig):
+    """Merge defaults, the smoke preset, the TOML file and the flags into a validated `cls`."""
+    types = _field_types(cls)
+    given = {k: _convert(k, v, types[k], f"flag {_flag(k)}") for k, v in flags.items()}
+    from_file = read_toml(toml_path, cls) if toml_path else {}
+    merged: dict[str, Any] = {}
+    if given.get("smoke", from_file.get("smoke", False)) and cls is StudyConfig:
+        merged.update(SMOKE_PRESET)
+    merged.update(from_file)
+    merged.update(given)
+    return cls(**merged)

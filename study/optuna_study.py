@@ -1,0 +1,115 @@
+"""Rebuild an Optuna study from the Parquet rows: for `optuna.db` (optuna-dashboard) and for the report.
+
+The study is made from trials.parquet, so Optuna's history always agrees with it: one Optuna trial per row,
+COMPLETE with its best validation macro-F1, PRUNED when ASHA stopped it, FAIL when it errored.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pandas as pd
+from optuna.distributions import BaseDistribution, CategoricalDistribution
+from optuna.trial import TrialState
+
+from study.results import TrialStatus
+
+STATES = {
+    TrialStatus.COMPLETED.value: TrialState.COMPLETE,
+    TrialStatus.STOPPED_EARLY.value: TrialState.PRUNED,
+    TrialStatus.ERRORED.value: TrialState.FAIL,
+    TrialStatus.RUNNING.value: TrialState.FAIL,  # never finished: not a result to learn from
+}
+
+
+def _native(value: Any, dist: BaseDistribution) -> Any:
+    """A Parquet cell as the Python value the distribution holds (numpy scalars are not choices)."""
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(dist, CategoricalDistribution):
+        for choice in dist.choices:
+            if choice == value and type(choice) is type(value):
+                return choice
+        for choice in dist.choices:
+            if choice == value:
+                return choice
+    return value
+
+
+def build_study(
+    trials: pd.DataFrame,
+    epochs: pd.DataFrame,
+    params: dict[str, BaseDistribution],
+    study_name: str = "study",
+    storage: str | None = None,
+) -> optuna.Study:
+    """An Optuna study with one trial per row of `trials`, in trial order.
+
+    Args:
+        trials: trials.parquet rows.
+        epochs: epochs.parquet rows (the per-epoch validation macro-F1 become intermediate values).
+        params: the searched distributions (the search space's `params`).
+        study_name: the Optuna study name.
+        storage: an Optuna storage URL; None keeps it in memory.
+    """
+    study = optuna.create_study(study_name=study_name, storage=storage, direction="maximize", load_if_exists=False)
+    by_trial = {tid: g.sort_values("epoch") for tid, g in epochs.groupby("trial_id")} if len(epochs) else {}
+    for row in trials.sort_values("trial_number").itertuples(index=False):
+        row = row._asdict()
+        state = STATES[row["status"]]
+        value = row["best_val_macro_f1"]
+        if state == TrialState.COMPLETE and (value is None or not math.isfinite(value)):
+            state = TrialState.FAIL
+        g = by_trial.get(row["trial_id"])
+        intermediate = (
+            {
+                int(e): float(v)
+                for e, v in zip(g["epoch"], g["val_macro_f1"], strict=False)
+                if v is not None and math.isfinite(v)
+            }
+            if g is not None
+            else {}
+        )
+        values = {k: _native(row[f"params_{k}"], d) for k, d in params.items()}
+        study.add_trial(
+            optuna.trial.create_trial(
+                params=values,
+                distributions=params,
+                value=float(value) if state == TrialState.COMPLETE else None,
+                state=state,
+                intermediate_values=intermediate,
+                user_attrs={
+                    "trial_id": row["trial_id"],
+                    "status": row["status"],
+                    "epochs_run": int(row["epochs_run"]),
+                },
+            )
+        )
+    return study
+
+
+def write_optuna_db(
+    trials: pd.DataFrame,
+    epochs: pd.DataFrame,
+    params: dict[str, BaseDistribution],
+    path: Path,
+    study_name: str,
+) -> None:
+    """Write the study as a fresh SQLite file (temporary name, then rename) for `optuna-dashboard`."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    os.unlink(tmp)
+    try:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        study = build_study(trials, epochs, params, study_name, storage=f"sqlite:///{tmp}")
+        study._storage.remove_session() if hasattr(study._storage, "remove_session") else None
+        del study
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)

@@ -1,0 +1,245 @@
+"""The results schema (versioned, fixed columns) and atomic Parquet/JSON writing and reading.
+
+`results/<name>/` holds trials.parquet (a row per trial), epochs.parquet (a row per trial and epoch),
+predictions.parquet (validation probabilities at the best epoch of the top trials) and study.json.
+Every file is written to a temporary name in the same folder and renamed, so a reader sees either the
+previous complete file or the new one. Reports read only these files, never Ray's objects.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+SCHEMA_VERSION = 1
+TRIALS_FILE, EPOCHS_FILE, PREDICTIONS_FILE, STUDY_FILE = (
+    "trials.parquet",
+    "epochs.parquet",
+    "predictions.parquet",
+    "study.json",
+)
+OPTUNA_FILE = "optuna.db"
+
+
+class ResultsError(ValueError):
+    """A results folder or file that cannot be read; the message names it and the fix."""
+
+
+class TrialStatus(enum.StrEnum):
+    COMPLETED = "completed"  # ran every epoch
+    STOPPED_EARLY = "stopped_early"  # stopped by ASHA
+    ERRORED = "errored"  # failed after its retries
+    RUNNING = "running"  # only in the files of a study still running or interrupted
+
+
+# Every hyperparameter of trainables.train.HParams that a search space may set, with its Arrow type.
+PARAM_TYPES: dict[str, pa.DataType] = {
+    "cell": pa.string(),
+    "hidden_size": pa.int64(),
+    "num_layers": pa.int64(),
+    "bidirectional": pa.bool_(),
+    "dropout": pa.float64(),
+    "skip": pa.bool_(),
+    "attention": pa.bool_(),
+    "clip": pa.float64(),
+    "lr": pa.float64(),
+    "batch_size": pa.int64(),
+    "freeze_embeddings": pa.bool_(),
+}
+SUMMARY_METRICS = ("val_macro_f1", "val_auc", "val_accuracy", "val_loss")
+
+TRIALS_SCHEMA = pa.schema(
+    [
+        ("trial_id", pa.string()),
+        ("trial_number", pa.int64()),
+        ("status", pa.string()),
+        *[(f"params_{k}", t) for k, t in PARAM_TYPES.items()],
+        *[(f"best_{m}", pa.float64()) for m in SUMMARY_METRICS],
+        ("best_epoch", pa.int64()),
+        *[(f"last_{m}", pa.float64()) for m in SUMMARY_METRICS],
+        ("epochs_run", pa.int64()),
+        ("time_total_s", pa.float64()),
+        ("node_id", pa.string()),
+        ("hostname", pa.string()),
+        ("cpus", pa.float64()),
+        ("gpus", pa.float64()),
+        ("seed", pa.int64()),
+        ("error", pa.string()),
+    ]
+)
+
+EPOCH_METRICS = (
+    "train_loss",
+    "train_macro_f1",
+    "train_accuracy",
+    "val_loss",
+    "val_macro_f1",
+    "val_accuracy",
+    "val_auc",
+)
+EPOCHS_SCHEMA = pa.schema(
+    [
+        ("trial_id", pa.string()),
+        ("epoch", pa.int64()),
+        *[(m, pa.float64()) for m in EPOCH_METRICS],
+        ("val_f1_per_class", pa.list_(pa.float64())),
+        ("val_recall_per_class", pa.list_(pa.float64())),
+        ("epoch_time_s", pa.float64()),
+        ("time_total_s", pa.float64()),
+        ("node_id", pa.string()),
+    ]
+)
+
+PREDICTIONS_SCHEMA = pa.schema(
+    [
+        ("trial_id", pa.string()),
+        ("epoch", pa.int64()),
+        ("row", pa.int64()),  # position in the validation set
+        ("label", pa.int64()),  # true class index
+        ("probs", pa.list_(pa.float32())),  # (C,) class probabilities
+    ]
+)
+
+SCHEMAS = {TRIALS_FILE: TRIALS_SCHEMA, EPOCHS_FILE: EPOCHS_SCHEMA, PREDICTIONS_FILE: PREDICTIONS_SCHEMA}
+
+
+def _atomic_write(path: Path, write: Any) -> None:
+    """Call write(tmp_path), then rename onto `path`; the temporary file is removed on any failure."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_table(rows: Iterable[dict[str, Any]], path: Path, schema: pa.Schema) -> None:
+    """Write rows (dicts keyed by column name; missing keys become null) as Parquet with `schema`."""
+    rows = list(rows)
+    columns = {f.name: [r.get(f.name) for r in rows] for f in schema}
+    table = pa.Table.from_pydict(columns, schema=schema.with_metadata({"schema_version": str(SCHEMA_VERSION)}))
+    _atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """Read one of the results files, checking its schema version and columns.
+
+    Raises:
+        ResultsError: missing file, unreadable file, unknown schema version or columns.
+    """
+    path = Path(path)
+    schema = SCHEMAS.get(path.name)
+    if schema is None:
+        raise ResultsError(f"{str(path)!r} is not a results file; expected one of {sorted(SCHEMAS)}.")
+    if not path.is_file():
+        raise ResultsError(
+            f"{str(path)!r} does not exist; is {str(path.parent)!r} a study folder written by `python -m study.run`?"
+        )
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowInvalid) as e:
+        raise ResultsError(
+            f"{str(path)!r} is not a readable Parquet file ({e}); rerun or `--resume` the study."
+        ) from None
+    version = (table.schema.metadata or {}).get(b"schema_version", b"?").decode()
+    if version != str(SCHEMA_VERSION):
+        raise ResultsError(
+            f"{str(path)!r} has results schema version {version}, but this code reads version "
+            f"{SCHEMA_VERSION}; use the matching version of this tool."
+        )
+    if table.schema.remove_metadata() != schema:
+        raise ResultsError(f"{str(path)!r} does not have the expected columns of schema version {SCHEMA_VERSION}.")
+    return table.to_pandas()
+
+
+def _json_default(o: Any) -> Any:
+    if hasattr(o, "item"):  # numpy scalars
+        return o.item()
+    if isinstance(o, (set, tuple, Path)):
+        return list(o) if not isinstance(o, Path) else str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def _clean_floats(o: Any) -> Any:
+    if isinstance(o, float) and not math.isfinite(o):
+        return None
+    if isinstance(o, dict):
+        return {k: _clean_floats(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_clean_floats(v) for v in o]
+    return o
+
+
+def write_json(obj: dict[str, Any], path: Path) -> None:
+    text = json.dumps(_clean_floats(obj), indent=2, default=_json_default, ensure_ascii=False)
+    _atomic_write(path, lambda tmp: Path(tmp).write_text(text + "\n", encoding="utf-8"))
+
+
+def read_study(folder: Path) -> dict[str, Any]:
+    """study.json of a results folder, checked for its schema version."""
+    path = Path(folder) / STUDY_FILE
+    if not Path(folder).is_dir():
+        raise ResultsError(f"{str(folder)!r} is not a folder; give a study folder such as results/<name>.")
+    if not path.is_file():
+        raise ResultsError(
+            f"{str(folder)!r} is not a study folder: it has no {STUDY_FILE}. "
+            "Give a folder written by `python -m study.run`."
+        )
+    try:
+        study = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ResultsError(f"{str(path)!r} is not valid JSON ({e}).") from None
+    if study.get("schema_version") != SCHEMA_VERSION:
+        raise ResultsError(
+            f"{str(path)!r} has results schema version {study.get('schema_version')!r}, but this "
+            f"code reads version {SCHEMA_VERSION}; use the matching version of this tool."
+        )
+    return study
+
+
+def summarise_trial(
+    trial_id: str,
+    trial_number: int,
+    params: dict[str, Any],
+    epochs: list[dict[str, Any]],
+    status: TrialStatus,
+    error: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A trials.parquet row from a trial's settings and its epoch rows (sorted by epoch).
+
+    The best epoch is the one with the highest validation macro-F1 (the earliest on ties).
+    """
+    row: dict[str, Any] = {
+        "trial_id": trial_id,
+        "trial_number": trial_number,
+        "status": status.value,
+        "error": error,
+        "epochs_run": len(epochs),
+        **extra,
+    }
+    for k in PARAM_TYPES:
+        row[f"params_{k}"] = params.get(k)
+    if epochs:
+        scores = [e["val_macro_f1"] if math.isfinite(e["val_macro_f1"]) else -math.inf for e in epochs]
+        best = epochs[scores.index(max(scores))]
+        last = epochs[-1]
+        row["best_epoch"] = best["epoch"]
+        row["time_total_s"] = last.get("time_total_s")
+        for m in SUMMARY_METRICS:
+            row[f"best_{m}"] = best[m]
+            row[f"last_{m}"] = last[m]
+    return row

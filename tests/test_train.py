@@ -1,0 +1,140 @@
+import io
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+from trainables.model import ModelConfig, RNNClassifier
+from trainables.prepare import EncodedData
+from trainables.train import HParams, NonFiniteLossError, fit, train_step
+
+T, V, D = 12, 60, 8
+
+
+def _encoded(n_train=300, n_valid=90, seed=0, mode="sequence") -> EncodedData:
+    """Synthetic data whose first token names the class: learnable in a couple of epochs."""
+    rng = np.random.default_rng(seed)
+
+    def split(n):
+        y = rng.integers(0, 3, n)
+        lengths = rng.integers(2, T + 1, n)
+        x = np.zeros((n, T), np.int32)
+        for i in range(n):
+            x[i, : lengths[i]] = rng.integers(5, V, lengths[i])
+            x[i, 0] = 2 + y[i]
+        return x, lengths.astype(np.int64), y.astype(np.int64)
+
+    (xt, lt, yt), (xv, lv, yv) = split(n_train), split(n_valid)
+    emb = rng.normal(size=(V, D)).astype(np.float32)
+    emb[0] = 0
+    if mode == "mean":
+        xt, xv = emb[xt].mean(1), emb[xv].mean(1)
+        lt, lv = np.full(n_train, D), np.full(n_valid, D)
+        emb = None
+    return EncodedData(mode, xt, lt, yt, xv, lv, yv, emb, ("NEG", "NEU", "POS"), "synthetic")
+
+
+HP = HParams(cell="lstm", hidden_size=8, num_layers=2, batch_size=32, max_epochs=3, lr=1e-2, seed=3)
+
+
+def _strip_time(history):
+    return [{k: v for k, v in m.items() if k != "epoch_time_s"} for m in history]
+
+
+def test_metrics_record_every_epoch():
+    reports = []
+    history = fit(HP, _encoded(), reports.append)
+    assert [m["epoch"] for m in history] == [1, 2, 3]
+    m = history[-1]
+    for key in (
+        "train_loss",
+        "val_loss",
+        "val_macro_f1",
+        "val_accuracy",
+        "val_auc",
+        "train_macro_f1",
+        "epoch_time_s",
+    ):
+        assert math.isfinite(m[key]), key
+    assert len(m["val_f1_per_class"]) == 3 and len(m["val_recall_per_class"]) == 3
+    assert len(reports) == 3
+    probs = reports[-1].val_probs
+    assert probs.shape == (90, 3)
+    np.testing.assert_allclose(probs.sum(1), 1, rtol=1e-5)
+    assert history[-1]["val_macro_f1"] > 0.8  # the class token is easy to find
+
+
+@pytest.mark.parametrize("mode", ["sequence", "mean"])
+@pytest.mark.parametrize("cell", ["rnn", "gru"])
+def test_same_seed_same_metrics(mode, cell):
+    hp = HParams(cell=cell, hidden_size=6, num_layers=1, batch_size=64, max_epochs=2, seed=1)
+    a = _strip_time(fit(hp, _encoded(mode=mode)))
+    b = _strip_time(fit(hp, _encoded(mode=mode)))
+    assert a == b
+    c = _strip_time(fit(HParams(**{**hp.__dict__, "seed": 2}), _encoded(mode=mode)))
+    assert a != c
+
+
+def test_resume_from_saved_state_equals_uninterrupted_run():
+    data = _encoded()
+    states = []
+    full = fit(HP, data, lambda r: states.append(r.state()))
+    buf = io.BytesIO()
+    torch.save(states[0], buf)  # as a checkpoint would: through bytes, loaded with weights_only
+    buf.seek(0)
+    state = torch.load(buf, weights_only=True)
+    resumed = fit(HP, data, state=state)
+    assert [m["epoch"] for m in resumed] == [2, 3]
+    assert _strip_time(resumed) == _strip_time(full[1:])
+
+
+def test_clipping_bounds_the_gradient_norm():
+    torch.manual_seed(0)
+    model = RNNClassifier(ModelConfig(cell="rnn", input_size=4, hidden_size=8, num_layers=1, num_classes=3))
+    x = torch.randn(16, 5, 4) * 50
+    y = torch.randint(0, 3, (16,))
+    lengths = torch.full((16,), 5)
+    before = [p.detach().clone() for p in model.parameters()]
+    # plain SGD with lr=1 moves every parameter by exactly minus its (clipped) gradient
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    train_step(model, opt, nn.CrossEntropyLoss(), x, lengths, y, clip=0.0)
+    unclipped = torch.sqrt(sum(((p - b) ** 2).sum() for p, b in zip(model.parameters(), before, strict=False)))
+    assert unclipped > 0.05  # the test means something only if clipping has work to do
+    model.load_state_dict({k: v for k, v in zip(model.state_dict(), before, strict=False)})
+    train_step(model, opt, nn.CrossEntropyLoss(), x, lengths, y, clip=0.05)
+    step = torch.sqrt(sum(((p - b) ** 2).sum() for p, b in zip(model.parameters(), before, strict=False)))
+    assert step <= 0.05 + 1e-6
+
+
+def test_non_finite_loss_is_an_error():
+    data = _encoded()
+    emb = data.embeddings.copy()
+    emb[5:] = np.nan
+    bad = EncodedData(**{**data.__dict__, "embeddings": emb})
+    with pytest.raises(NonFiniteLossError, match="lower `lr`"):
+        fit(HParams(hidden_size=4, num_layers=1, max_epochs=1), bad)
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"lr": 0}, "`lr` must be a finite number > 0, but got 0"),
+        ({"lr": -1e-3}, "`lr` must be"),
+        ({"batch_size": 0}, "`batch_size` must be >= 1, but got 0"),
+        ({"max_epochs": -2}, "`max_epochs` must be >= 1"),
+        ({"dropout": 1.5}, "`dropout` must be in [0, 1), but got 1.5"),
+        ({"clip": -1}, "`clip` must be >= 0"),
+        ({"cell": "cnn"}, "`cell` must be one of"),
+    ],
+)
+def test_hparams_errors(kwargs, message):
+    with pytest.raises(ValueError) as e:
+        HParams(**kwargs)
+    assert message in str(e.value)
+
+
+def test_hparams_from_dict_ignores_other_keys():
+    hp = HParams.from_dict({"hidden_size": 16, "lr": 0.01, "vectorizer": "mean"})
+    assert hp.hidden_size == 16 and hp.lr == 0.01

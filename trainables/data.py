@@ -1,0 +1,407 @@
+"""Reading labelled and unlabelled tweet CSV files, validated up front, plus seeded splits and subsets.
+
+Here: `DataSpec` (which columns, how labels map to classes, what to do with bad rows), `read_labelled`,
+`read_unlabelled`, `stratified_split` and `subset`. Not here: text cleaning (preprocess.py), tokenising and
+vectorising (vectorize.py).
+
+Every problem with an input file raises one `DataError` before any work is done. Its message names the file,
+the column or rows at fault, and the fix (usually a command-line flag). Rows are reported as "data row N":
+1-based, counting data records after the header, so a quoted multi-line tweet is one row. This differs from
+the file's line numbers whenever a tweet spans several lines, which is why line numbers are not used.
+
+Identifier columns such as `New_ID` are never read into the result: in the Greek election data the id
+encodes the label.
+"""
+
+from __future__ import annotations
+
+import difflib
+import io
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+log = logging.getLogger(__name__)
+
+EMPTY_TEXTS_CHOICES = ("refuse", "drop")
+_MAX_LISTED = 5  # how many bad rows or values an error message lists
+
+
+class DataError(ValueError):
+    """Bad input data; the message names the file, the row or column, and the fix."""
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """How to read a tweet CSV file: which columns to use and how to treat labels and empty texts."""
+
+    text_column: str = "Text"
+    label_column: str = "Sentiment"
+    party_column: str = "Party"  # "" means: no party column
+    label_map: tuple[tuple[str, str], ...] = ()  # raw label value (as str) -> class name; () = labels as they are
+    drop_unmapped: bool = False  # rows whose label is outside label_map: error (False) or dropped (True)
+    empty_texts: str = "refuse"  # "refuse" | "drop": empty or whitespace-only texts
+    prepend_party: bool = True  # text becomes f"{party} {text}", as the original work did
+
+    def __post_init__(self) -> None:
+        if self.empty_texts not in EMPTY_TEXTS_CHOICES:
+            raise ValueError(f"`empty_texts` must be one of {EMPTY_TEXTS_CHOICES}, but got {self.empty_texts!r}.")
+        for name in ("text_column", "label_column"):
+            if not getattr(self, name):
+                raise ValueError(f"`{name}` must be a non-empty column name, but got ''.")
+        if self.party_column and self.party_column == self.text_column:
+            raise ValueError(
+                f"`party_column` must differ from `text_column`, but both are {self.text_column!r}; "
+                "use party_column='' for no party column."
+            )
+        if not isinstance(self.label_map, tuple):
+            raise ValueError(f"`label_map` must be a tuple of (raw, class) pairs, but got {self.label_map!r}.")
+        for pair in self.label_map:
+            if not (isinstance(pair, tuple) and len(pair) == 2 and all(isinstance(s, str) and s for s in pair)):
+                raise ValueError(f"`label_map` entries must be (raw, class) pairs of non-empty str, but got {pair!r}.")
+        raws = [raw for raw, _ in self.label_map]
+        repeated = sorted({raw for raw in raws if raws.count(raw) > 1})
+        if repeated:
+            raise ValueError(f"`label_map` raw labels must be unique, but {repeated} appear more than once.")
+
+
+def parse_label_map(spec: str) -> tuple[tuple[str, str], ...]:
+    """Parses a command-line label map such as "-1=NEGATIVE,0=NEUTRAL,1=POSITIVE".
+
+    Args:
+        spec: Comma-separated `raw=class` items; whitespace around items and names is ignored, and so are
+            empty items (a trailing comma). The empty string means no map.
+
+    Returns:
+        The (raw, class) pairs in the order given, ready for `DataSpec.label_map`.
+
+    Raises:
+        ValueError: An item is not of the form `raw=class`, or a raw label appears twice.
+    """
+    pairs: list[tuple[str, str]] = []
+    for item in spec.split(","):
+        if not item.strip():
+            continue
+        raw, sep, name = (part.strip() for part in item.partition("="))
+        if not sep or not raw or not name or "=" in name:
+            raise ValueError(
+                f"`--label-map` items must have the form raw=class (e.g. '0=neutral,1=anti,2=pro'), "
+                f"but got the item {item.strip()!r} in {spec!r}."
+            )
+        if raw in (r for r, _ in pairs):
+            raise ValueError(f"`--label-map` raw labels must be unique, but {raw!r} appears twice in {spec!r}.")
+        pairs.append((raw, name))
+    return tuple(pairs)
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: a generated __eq__ would compare numpy arrays ambiguously
+class LabelledData:
+    """Texts with integer labels; `labels[i]` indexes `classes`."""
+
+    texts: tuple[str, ...]  # after the optional party prefix
+    labels: np.ndarray  # (N,) int64, indices into classes
+    classes: tuple[str, ...]
+    parties: tuple[str, ...] | None  # None when the spec has no party column
+    source: str  # the file path, for messages and fingerprints
+    dropped: int = 0  # rows dropped while reading the source (empty texts or unmapped labels)
+
+    def __post_init__(self) -> None:
+        assert self.labels.ndim == 1 and self.labels.dtype == np.int64, self.labels.dtype
+        assert len(self.texts) == len(self.labels), (len(self.texts), len(self.labels))
+        assert self.parties is None or len(self.parties) == len(self.texts)
+        assert len(self.labels) == 0 or 0 <= self.labels.min() <= self.labels.max() < len(self.classes)
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+def _rows(positions: np.ndarray) -> str:
+    """Formats 0-based row positions as '2, 5, 9 (and 3 more)' using 1-based data row numbers."""
+    shown = ", ".join(str(int(p) + 1) for p in positions[:_MAX_LISTED])
+    more = len(positions) - _MAX_LISTED
+    return shown + (f" (and {more} more)" if more > 0 else "")
+
+
+def _read_frame(path: str | Path) -> tuple[pd.DataFrame, str]:
+    """Reads a CSV file as strings only (no NaN), turning every read or parse failure into a `DataError`."""
+    path = Path(path)
+    name = str(path)
+    if not path.exists():
+        raise DataError(f"Data file {name} does not exist; check the path (relative paths start at {Path.cwd()}).")
+    if path.is_dir():
+        raise DataError(f"Data file {name} is a directory, not a file; give the path of a CSV file inside it.")
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"Data file {name} cannot be read ({exc}); check its permissions.") from exc
+    if not raw.strip():
+        raise DataError(f"Data file {name} is empty; it needs a header line and at least one data row.")
+    bom = b"\xef\xbb\xbf"
+    skip = len(bom) if raw.startswith(bom) else 0
+    try:
+        text = raw[skip:].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        offset = exc.start + skip
+        line = raw.count(b"\n", 0, offset) + 1
+        raise DataError(
+            f"Data file {name} is not UTF-8: byte {raw[offset : offset + 1]!r} at byte offset {offset} "
+            f"(line {line} of the file) cannot be decoded. Re-encode the file as UTF-8, "
+            f"e.g. `iconv -f cp1253 -t utf-8 {path.name} > fixed.csv` for Greek Windows text."
+        ) from exc
+    text = text.replace("\r\n", "\n")  # CRLF files and CRLF inside quoted tweets read like LF ones
+    try:
+        with warnings.catch_warnings():
+            # Rows longer than the header would otherwise lose fields silently.
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, index_col=False)
+    except (pd.errors.ParserError, pd.errors.ParserWarning, pd.errors.EmptyDataError) as exc:
+        raise DataError(
+            f"Data file {name} cannot be parsed as CSV: {str(exc).strip()}. Check that it is "
+            "comma-separated, that every row has as many fields as the header, and that quotes inside texts "
+            'are doubled ("").'
+        ) from exc
+    if frame.empty:
+        raise DataError(
+            f"Data file {name} has a header ({', '.join(map(str, frame.columns))}) but no data rows; "
+            "add rows or pick another file."
+        )
+    return frame.fillna(""), name  # fields missing at the end of a short row
+
+
+def _require_column(frame: pd.DataFrame, column: str, flag: str, name: str, extra: str = "") -> None:
+    if column in frame.columns:
+        return
+    present = [str(c) for c in frame.columns]
+    close = difflib.get_close_matches(column, present, n=1, cutoff=0.6) or [
+        c for c in present if c.strip().lower() == column.strip().lower()
+    ]
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise DataError(
+        f"Data file {name} has no column {column!r}; the columns present are {present}.{hint} "
+        f"Name the right one with `{flag}`{extra}."
+    )
+
+
+def _compose_texts(texts: pd.Series, parties: pd.Series | None) -> list[str]:
+    if parties is None:
+        return texts.tolist()
+    return [f"{p} {t}" if p else t for p, t in zip(parties.tolist(), texts.tolist(), strict=True)]
+
+
+def read_labelled(
+    path: str | Path, spec: DataSpec = DataSpec(), classes: tuple[str, ...] | None = None
+) -> LabelledData:
+    """Reads a labelled tweet CSV file and checks it before returning anything.
+
+    Labels are read as strings, so "0" and "-1" match a label map's raw values exactly (surrounding
+    whitespace is ignored). Class order: with a label map, the map's class names in map order (deduplicated);
+    without one, the sorted unique label values; with `classes` given, exactly those.
+
+    Args:
+        path: The CSV file; UTF-8 with or without a BOM, LF or CRLF, quoted multi-line texts allowed (CRLF
+            inside texts becomes LF).
+        spec: Columns and policies for labels and empty texts.
+        classes: The class names to use, e.g. the training file's when reading a validation file; every label
+            (after mapping) must be among them.
+
+    Returns:
+        The texts (party-prefixed when `spec.prepend_party` and a party column is set), integer labels,
+        classes, parties and how many rows were dropped.
+
+    Raises:
+        DataError: The file is missing, unreadable, not UTF-8, not parseable, has no data rows or lacks a
+            needed column; labels fall outside the label map (unless `spec.drop_unmapped`) or outside
+            `classes`; texts are empty (unless `spec.empty_texts == "drop"`); no rows remain; or fewer than
+            two classes remain (checked only when `classes` is not given).
+    """
+    frame, name = _read_frame(path)
+    _require_column(frame, spec.text_column, "--text-column", name)
+    _require_column(frame, spec.label_column, "--label-column", name)
+    if spec.party_column:
+        _require_column(frame, spec.party_column, "--party-column", name, extra=", or `--party-column ''` for none")
+    if classes is not None:
+        classes = tuple(classes)
+        if len(classes) < 2 or len(set(classes)) != len(classes):
+            raise ValueError(f"`classes` must hold at least two distinct names, but got {classes}.")
+
+    raw_labels = frame[spec.label_column].str.strip()
+    keep = np.ones(len(frame), dtype=bool)
+    if spec.label_map:
+        mapping = dict(spec.label_map)
+        mapped = raw_labels.map(mapping)
+        unmapped = np.flatnonzero(mapped.isna().to_numpy())
+        if len(unmapped) and not spec.drop_unmapped:
+            listed = ", ".join(f"{raw_labels.iloc[i]!r} (data row {i + 1})" for i in unmapped[:_MAX_LISTED])
+            more = f" and {len(unmapped) - _MAX_LISTED} more" if len(unmapped) > _MAX_LISTED else ""
+            raise DataError(
+                f"Data file {name}: {len(unmapped)} label(s) in column {spec.label_column!r} are not in the "
+                f"label map {list(mapping)}: {listed}{more}. Extend `--label-map`, or pass `--drop-unmapped` "
+                "to drop those rows."
+            )
+        keep[unmapped] = False
+        labels_str = mapped.fillna("")
+        map_classes = tuple(dict.fromkeys(c for _, c in spec.label_map))
+    else:
+        missing = np.flatnonzero((raw_labels == "").to_numpy())
+        if len(missing):
+            raise DataError(
+                f"Data file {name}: {len(missing)} row(s) have an empty label in column "
+                f"{spec.label_column!r}, at data row(s) {_rows(missing)}. Fill them in, or give "
+                "`--label-map` with `--drop-unmapped` to drop rows whose label is not in the map."
+            )
+        labels_str = raw_labels
+        map_classes = None
+
+    if classes is not None:
+        known = set(classes)
+        unknown_mask = keep & ~labels_str.isin(known).to_numpy()
+        if unknown_mask.any():
+            unknown = sorted(set(labels_str[unknown_mask]))
+            raise DataError(
+                f"Data file {name}: labels {unknown} (at data row(s) {_rows(np.flatnonzero(unknown_mask))}) "
+                f"are not among the known classes {list(classes)}. Make the file use the same labels as the "
+                "training data, or give the same `--label-map` for both files."
+            )
+
+    texts = frame[spec.text_column]
+    empty = keep & (texts.str.strip() == "").to_numpy()
+    if empty.any():
+        positions = np.flatnonzero(empty)
+        if spec.empty_texts == "refuse":
+            raise DataError(
+                f"Data file {name}: {len(positions)} text(s) in column {spec.text_column!r} are empty or "
+                f"whitespace only, at data row(s) {_rows(positions)}. Remove those rows, or pass "
+                "`--empty-texts drop` to drop them."
+            )
+        keep &= ~empty
+
+    given = classes is not None
+    if classes is None:
+        classes = map_classes if map_classes is not None else tuple(sorted(set(labels_str[keep])))
+    present = sorted(set(labels_str[keep]))
+    dropped = int((~keep).sum())
+    if not keep.any() or (len(present) < 2 and not given):
+        raise DataError(
+            f"Data file {name}: {f'after dropping {dropped} row(s), ' if dropped else ''}{int(keep.sum())} "
+            f"row(s) remain with {len(present)} class(es) {present}; at least two classes are needed. "
+            "Check `--label-column` and `--label-map`, or use a larger file."
+        )
+    if map_classes is not None and not given:
+        absent = [c for c in classes if c not in present]
+        if absent:
+            log.warning("No rows of class(es) %s in %s", absent, name)
+
+    index = {c: i for i, c in enumerate(classes)}
+    kept = frame.loc[keep]
+    parties = kept[spec.party_column].str.strip() if spec.party_column else None
+    return LabelledData(
+        texts=tuple(_compose_texts(kept[spec.text_column], parties if spec.prepend_party else None)),
+        labels=np.fromiter((index[v] for v in labels_str[keep]), dtype=np.int64, count=int(keep.sum())),
+        classes=classes,
+        parties=tuple(parties.tolist()) if parties is not None else None,
+        source=name,
+        dropped=dropped,
+    )
+
+
+def read_unlabelled(path: str | Path, spec: DataSpec = DataSpec()) -> list[str]:
+    """Reads the texts of a CSV file without labels, e.g. extra text for training word vectors.
+
+    Only the text column is needed. When `spec` names a party column, `spec.prepend_party` is set and the file
+    has that column, texts get the party prefix as in `read_labelled`; a file without it is read without the
+    prefix (with a warning). Empty and whitespace-only texts are dropped silently.
+
+    Args:
+        path: The CSV file; the same formats as `read_labelled` accepts.
+        spec: Columns to use; its label settings are ignored.
+
+    Returns:
+        The texts in file order.
+
+    Raises:
+        DataError: The file is missing, unreadable, not UTF-8, not parseable, has no data rows, lacks the text
+            column, or has only empty texts.
+    """
+    frame, name = _read_frame(path)
+    _require_column(frame, spec.text_column, "--text-column", name)
+    texts = frame[spec.text_column]
+    keep = (texts.str.strip() != "").to_numpy()
+    if not keep.any():
+        raise DataError(
+            f"Data file {name}: all {len(frame)} text(s) in column {spec.text_column!r} are empty; "
+            "check `--text-column`."
+        )
+    parties = None
+    if spec.party_column and spec.prepend_party:
+        if spec.party_column in frame.columns:
+            parties = frame.loc[keep, spec.party_column].str.strip()
+        else:
+            log.warning("No column %r in %s; reading its texts without the party prefix", spec.party_column, name)
+    return _compose_texts(texts[keep], parties)
+
+
+def subset(data: LabelledData, index: np.ndarray) -> LabelledData:
+    """Selects rows of `data` by integer positions or a boolean mask.
+
+    Args:
+        data: The data to select from.
+        index: (K,) integer positions (any order, repeats allowed) or an (N,) boolean mask.
+
+    Returns:
+        The selected rows with the same classes, source and `dropped` (which describes reading the source).
+    """
+    index = np.asarray(index)
+    if index.dtype == bool:
+        if index.shape != (len(data),):
+            raise ValueError(f"A boolean `index` must have shape ({len(data)},), but got {index.shape}.")
+        index = np.flatnonzero(index)
+    if index.ndim != 1 or not (index.size == 0 or np.issubdtype(index.dtype, np.integer)):
+        raise ValueError(
+            f"`index` must be 1-D integer positions or a boolean mask, but got {index.dtype} with shape {index.shape}."
+        )
+    return LabelledData(
+        texts=tuple(data.texts[i] for i in index.tolist()),
+        labels=data.labels[index.astype(np.int64)],
+        classes=data.classes,
+        parties=tuple(data.parties[i] for i in index.tolist()) if data.parties is not None else None,
+        source=data.source,
+        dropped=data.dropped,
+    )
+
+
+def stratified_split(data: LabelledData, valid_fraction: float, seed: int) -> tuple[LabelledData, LabelledData]:
+    """Splits `data` into training and validation parts with the same class proportions.
+
+    Args:
+        data: The data to split.
+        valid_fraction: Share of rows that go to the validation part, in (0, 1).
+        seed: Seed for the shuffle; the same seed gives the same split.
+
+    Returns:
+        (train, valid).
+
+    Raises:
+        ValueError: `valid_fraction` is outside (0, 1).
+        DataError: Some class has too few rows, or the data too few rows, for a stratified split.
+    """
+    if not 0.0 < valid_fraction < 1.0:
+        raise ValueError(f"`valid_fraction` must be in (0, 1), but got {valid_fraction}.")
+    positions = np.arange(len(data))
+    try:
+        train, valid = train_test_split(
+            positions, test_size=valid_fraction, random_state=seed, shuffle=True, stratify=data.labels
+        )
+    except ValueError as exc:
+        counts = dict(zip(data.classes, np.bincount(data.labels, minlength=len(data.classes)).tolist(), strict=True))
+        raise DataError(
+            f"Data file {data.source}: cannot split {len(data)} rows with class counts {counts} into a "
+            f"stratified validation fraction of {valid_fraction} ({exc}). Every class needs at least two "
+            "rows and the validation part at least one row per class; use more data or another "
+            "`--valid-fraction`."
+        ) from exc
+    return subset(data, np.sort(train)), subset(data, np.sort(valid))

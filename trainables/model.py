@@ -1,0 +1,104 @@
+"""The classifier: stacked (bi)directional RNN / LSTM / GRU with skip connections and dot-product attention.
+
+Inputs are either token ids (looked up in a Word2Vec embedding matrix) or float sequences (the `mean`
+encoding: D timesteps of one feature). Padding never reaches the recurrent state or the attention: every
+layer runs on packed sequences and attention scores beyond a tweet's length are masked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    cell: str = "lstm"  # "rnn" (vanilla, tanh) | "lstm" | "gru"
+    input_size: int = 300  # features per timestep: embedding dim, or 1 for the `mean` encoding
+    hidden_size: int = 64  # H, per direction
+    num_layers: int = 2  # stacked recurrent layers
+    bidirectional: bool = True
+    dropout: float = 0.3  # between stacked layers and before the classifier
+    skip: bool = True  # residual connection around every layer whose input and output widths match
+    attention: bool = True  # dot-product attention over all timesteps, query = last hidden state
+    num_classes: int = 3
+
+    def __post_init__(self) -> None:
+        if self.cell not in CELLS:
+            raise ValueError(f"`cell` must be one of {tuple(CELLS)}, but got {self.cell!r}.")
+        for name in ("input_size", "hidden_size", "num_layers"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"`{name}` must be >= 1, but got {getattr(self, name)}.")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"`dropout` must be in [0, 1), but got {self.dropout}.")
+        if self.num_classes < 2:
+            raise ValueError(f"`num_classes` must be >= 2, but got {self.num_classes}.")
+
+    @property
+    def out_size(self) -> int:
+        return self.hidden_size * (2 if self.bidirectional else 1)
+
+
+class RNNClassifier(nn.Module):
+    def __init__(self, cfg: ModelConfig, embeddings: torch.Tensor | None = None, freeze_embeddings: bool = True):
+        super().__init__()
+        self.cfg = cfg
+        self.embedding = None
+        if embeddings is not None:
+            if embeddings.shape[1] != cfg.input_size:
+                raise ValueError(
+                    f"`input_size` ({cfg.input_size}) must equal the embedding dimension ({embeddings.shape[1]})."
+                )
+            self.embedding = nn.Embedding.from_pretrained(embeddings, freeze=freeze_embeddings, padding_idx=0)
+        cell = CELLS[cfg.cell]
+        widths = [cfg.input_size] + [cfg.out_size] * (cfg.num_layers - 1)
+        self.layers = nn.ModuleList(
+            cell(w, cfg.hidden_size, batch_first=True, bidirectional=cfg.bidirectional) for w in widths
+        )
+        self.drop = nn.Dropout(cfg.dropout)
+        head_in = cfg.out_size * (2 if cfg.attention else 1)
+        self.head = nn.Linear(head_in, cfg.num_classes)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Class logits of a batch.
+
+        Args:
+            x: (B, T) token ids, or (B, T) / (B, T, F) float features.
+            lengths: (B,) int64 real lengths, each in [1, T], on the CPU.
+
+        Returns:
+            logits (B, C) and attention weights (B, T) (None without attention); weights are 0 on padding.
+        """
+        if self.embedding is not None:
+            h = self.embedding(x)  # (B, T, E)
+        else:
+            h = x.unsqueeze(-1) if x.dim() == 2 else x  # (B, T, F)
+        T = h.shape[1]
+        packed = bool((lengths < T).any())
+        for i, rnn in enumerate(self.layers):
+            if i > 0:
+                h = self.drop(h)
+            inp = h
+            if packed:
+                seq = pack_padded_sequence(h, lengths, batch_first=True, enforce_sorted=False)
+                out, state = rnn(seq)
+                out, _ = pad_packed_sequence(out, batch_first=True, total_length=T)  # (B, T, D), 0 on padding
+            else:
+                out, state = rnn(h)  # (B, T, D)
+            if self.cfg.skip and inp.shape[-1] == out.shape[-1]:
+                out = out + inp  # padding stays 0: both terms are 0 there after the first layer
+            h = out
+        h_n = state[0] if isinstance(state, tuple) else state  # (layers*dirs=dirs, B, H) of the last layer
+        query = torch.cat(list(h_n), dim=-1)  # (B, D): forward final state, backward state at t=0
+        if not self.cfg.attention:
+            return self.head(self.drop(query)), None
+        scores = torch.bmm(h, query.unsqueeze(-1)).squeeze(-1)  # (B, T)
+        mask = torch.arange(T, device=h.device)[None, :] >= lengths.to(h.device)[:, None]  # (B, T) True on padding
+        weights = torch.softmax(scores.masked_fill(mask, float("-inf")), dim=-1)  # (B, T)
+        context = torch.bmm(weights.unsqueeze(1), h).squeeze(1)  # (B, D)
+        return self.head(self.drop(torch.cat([context, query], dim=-1))), weights

@@ -1,0 +1,243 @@
+"""The training loop: `fit(hp, data, report)` in plain PyTorch, Adam + cross-entropy + gradient clipping.
+
+After every epoch `report` receives an EpochReport (metrics, validation probabilities, and a function that
+returns the full training state). `fit` can start from such a state and then gives the same result as an
+uninterrupted run. Ray lives in trainable.py, which wraps this function unchanged.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from trainables.metrics import METRIC, classification_metrics
+from trainables.model import ModelConfig, RNNClassifier
+from trainables.prepare import EncodedData
+
+
+@dataclass(frozen=True)
+class HParams:
+    cell: str = "lstm"  # "rnn" | "lstm" | "gru"
+    hidden_size: int = 64  # per direction
+    num_layers: int = 2
+    bidirectional: bool = True
+    dropout: float = 0.3
+    skip: bool = True
+    attention: bool = True
+    clip: float = 1.0  # max gradient L2 norm; 0 disables clipping
+    lr: float = 1e-3  # Adam learning rate
+    batch_size: int = 128
+    max_epochs: int = 10
+    freeze_embeddings: bool = True  # `sequence` mode: keep the Word2Vec vectors fixed
+    seed: int = 0
+    device: str = "auto"  # "auto" (CUDA when present) | "cpu" | "cuda" | "cuda:N"
+    num_threads: int = 0  # torch intra-op threads; 0 leaves torch's default
+
+    def __post_init__(self) -> None:
+        ModelConfig(cell=self.cell, hidden_size=self.hidden_size, num_layers=self.num_layers, dropout=self.dropout)
+        for name in ("batch_size", "max_epochs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"`{name}` must be >= 1, but got {getattr(self, name)}.")
+        if not self.lr > 0 or not math.isfinite(self.lr):
+            raise ValueError(f"`lr` must be a finite number > 0, but got {self.lr}.")
+        if not self.clip >= 0:
+            raise ValueError(f"`clip` must be >= 0 (0 disables clipping), but got {self.clip}.")
+        if self.num_threads < 0:
+            raise ValueError(f"`num_threads` must be >= 0, but got {self.num_threads}.")
+
+    @classmethod
+    def from_dict(cls, config: dict[str, Any]) -> HParams:
+        """Build from a Tune config or settings dict; keys that are not hyperparameters are ignored."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in config.items() if k in names})
+
+
+@dataclass(frozen=True)
+class EpochReport:
+    metrics: dict[str, Any]  # losses, validation metrics, epoch (1-based), epoch_time_s
+    val_probs: np.ndarray  # (N_valid, C) validation probabilities of this epoch
+    state: Callable[[], dict[str, Any]]  # the full training state after this epoch, for checkpoints
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite (e.g. a learning rate far too large)."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"`device` is {name!r}, but no CUDA device is available here; use 'auto' or 'cpu'.")
+    return device
+
+
+def build_model(hp: HParams, data: EncodedData) -> RNNClassifier:
+    embeddings = torch.from_numpy(data.embeddings) if data.embeddings is not None else None
+    cfg = ModelConfig(
+        cell=hp.cell,
+        input_size=data.input_size,
+        hidden_size=hp.hidden_size,
+        num_layers=hp.num_layers,
+        bidirectional=hp.bidirectional,
+        dropout=hp.dropout,
+        skip=hp.skip,
+        attention=hp.attention,
+        num_classes=len(data.classes),
+    )
+    return RNNClassifier(cfg, embeddings, freeze_embeddings=hp.freeze_embeddings)
+
+
+def _batches(x: torch.Tensor, lengths: torch.Tensor, order: torch.Tensor, batch_size: int, trim: bool):
+    """Yield (positions, x, lengths) batches; sequence batches are cut to their longest tweet."""
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        xb, lb = x[idx], lengths[idx]
+        if trim:
+            xb = xb[:, : int(lb.max())]
+        yield idx, xb, lb
+
+
+@torch.no_grad()
+def predict_proba(
+    model: RNNClassifier,
+    x: torch.Tensor,
+    lengths: torch.Tensor,
+    batch_size: int,
+    trim: bool,
+    device: torch.device,
+) -> np.ndarray:
+    """Class probabilities (N, C) in evaluation mode."""
+    model.eval()
+    out = []
+    for _, xb, lb in _batches(x, lengths, torch.arange(len(x)), batch_size, trim):
+        logits, _ = model(xb.to(device), lb)
+        out.append(torch.softmax(logits.float(), dim=-1).cpu())
+    return torch.cat(out).numpy()
+
+
+def train_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: nn.Module,
+    x: torch.Tensor,
+    lengths: torch.Tensor,
+    y: torch.Tensor,
+    clip: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimiser step on a batch, the gradient's L2 norm clipped to `clip` (0: no clipping).
+
+    Returns:
+        The batch loss (a detached scalar tensor) and the logits (B, C), detached.
+    """
+    logits, _ = model(x, lengths)
+    loss = loss_fn(logits, y)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip > 0:
+        nn.utils.clip_grad_norm_(model.parameters(), clip)
+    optimizer.step()
+    return loss.detach(), logits.detach()
+
+
+def fit(
+    hp: HParams,
+    data: EncodedData,
+    report: Callable[[EpochReport], None] | None = None,
+    state: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Train a classifier for `hp.max_epochs` epochs, reporting after each one.
+
+    Args:
+        hp: hyperparameters.
+        data: encoded training and validation data (see prepare.py).
+        report: called after every epoch; may raise to stop training (Ray stops trials this way).
+        state: a state returned by an earlier EpochReport.state(); training continues after its epoch.
+
+    Returns:
+        The metrics of every epoch run by this call.
+
+    Raises:
+        NonFiniteLossError: the training loss became NaN or infinite.
+    """
+    if hp.num_threads:
+        torch.set_num_threads(hp.num_threads)
+    device = resolve_device(hp.device)
+    torch.manual_seed(hp.seed)
+    model = build_model(hp, data).to(device)
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=hp.lr)
+    loss_fn = nn.CrossEntropyLoss()
+    shuffle = torch.Generator().manual_seed(hp.seed)
+    start_epoch = 0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        shuffle.set_state(state["shuffle_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        start_epoch = int(state["epoch"])
+
+    trim = data.mode == "sequence"
+    x_tr, l_tr, y_tr = (torch.from_numpy(a) for a in (data.x_train, data.len_train, data.y_train))
+    x_va, l_va = torch.from_numpy(data.x_valid), torch.from_numpy(data.len_valid)
+    y_tr_dev = y_tr.to(device)
+    history = []
+    for epoch in range(start_epoch + 1, hp.max_epochs + 1):
+        t0 = time.perf_counter()
+        model.train()
+        order = torch.randperm(len(y_tr), generator=shuffle)
+        total_loss = torch.zeros((), device=device)
+        train_pred = torch.empty(len(y_tr), dtype=torch.long)
+        for idx, xb, lb in _batches(x_tr, l_tr, order, hp.batch_size, trim):
+            loss, logits = train_step(model, optimizer, loss_fn, xb.to(device), lb, y_tr_dev[idx.to(device)], hp.clip)
+            total_loss += loss * len(idx)
+            train_pred[idx] = logits.detach().argmax(-1).cpu()
+        train_loss = float(total_loss) / len(y_tr)
+        if not math.isfinite(train_loss):
+            raise NonFiniteLossError(
+                f"training loss became {train_loss} in epoch {epoch} (lr={hp.lr}, clip={hp.clip}); "
+                "lower `lr` or set `clip` > 0."
+            )
+        val_probs = predict_proba(model, x_va, l_va, max(hp.batch_size, 512), trim, device)
+        val_loss = float(
+            nn.functional.nll_loss(
+                torch.log(torch.from_numpy(val_probs).clamp_min(1e-12)), torch.from_numpy(data.y_valid)
+            )
+        )
+        train_f1 = classification_metrics(y_tr.numpy(), np.eye(len(data.classes))[train_pred.numpy()], "train_")
+        metrics = {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "train_macro_f1": train_f1["train_macro_f1"],
+            "train_accuracy": train_f1["train_accuracy"],
+            "val_loss": val_loss,
+            **classification_metrics(data.y_valid, val_probs, "val_"),
+            "epoch_time_s": time.perf_counter() - t0,
+        }
+        history.append(metrics)
+        if report is not None:
+            report(EpochReport(metrics, val_probs, _state_fn(model, optimizer, shuffle, epoch)))
+    return history
+
+
+def _state_fn(model: nn.Module, optimizer: torch.optim.Optimizer, shuffle: torch.Generator, epoch: int):
+    def state() -> dict[str, Any]:
+        return {
+            "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+            "optimizer": copy.deepcopy(optimizer.state_dict()),  # later steps change it in place
+            "shuffle_rng": shuffle.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "epoch": epoch,
+        }
+
+    return state
+
+
+__all__ = ["METRIC", "EpochReport", "HParams", "NonFiniteLossError", "fit", "build_model", "predict_proba"]
