@@ -46,7 +46,7 @@ class DataSettings:
     vectorizer: str = "sequence"  # "sequence" (ids + embeddings, attention over words) | "mean"
     vector_size: int = 300  # Word2Vec dimension
     max_len: int = 48  # tokens kept per tweet in `sequence` mode
-    w2v_epochs: int = 10
+    w2v_epochs: int = 0  # 0 = auto (more passes for small corpora)
     w2v_min_count: int = 2
     demo_rows: int = 2400  # size of the built-in demo data set
     data_seed: int = 0  # split and Word2Vec seed
@@ -54,8 +54,9 @@ class DataSettings:
     def __post_init__(self) -> None:
         _check(0 < self.valid_fraction < 1, "valid_fraction", self.valid_fraction, "must be in (0, 1)")
         _check(self.vectorizer in MODES, "vectorizer", self.vectorizer, f"must be one of {MODES}")
-        for name in ("vector_size", "max_len", "w2v_epochs", "w2v_min_count"):
+        for name in ("vector_size", "max_len", "w2v_min_count"):
             _check(getattr(self, name) >= 1, name, getattr(self, name), "must be >= 1")
+        _check(self.w2v_epochs >= 0, "w2v_epochs", self.w2v_epochs, "must be >= 0 (0: auto)")
         _check(self.demo_rows >= 60, "demo_rows", self.demo_rows, "must be >= 60")
         bad = [s for s in self.clean_off if s not in CLEAN_STEPS]
         _check(not bad, "clean_off", ",".join(bad), f"must name cleaning steps among {', '.join(CLEAN_STEPS)}")
@@ -164,7 +165,6 @@ SMOKE_PRESET: dict[str, Any] = {
     "grace_period": 1,
     "demo_rows": 600,
     "vector_size": 32,
-    "w2v_epochs": 5,
 }
 
 FLAG_HELP: dict[str, str] = {
@@ -183,7 +183,7 @@ FLAG_HELP: dict[str, str] = {
     "vectorizer": "sequence (word vectors, attention over words) or mean (the mean vector, as the original)",
     "vector_size": "Word2Vec dimension",
     "max_len": "tokens kept per tweet (sequence mode)",
-    "w2v_epochs": "Word2Vec training passes",
+    "w2v_epochs": "Word2Vec training passes (0: auto, more for small corpora)",
     "w2v_min_count": "minimum count of a word to get a vector",
     "demo_rows": "rows of the built-in demo data",
     "data_seed": "seed of the split and of Word2Vec",

@@ -249,6 +249,8 @@ def _run_locked(cfg, folder, previous, space, dataset, resources, nodes, console
     from trainables.trainable import train_sentiment
 
     t0 = time.time()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     data = encode(dataset, cfg)
     storage = cfg.storage or str((folder / "ray").resolve())
     experiment_path = f"{storage.rstrip('/')}/{cfg.name}"
@@ -301,7 +303,7 @@ def _run_locked(cfg, folder, previous, space, dataset, resources, nodes, console
     write_json(study_info, folder / STUDY_FILE)
 
     resources_per_trial = {"cpus": cfg.cpus_per_trial, "gpus": cfg.gpus_per_trial}
-    recorder = ResultsRecorder(folder, cfg.max_epochs, resources_per_trial, cfg.seed)
+    recorder = ResultsRecorder(folder, cfg.max_epochs, resources_per_trial, cfg.seed, space.fixed)
     progress = RichProgress(cfg.num_samples, cfg.max_epochs, console)
     fixed = {
         **space.fixed,
@@ -374,7 +376,7 @@ def _run_locked(cfg, folder, previous, space, dataset, resources, nodes, console
     finally:
         progress.stop()
 
-    trials_df, epochs, predictions = collect(grid, cfg, data.y_valid)
+    trials_df, epochs, predictions = collect(grid, cfg, space.fixed, data.y_valid)
     write_table(epochs, folder / EPOCHS_FILE, EPOCHS_SCHEMA)
     write_table(trials_df.to_dict("records"), folder / TRIALS_FILE, TRIALS_SCHEMA)
     write_table(predictions, folder / PREDICTIONS_FILE, PREDICTIONS_SCHEMA)
@@ -401,7 +403,9 @@ def _run_locked(cfg, folder, previous, space, dataset, resources, nodes, console
     return StudyOutcome(cfg.name, folder, trials_df)
 
 
-def collect(grid, cfg: StudyConfig, y_valid: np.ndarray) -> tuple[pd.DataFrame, list[dict], list[dict]]:
+def collect(
+    grid, cfg: StudyConfig, fixed: dict[str, Any], y_valid: np.ndarray
+) -> tuple[pd.DataFrame, list[dict], list[dict]]:
     """Every trial's rows, rebuilt from Ray's storage, and the best-epoch predictions of the top trials."""
     statuses = {t.trial_id: t.status for t in grid._experiment_analysis.trials}  # TERMINATED / ERROR / ...
     trial_rows, epoch_rows, best_ckpt = [], [], {}
@@ -416,7 +420,7 @@ def collect(grid, cfg: StudyConfig, y_valid: np.ndarray) -> tuple[pd.DataFrame, 
         epochs = [by_epoch[e] for e in sorted(by_epoch)]
         error = error_message(str(result.error)) if result.error else None
         status = trial_status(statuses.get(trial_id, "PENDING"), error is not None, len(epochs), cfg.max_epochs)
-        config = next((t.config for t in grid._experiment_analysis.trials if t.trial_id == trial_id), {})
+        config = {**fixed, **next((t.config for t in grid._experiment_analysis.trials if t.trial_id == trial_id), {})}
         hostname = reported[-1].get("hostname") if reported else None
         trial_rows.append(
             summarise_trial(

@@ -80,12 +80,14 @@ class ResultsRecorder(tune.Callback):
         max_epochs: int,
         resources: dict[str, float],
         seed: int,
+        fixed: dict[str, Any],
         flush_every_s: float = 10.0,
     ):
         self.folder = Path(folder)
         self.max_epochs = max_epochs
         self.resources = resources
         self.seed = seed
+        self.fixed = fixed  # the space's fixed hyperparameters, part of every trial's settings
         self.flush_every_s = flush_every_s
         self.epochs: dict[str, dict[int, dict[str, Any]]] = {}
         self.trials: dict[str, dict[str, Any]] = {}
@@ -94,7 +96,7 @@ class ResultsRecorder(tune.Callback):
     def _trial(self, trial) -> dict[str, Any]:
         return self.trials.setdefault(
             trial.trial_id,
-            {"params": dict(trial.config), "status": "PENDING", "error": None, "hostname": None},
+            {"params": {**self.fixed, **trial.config}, "status": "PENDING", "error": None, "hostname": None},
         )
 
     def on_trial_result(self, iteration, trials, trial, result, **info):

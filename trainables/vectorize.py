@@ -30,15 +30,17 @@ class VectorConfig:
     vector_size: int = 300  # Word2Vec dimension D
     window: int = 5  # Word2Vec context window
     min_count: int = 2  # words seen fewer times are out of vocabulary
-    epochs: int = 10  # Word2Vec passes over the corpus
+    epochs: int = 0  # Word2Vec passes over the corpus; 0 = auto: about 3M token-passes, within 5..50
     sg: bool = False  # skip-gram (True) or CBOW (False)
     seed: int = 0
     max_len: int = 48  # `sequence` mode: tokens kept per tweet
 
     def __post_init__(self) -> None:
+        if self.epochs < 0:
+            raise ValueError(f"`w2v_epochs` must be >= 0 (0: auto), but got {self.epochs}.")
         if self.mode not in MODES:
             raise ValueError(f"`vectorizer` must be one of {MODES}, but got {self.mode!r}.")
-        for name in ("vector_size", "window", "min_count", "epochs", "max_len"):
+        for name in ("vector_size", "window", "min_count", "max_len"):
             if getattr(self, name) < 1:
                 raise ValueError(f"`{name}` must be >= 1, but got {getattr(self, name)}.")
 
@@ -56,6 +58,15 @@ def default_cache_dir() -> Path:
     """`$RNN_STUDY_CACHE`, else ~/.cache/rnn-sentiment-studies: Word2Vec vectors, safe to delete."""
     env = os.environ.get("RNN_STUDY_CACHE")
     return Path(env) if env else Path.home() / ".cache" / "rnn-sentiment-studies"
+
+
+def auto_epochs(n_tokens: int) -> int:
+    """Word2Vec passes for a corpus of `n_tokens`: small tweet corpora need many passes.
+
+    With gensim's default 5 passes, 30k tokens leave every vector nearly the same (mean cosine 0.97 on the
+    demo data) and the vectors carry no sentiment; about 3M token-passes separate them.
+    """
+    return int(min(50, max(5, round(3_000_000 / max(n_tokens, 1)))))
 
 
 def corpus_fingerprint(corpus: Sequence[Sequence[str]], cfg: VectorConfig) -> str:
@@ -104,7 +115,7 @@ def train_word2vec(corpus: Sequence[Sequence[str]], cfg: VectorConfig, cache_dir
         window=cfg.window,
         min_count=min(cfg.min_count, max(len(s) for s in sentences)),
         sg=int(cfg.sg),
-        epochs=cfg.epochs,
+        epochs=auto_epochs(sum(len(t) for t in sentences)) if cfg.epochs == 0 else cfg.epochs,
         seed=cfg.seed,
         workers=1,  # more workers make the vectors depend on thread timing
     )
