@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from study.config import DataSettings
+from study.config import ConfigError, DataSettings
 from trainables.data import LabelledData, read_labelled, read_unlabelled, stratified_split
 from trainables.demo import write_demo
 from trainables.prepare import EncodedData, prepare
@@ -33,7 +33,7 @@ def load_dataset(s: DataSettings) -> Dataset:
     """Read and validate every input file (or generate the demo data), then split when no `valid` is given."""
     demo = not s.train
     if demo and (s.valid or s.unlabelled):
-        raise ValueError("`valid` and `unlabelled` need `train`; give `--train FILE` too, or none of them.")
+        raise ConfigError("`valid` and `unlabelled` need `train`; give `--train FILE` too, or none of them.")
     spec = s.data_spec()
     if demo:
         folder = default_cache_dir() / "demo" / f"rows{s.demo_rows}-seed{s.data_seed}"

@@ -31,7 +31,6 @@ from study.recorder import (
     epoch_row,
     error_message,
     read_result_json,
-    trial_number,
     trial_status,
 )
 from study.results import (
@@ -407,12 +406,14 @@ def collect(
     grid, cfg: StudyConfig, fixed: dict[str, Any], y_valid: np.ndarray
 ) -> tuple[pd.DataFrame, list[dict], list[dict]]:
     """Every trial's rows, rebuilt from Ray's storage, and the best-epoch predictions of the top trials."""
-    statuses = {t.trial_id: t.status for t in grid._experiment_analysis.trials}  # TERMINATED / ERROR / ...
+    ray_trials = grid._experiment_analysis.trials  # in creation order, with TERMINATED / ERROR / ... statuses
+    statuses = {t.trial_id: t.status for t in ray_trials}
+    numbers = {t.trial_id: i for i, t in enumerate(ray_trials)}
     trial_rows, epoch_rows, best_ckpt = [], [], {}
     for result in grid:
         trial_id = result.metrics.get("trial_id") if result.metrics else None
         if trial_id is None:  # never reported: take the id from its folder name's trial
-            trial_id = next((t.trial_id for t in grid._experiment_analysis.trials if t.path == result.path), None)
+            trial_id = next((t.trial_id for t in ray_trials if t.path == result.path), None)
         if trial_id is None:
             continue
         reported = read_result_json(result.filesystem, result.path)
@@ -420,12 +421,12 @@ def collect(
         epochs = [by_epoch[e] for e in sorted(by_epoch)]
         error = error_message(str(result.error)) if result.error else None
         status = trial_status(statuses.get(trial_id, "PENDING"), error is not None, len(epochs), cfg.max_epochs)
-        config = {**fixed, **next((t.config for t in grid._experiment_analysis.trials if t.trial_id == trial_id), {})}
+        config = {**fixed, **next((t.config for t in ray_trials if t.trial_id == trial_id), {})}
         hostname = reported[-1].get("hostname") if reported else None
         trial_rows.append(
             summarise_trial(
                 trial_id,
-                trial_number(trial_id),
+                numbers.get(trial_id, len(numbers)),
                 config,
                 epochs,
                 status,

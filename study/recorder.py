@@ -40,12 +40,6 @@ EPOCH_KEYS = (
 )
 
 
-def trial_number(trial_id: str) -> int:
-    """Ray's trial ids end in a creation counter: 'a1b2c3d4_00007' -> 7."""
-    tail = trial_id.rsplit("_", 1)[-1]
-    return int(tail) if tail.isdigit() else -1
-
-
 def epoch_row(trial_id: str, result: dict[str, Any]) -> dict[str, Any]:
     row = {k: result.get(k) for k in EPOCH_KEYS}
     row["trial_id"] = trial_id
@@ -96,7 +90,13 @@ class ResultsRecorder(tune.Callback):
     def _trial(self, trial) -> dict[str, Any]:
         return self.trials.setdefault(
             trial.trial_id,
-            {"params": {**self.fixed, **trial.config}, "status": "PENDING", "error": None, "hostname": None},
+            {
+                "params": {**self.fixed, **trial.config},
+                "status": "PENDING",
+                "error": None,
+                "hostname": None,
+                "number": len(self.trials),
+            },  # creation order, as Ray's trial list keeps it
         )
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
@@ -119,14 +119,14 @@ class ResultsRecorder(tune.Callback):
 
     def rows(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         trial_rows, epoch_rows = [], []
-        for trial_id, t in sorted(self.trials.items(), key=lambda kv: trial_number(kv[0])):
+        for trial_id, t in sorted(self.trials.items(), key=lambda kv: kv[1]["number"]):
             epochs = [self.epochs.get(trial_id, {})[e] for e in sorted(self.epochs.get(trial_id, {}))]
             epoch_rows.extend(epochs)
             status = trial_status(t["status"], t["error"] is not None, len(epochs), self.max_epochs)
             trial_rows.append(
                 summarise_trial(
                     trial_id,
-                    trial_number(trial_id),
+                    t["number"],
                     {**t["params"]},
                     epochs,
                     status,

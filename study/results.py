@@ -126,10 +126,19 @@ def _atomic_write(path: Path, write: Any) -> None:
         raise
 
 
+def _cell(value: Any, kind: pa.DataType) -> Any:
+    """A missing value as null: pandas turns None into NaN in numeric columns, which int columns refuse."""
+    if isinstance(value, float) and math.isnan(value) and not pa.types.is_floating(kind):
+        return None
+    if hasattr(value, "item") and not hasattr(value, "__len__"):  # numpy scalars
+        return value.item()
+    return value
+
+
 def write_table(rows: Iterable[dict[str, Any]], path: Path, schema: pa.Schema) -> None:
     """Write rows (dicts keyed by column name; missing keys become null) as Parquet with `schema`."""
     rows = list(rows)
-    columns = {f.name: [r.get(f.name) for r in rows] for f in schema}
+    columns = {f.name: [_cell(r.get(f.name), f.type) for r in rows] for f in schema}
     table = pa.Table.from_pydict(columns, schema=schema.with_metadata({"schema_version": str(SCHEMA_VERSION)}))
     _atomic_write(path, lambda tmp: pq.write_table(table, tmp))
 

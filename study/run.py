@@ -73,9 +73,6 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, DataError) as e:
         console.print(f"[bold red]error:[/] {e}")
         return EXIT_BAD_INPUT
-    except ValueError as e:  # bad settings found by the trainables' own checks
-        console.print(f"[bold red]error:[/] {e}")
-        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/] before the study started; nothing to resume.")
         return EXIT_INTERRUPTED

@@ -1,0 +1,72 @@
+import pytest
+
+from study.config import ConfigError, StudyConfig, build_config, read_toml
+
+
+def test_defaults_are_valid_and_smoke_preset_applies():
+    assert StudyConfig().space == "default"
+    cfg = build_config({"smoke": True})
+    assert cfg.space == "smoke" and cfg.num_samples == 4 and cfg.max_epochs == 3
+    cfg = build_config({"smoke": True, "num_samples": "7"})  # flags win over the preset
+    assert cfg.num_samples == 7
+
+
+def test_toml_takes_flag_names_and_flags_win(tmp_path):
+    path = tmp_path / "study.toml"
+    path.write_text('num-samples = 9\nmax_epochs = 4\nspace = "seed"\nclean-off = ["remove_stopwords"]\n')
+    cfg = build_config({"max_epochs": "5"}, str(path))
+    assert (cfg.num_samples, cfg.max_epochs, cfg.space) == (9, 5, "seed")
+    assert cfg.clean_off == ("remove_stopwords",)
+    assert cfg.clean_config().remove_stopwords is False
+
+
+@pytest.mark.parametrize(
+    "flags,message",
+    [
+        ({"space": "nope"}, "`space` must be one of the known search spaces, but got 'nope'"),
+        ({"max_epochs": "-1"}, "`max_epochs` must be >= 1, but got -1"),
+        ({"num_samples": "0"}, "`num_samples` must be >= 1, but got 0"),
+        ({"num_samples": "abc"}, "`num_samples` (flag --num-samples) must be a int, but got 'abc'"),
+        ({"cpus_per_trial": "0"}, "`cpus_per_trial` must be > 0"),
+        ({"gpus_per_trial": "1.5"}, "`gpus_per_trial` must be a fraction of one GPU"),
+        ({"grace_period": "9", "max_epochs": "3"}, "`grace_period` must be <= `max_epochs` (3)"),
+        ({"reduction_factor": "1"}, "`reduction_factor` must be >= 2"),
+        ({"valid_fraction": "1.2"}, "`valid_fraction` must be in (0, 1)"),
+        ({"vectorizer": "bert"}, "`vectorizer` must be one of"),
+        ({"clean_off": "remove_everything"}, "`clean_off` must name cleaning steps"),
+        ({"label_map": "0-neutral"}, "--label-map"),
+        ({"empty_texts": "ignore"}, "`empty_texts` must be one of"),
+        ({"name": "../escape"}, "`name` must be 1-100 letters"),
+        ({"name": "/abs/path"}, "`name` must be 1-100 letters"),
+        ({"resume": "a/../../b"}, "`resume` must be 1-100 letters"),
+        ({"name": "bad name"}, "`name` must be 1-100 letters"),
+    ],
+)
+def test_bad_settings_name_the_setting(flags, message):
+    with pytest.raises(ConfigError) as e:
+        build_config(flags)
+    assert message in str(e.value)
+
+
+def test_toml_errors(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("num_samples = [\n")
+    with pytest.raises(ConfigError, match="is not valid TOML"):
+        read_toml(bad)
+    unknown = tmp_path / "unknown.toml"
+    unknown.write_text("num_trials = 3\n")
+    with pytest.raises(ConfigError, match="unknown setting 'num_trials'.*num-samples"):
+        read_toml(unknown)
+    with pytest.raises(ConfigError, match="does not exist"):
+        read_toml(tmp_path / "missing.toml")
+    code = tmp_path / "code.toml"
+    code.write_text("space = \"__import__('os').system('echo hi')\"\n")  # a string, never evaluated
+    with pytest.raises(ConfigError, match="`space` must be one of"):
+        build_config({}, str(code))
+
+
+def test_startup_trials_fit_the_budget():
+    assert StudyConfig(num_samples=4).startup_trials() == 2
+    assert StudyConfig(num_samples=20).startup_trials() == 5
+    assert StudyConfig(num_samples=200).startup_trials() == 10
+    assert StudyConfig(num_samples=20, n_startup_trials=7).startup_trials() == 7

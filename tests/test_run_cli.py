@@ -1,0 +1,142 @@
+"""`python -m study.run` end to end on a real local Ray cluster (2 CPUs), and its refusals before Ray starts."""
+
+import json
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+
+from study.results import read_table
+from study.run import main
+
+TINY = ["--smoke", "--num-samples", "3", "--max-epochs", "2", "--demo-rows", "300", "--vector-size", "16"]
+
+
+@pytest.fixture(scope="module")
+def ray_2_cpus():
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    yield
+    ray.shutdown()
+
+
+def _check_results(folder, n_trials, max_epochs):
+    trials = read_table(folder / "trials.parquet")
+    epochs = read_table(folder / "epochs.parquet")
+    preds = read_table(folder / "predictions.parquet")
+    study = json.loads((folder / "study.json").read_text())
+    assert len(trials) == n_trials and trials["trial_id"].is_unique
+    assert set(trials["status"]) <= {"completed", "stopped_early"}
+    assert (trials["epochs_run"] >= 1).all() and (trials["epochs_run"] <= max_epochs).all()
+    assert not epochs.duplicated(["trial_id", "epoch"]).any()
+    assert epochs.groupby("trial_id").size().to_dict() == dict(zip(trials["trial_id"], trials["epochs_run"]))
+    assert trials["best_val_macro_f1"].between(0, 1).all() and trials["node_id"].notna().all()
+    assert trials["params_hidden_size"].notna().all() and trials["params_num_layers"].notna().all()  # fixed too
+    # predictions: the best epoch of the top trials, one row per validation tweet
+    best = trials.sort_values("best_val_macro_f1", ascending=False).iloc[0]
+    p = preds[preds["trial_id"] == best["trial_id"]]
+    assert len(p) == study["data"]["n_valid"] and (p["epoch"] == best["best_epoch"]).all()
+    probs = np.stack(p["probs"].to_numpy())
+    np.testing.assert_allclose(probs.sum(1), 1, rtol=1e-4)
+    from sklearn.metrics import f1_score
+
+    f1 = f1_score(p["label"], probs.argmax(1), average="macro")
+    assert f1 == pytest.approx(best["best_val_macro_f1"], abs=1e-6)  # the stored predictions are that epoch's
+    assert study["status"] == "completed" and study["best_trial"]["trial_id"] == best["trial_id"]
+    assert study["data"]["fingerprint"] and study["packages"]["ray"].startswith("2.60")
+    # Optuna's history agrees with trials.parquet
+    ostudy = optuna.load_study(study_name=study["name"], storage=f"sqlite:///{folder / 'optuna.db'}")
+    assert len(ostudy.trials) == n_trials
+    assert {t.user_attrs["trial_id"] for t in ostudy.trials} == set(trials["trial_id"])
+    assert all(t.state != optuna.trial.TrialState.RUNNING for t in ostudy.trials)
+    # Ray's own trial folders with TensorBoard logs
+    assert list((folder / "ray").rglob("events.out.tfevents*"))
+    return trials, epochs, study
+
+
+@pytest.mark.slow
+def test_end_to_end_on_demo_data(ray_2_cpus, tmp_path, capsys):
+    assert main([*TINY, "--name", "demo", "--results-dir", str(tmp_path)]) == 0
+    trials, epochs, study = _check_results(tmp_path / "demo", 3, 2)
+    assert study["data"]["demo"] and study["settings"]["space"] == "smoke"
+    assert str(tmp_path / "demo") in capsys.readouterr().out
+    # an existing study is never overwritten
+    before = (tmp_path / "demo" / "trials.parquet").read_bytes()
+    assert main([*TINY, "--name", "demo", "--results-dir", str(tmp_path)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert (tmp_path / "demo" / "trials.parquet").read_bytes() == before
+
+
+@pytest.mark.slow
+def test_end_to_end_on_a_slice_of_the_greek_data(ray_2_cpus, tmp_path, shared_data_dir):
+    full = pd.read_csv(shared_data_dir / "greek-election-tweets-ys19-2023" / "valid_set.csv")
+    part = full.sample(n=360, random_state=0)  # a seeded slice; rows, not ids, pick it
+    part.to_csv(tmp_path / "greek.csv", index=False)
+    args = [*TINY, "--train", str(tmp_path / "greek.csv"), "--name", "greek", "--results-dir", str(tmp_path / "r")]
+    assert main(args) == 0
+    trials, epochs, study = _check_results(tmp_path / "r" / "greek", 3, 2)
+    assert study["classes"] == ["NEGATIVE", "NEUTRAL", "POSITIVE"] and study["data"]["n_valid"] == 72
+
+
+@pytest.mark.slow
+def test_gpus_asked_where_the_cluster_has_none(ray_2_cpus, tmp_path, capsys):
+    assert main([*TINY, "--gpus-per-trial", "0.5", "--name", "gpu", "--results-dir", str(tmp_path)]) == 2
+    assert "no node of this Ray cluster has a GPU" in capsys.readouterr().err
+    assert not (tmp_path / "gpu").exists()
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--space", "nope"], "`space` must be one of the known search spaces"),
+        (["--max-epochs", "-3"], "`max_epochs` must be >= 1"),
+        (["--num-samples", "0"], "`num_samples` must be >= 1"),
+        (["--train", "/no/such/file.csv"], "/no/such/file.csv"),
+        (["--resume", "never-ran"], "no study named 'never-ran'"),
+        (["--name", "../outside"], "`name` must be 1-100 letters"),
+    ],
+)
+def test_bad_settings_exit_2_before_anything_is_written(tmp_path, capsys, args, message):
+    results = tmp_path / "results"
+    assert main([*args, "--results-dir", str(results)]) == 2
+    assert message in capsys.readouterr().err.replace("\n", " ")
+    assert not results.exists() or not any(results.iterdir())
+
+
+def test_unknown_setting_in_the_toml_file(tmp_path, capsys):
+    (tmp_path / "study.toml").write_text("num-samples = 3\nnum-trails = 5\n")
+    assert main(["--config", str(tmp_path / "study.toml"), "--results-dir", str(tmp_path / "r")]) == 2
+    assert "unknown setting 'num-trails'" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_help_reads_well(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    for flag in (
+        "--train",
+        "--valid",
+        "--unlabelled",
+        "--label-map",
+        "--space",
+        "--num-samples",
+        "--max-epochs",
+        "--grace-period",
+        "--reduction-factor",
+        "--max-concurrent",
+        "--cpus-per-trial",
+        "--gpus-per-trial",
+        "--seed",
+        "--name",
+        "--results-dir",
+        "--address",
+        "--storage",
+        "--resume",
+        "--smoke",
+        "exit codes",
+    ):
+        assert flag in out, flag

@@ -1,0 +1,57 @@
+import optuna
+import pytest
+
+from search_spaces import SPACES, get_space
+from search_spaces.rnn import SearchSpace
+from trainables.train import HParams
+
+
+@pytest.mark.parametrize("name", sorted(SPACES))
+def test_sampled_params_fall_inside_bounds_and_make_valid_hparams(name):
+    space = get_space(name)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for point in space.enqueue:
+        study.enqueue_trial(point)
+    for _ in range(20):
+        trial = study.ask(space.params)
+        for k, dist in space.params.items():
+            assert dist._contains(dist.to_internal_repr(trial.params[k])), (k, trial.params[k])
+        HParams.from_dict({**space.fixed, **trial.params})  # raises if a value is invalid
+        study.tell(trial, 0.5)
+    assert set(space.params) | set(space.fixed) <= set(HParams.__dataclass_fields__)
+
+
+def test_seed_space_enqueues_the_original_best_first():
+    space = get_space("seed")
+    assert space.enqueue[0] == {
+        "hidden_size": 16,
+        "num_layers": 3,
+        "dropout": 0.3,
+        "clip": 0.4,
+        "lr": 1e-4,
+        "batch_size": 2048,
+    }
+    assert space.fixed["cell"] == "lstm" and space.fixed["attention"] and space.fixed["skip"]
+
+
+def test_default_space_searches_cell_attention_skip_and_sizes():
+    assert {"cell", "attention", "skip", "hidden_size", "num_layers", "dropout", "clip", "lr", "batch_size"} <= set(
+        get_space("default").params
+    )
+    assert get_space("default").params["lr"].log
+
+
+def test_unknown_name_lists_the_known_ones():
+    with pytest.raises(ValueError) as e:
+        get_space("nope")
+    for name in SPACES:
+        assert name in str(e.value)
+
+
+def test_space_definition_errors():
+    from optuna.distributions import IntDistribution
+
+    with pytest.raises(ValueError, match="both searched and fixed"):
+        SearchSpace("x", "", {"hidden_size": IntDistribution(1, 4)}, fixed={"hidden_size": 2})
+    with pytest.raises(ValueError, match="outside"):
+        SearchSpace("x", "", {"hidden_size": IntDistribution(1, 4)}, enqueue=({"hidden_size": 9},))
