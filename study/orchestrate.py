@@ -44,7 +44,9 @@ from study.results import (
     TRIALS_FILE,
     TRIALS_SCHEMA,
     ResultsError,
+    TrialStatus,
     read_study,
+    read_table,
     summarise_trial,
     write_json,
     write_table,
@@ -300,6 +302,7 @@ def _run_locked(cfg, folder, previous, space, dataset, resources, nodes, console
             f"{previous['data']['fingerprint']} then, {data.fingerprint} now); restore the files."
         )
     write_json(study_info, folder / STUDY_FILE)
+    finished_before = _finished_trials(folder) if previous else set()
 
     resources_per_trial = {"cpus": cfg.cpus_per_trial, "gpus": cfg.gpus_per_trial}
     recorder = ResultsRecorder(folder, cfg.max_epochs, resources_per_trial, cfg.seed, space.fixed)
@@ -375,7 +378,9 @@ def _run_locked(cfg, folder, previous, space, dataset, resources, nodes, console
     finally:
         progress.stop()
 
-    trials_df, epochs, predictions = collect(grid, cfg, space.fixed, data.y_valid)
+    trials_df, epochs, predictions = collect(
+        grid, cfg, space.fixed, data.y_valid, recorder.finished() | finished_before
+    )
     write_table(epochs, folder / EPOCHS_FILE, EPOCHS_SCHEMA)
     write_table(trials_df.to_dict("records"), folder / TRIALS_FILE, TRIALS_SCHEMA)
     write_table(predictions, folder / PREDICTIONS_FILE, PREDICTIONS_SCHEMA)
@@ -402,10 +407,22 @@ def _run_locked(cfg, folder, previous, space, dataset, resources, nodes, console
     return StudyOutcome(cfg.name, folder, trials_df)
 
 
+def _finished_trials(folder: Path) -> set[str]:
+    """Trials an earlier run of this study saw end (trials.parquet), so a resume does not count them running."""
+    try:
+        trials = read_table(folder / TRIALS_FILE)
+    except ResultsError:
+        return set()
+    return set(trials.loc[trials["status"] != TrialStatus.RUNNING.value, "trial_id"])
+
+
 def collect(
-    grid, cfg: StudyConfig, fixed: dict[str, Any], y_valid: np.ndarray
+    grid, cfg: StudyConfig, fixed: dict[str, Any], y_valid: np.ndarray, finished: set[str]
 ) -> tuple[pd.DataFrame, list[dict], list[dict]]:
-    """Every trial's rows, rebuilt from Ray's storage, and the best-epoch predictions of the top trials."""
+    """Every trial's rows, rebuilt from Ray's storage, and the best-epoch predictions of the top trials.
+
+    `finished` names the trials seen to end (in this run or an earlier one); the others are still running.
+    """
     ray_trials = grid._experiment_analysis.trials  # in creation order, with TERMINATED / ERROR / ... statuses
     statuses = {t.trial_id: t.status for t in ray_trials}
     numbers = {t.trial_id: i for i, t in enumerate(ray_trials)}
@@ -420,7 +437,8 @@ def collect(
         by_epoch = {int(r["epoch"]): epoch_row(trial_id, r) for r in reported if "epoch" in r}
         epochs = [by_epoch[e] for e in sorted(by_epoch)]
         error = error_message(str(result.error)) if result.error else None
-        status = trial_status(statuses.get(trial_id, "PENDING"), error is not None, len(epochs), cfg.max_epochs)
+        ray_status = statuses.get(trial_id, "PENDING") if trial_id in finished else "RUNNING"
+        status = trial_status(ray_status, error is not None, len(epochs), cfg.max_epochs)
         config = {**fixed, **next((t.config for t in ray_trials if t.trial_id == trial_id), {})}
         hostname = reported[-1].get("hostname") if reported else None
         trial_rows.append(

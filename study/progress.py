@@ -90,33 +90,33 @@ class RichProgress(tune.Callback):
         return {"total": self.total, "max_epochs": self.max_epochs, "console": None, "_live": None}
 
 
+def _fmt(key: str, v: Any) -> str:
+    if v is None or (isinstance(v, float) and v != v):
+        return "-"
+    if key == "params_lr":
+        return f"{v:.1e}"
+    if key == "status":
+        return {"completed": "done", "stopped_early": "early", "errored": "error"}.get(v, str(v))
+    return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
 def top_trials_table(trials: pd.DataFrame, k: int = 5) -> Table:
     """A rich table of the k best trials of a trials.parquet frame."""
     table = Table(title=f"Top {k} trials by best validation macro-F1")
     cols = [
         ("trial", "trial_id"),
         ("status", "status"),
-        ("macro-F1", "best_val_macro_f1"),
+        ("F1", "best_val_macro_f1"),
         ("AUC", "best_val_auc"),
         ("epoch", "best_epoch"),
         ("cell", "params_cell"),
-        ("hidden", "params_hidden_size"),
+        ("H", "params_hidden_size"),
         ("layers", "params_num_layers"),
         ("lr", "params_lr"),
         ("batch", "params_batch_size"),
     ]
     for title, _ in cols:
-        table.add_column(title, justify="right")
+        table.add_column(title, justify="right", no_wrap=True)
     for _, row in trials.sort_values("best_val_macro_f1", ascending=False).head(k).iterrows():
-        cells = []
-        for _, key in cols:
-            v = row[key]
-            cells.append(
-                "-"
-                if v is None or (isinstance(v, float) and v != v)
-                else f"{v:.4g}"
-                if isinstance(v, float)
-                else str(v)
-            )
-        table.add_row(*cells)
+        table.add_row(*[_fmt(key, row[key]) for _, key in cols])
     return table

@@ -1,9 +1,10 @@
-"""Self-contained HTML pages for `study.report` and `study.compare`: sections, tables, embedded PNG figures.
+"""Self-contained HTML pages: the helpers `study.report` and `study.compare` share, and the study report.
 
 A page is one file that opens offline: figures are base64 PNGs inside <img> tags, the CSS and the one small
 script are inline, nothing is fetched. The script records on <body> how many images loaded
 (`data-images-loaded` of `data-images-total`) and any script error (`data-errors`), so a headless browser
-can check the page. What goes into the sections (numbers, figures) is computed in report.py and compare.py.
+can check the page. `write_report` assembles the study report from report.py's info and plot functions;
+the numbers and figures themselves are computed there (and in compare.py for comparisons).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import logging
 import os
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
@@ -21,6 +23,10 @@ from typing import Any
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from study import report as R
+
+log = logging.getLogger(__name__)
 
 DPI = 100
 
@@ -168,3 +174,244 @@ def write_bytes(path: Path, data: bytes) -> None:
 
 def write_page(path: Path, text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
+
+
+# ------------------------------------------------------------------------------------ the study report
+
+
+def _summary_section(results: R.StudyResults, s: R.Summary, top: pd.DataFrame, params: dict) -> Section:
+    data = results.study.get("data") or {}
+    best = {
+        "trial": s.trial_id,
+        "status": s.status,
+        "best epoch / epochs run": f"{s.best_epoch} / {s.epochs_run}",
+        "validation macro-F1": s.metrics["macro_f1"],
+        "validation ROC AUC (macro, one-vs-rest)": s.metrics["auc"],
+        "validation accuracy": s.metrics["accuracy"],
+        "validation loss": s.metrics["loss"],
+    }
+    per_class = pd.DataFrame({"class": list(s.recall_per_class), "recall": list(s.recall_per_class.values())}).assign(
+        f1=[s.f1_per_class.get(c) for c in s.recall_per_class]
+    )
+    hp = [(k, v) for k, v in s.searched.items()] + [(f"{k} (fixed)", v) for k, v in s.fixed.items()]
+    counts = {
+        "completed": s.counts["completed"],
+        "stopped early (ASHA)": s.counts["stopped_early"],
+        "errored": s.counts["errored"],
+        **({"still running / interrupted": s.counts["running"]} if s.counts["running"] else {}),
+        "total": s.counts["total"],
+        "trial-epochs run": s.trial_epochs,
+        "wall time (s)": s.wall_time_s,
+        "study status": results.study.get("status"),
+    }
+    data_kv = {
+        "fingerprint": data.get("fingerprint"),
+        "classes": ", ".join(results.classes),
+        "training rows": data.get("n_train"),
+        "validation rows": data.get("n_valid"),
+        "unlabelled rows": data.get("n_unlabelled"),
+        "demo data": data.get("demo"),
+        "training file": data.get("train_path"),
+        "validation file": data.get("valid_path") or "(split from the training file)",
+    }
+    cols = ["trial_id", "status", "best_val_macro_f1", "best_val_auc", "best_val_accuracy", "best_epoch", "epochs_run"]
+    top_cols = cols + [f"params_{k}" for k in params]
+    settings = {k: (", ".join(v) if isinstance(v, list) else v) for k, v in results.settings.items()}
+    return Section(
+        "summary",
+        "Summary",
+        (
+            '<div class="grid">',
+            kv_table(best, "Best trial"),
+            frame_table(per_class, "Per class at the best epoch"),
+            kv_table(hp, "Its hyperparameters"),
+            "</div>",
+            '<div class="grid">',
+            kv_table(counts, "Trials"),
+            kv_table(data_kv, "Data"),
+            "</div>",
+            frame_table(
+                top.rename(columns=lambda c: c.removeprefix("params_")),
+                f"Top {len(top)} trials",
+                [c.removeprefix("params_") for c in top_cols],
+            ),
+            details_html("All settings of the study", kv_table(settings)),
+        ),
+    )
+
+
+def _data_section(results: R.StudyResults, train: str | Path | None, fig_dir: Path) -> Section:
+    from trainables.preprocess import clean_corpus
+    from trainables.vectorize import default_cache_dir, encode_mean, train_word2vec
+
+    texts, note = R.load_training_texts(results, train)
+    if texts is None:
+        return Section("data", "The data", (note_html(note),))
+    s = R.data_settings(results)
+    cleaned = clean_corpus(texts.texts, s.clean_config())
+    before, after = R.token_frequencies(R.raw_tokens(texts.texts)), R.token_frequencies(cleaned)
+    blocks = [para_html(f"{len(texts.texts)} labelled tweets. {note}")]
+    blocks.append(
+        save_figure(R.plot_wordclouds(before, after), fig_dir, "wordclouds", "Word clouds before and after cleaning")
+    )
+    blocks.append(
+        save_figure(
+            R.plot_token_frequencies(before, after),
+            fig_dir,
+            "token_frequencies",
+            f"Most frequent tokens before ({len(before)} distinct) and after cleaning ({len(after)} distinct)",
+        )
+    )
+    wv = train_word2vec(
+        clean_corpus(texts.w2v_texts, s.clean_config()), s.vector_config(), default_cache_dir() / "word2vec"
+    )
+    vectors = encode_mean(cleaned, wv)
+    try:
+        points = R.tsne_points(vectors, texts.labels, seed=s.data_seed)
+    except R.ReportError as e:
+        blocks.append(note_html(f"No t-SNE map: {e}"))
+    else:
+        title = (
+            f"t-SNE of mean Word2Vec tweet vectors (D={wv.vectors.shape[1]}, {len(points)} of "
+            f"{len(texts.texts)} tweets)"
+        )
+        blocks.append(save_figure(R.plot_tsne(points, texts.classes, title), fig_dir, "tsne", title))
+    return Section("data", "The data", tuple(blocks))
+
+
+def write_report(folder: str | Path, top_k: int = 5, train: str | Path | None = None) -> Path:
+    """Write `folder/report.html` and `folder/figures/*.png` from the study's files; returns the HTML path.
+
+    Raises:
+        ResultsError: not a study folder, a missing file or an unknown schema version.
+        ReportError: bad arguments.
+        DataError: `train` was given but cannot be read.
+    """
+    if top_k < 1:
+        raise R.ReportError(f"`top` must be >= 1, but got {top_k}.")
+    if train is not None and not Path(train).is_file():
+        raise R.ReportError(f"`--train` {str(train)!r} does not exist or is not a file; give the training CSV.")
+    results = R.load_results(folder)
+    fig_dir = results.folder / R.FIGURES_DIR
+    fig_dir.mkdir(exist_ok=True)
+    settings = results.settings
+    params = R.searched_params(results)
+    s = R.summary(results)
+    top = R.top_trials(results.trials, top_k)
+    sections = [_summary_section(results, s, top, params)]
+
+    curves = R.learning_curves(results.epochs, list(top["trial_id"]))
+    best_curves = curves[curves["trial_id"] == s.trial_id]
+    labels = {r.trial_id: f"{r.trial_id} (F1 {r.best_val_macro_f1:.3f})" for r in top.itertuples()}
+    sections.append(
+        Section(
+            "curves",
+            "Learning curves",
+            (
+                save_figure(
+                    R.plot_best_curves(best_curves, s.best_epoch, f"best trial {s.trial_id}"),
+                    fig_dir,
+                    "curves_best",
+                    "The best trial: macro-F1 and loss per epoch, train against validation",
+                ),
+                save_figure(
+                    R.plot_top_curves(curves, labels),
+                    fig_dir,
+                    "curves_top",
+                    f"The top {len(top)} trials: validation (solid) and train (dashed) macro-F1 and loss",
+                ),
+            ),
+        )
+    )
+
+    model_blocks: list[str] = []
+    try:
+        y, probs = R.trial_predictions(results.predictions, s.trial_id)
+    except R.ReportError as e:
+        model_blocks.append(note_html(f"No ROC curves or confusion matrices: {e}"))
+    else:
+        classes = results.classes or tuple(str(i) for i in range(probs.shape[1]))
+        rocs = R.roc_curves(y, probs, classes)
+        cm = R.confusion_matrix(y, probs.argmax(axis=1), len(classes))
+        model_blocks += [
+            para_html(f"Validation predictions of trial {s.trial_id} at its best epoch ({len(y)} tweets)."),
+            save_figure(R.plot_roc(rocs, f"ROC, one-vs-rest ({s.trial_id})"), fig_dir, "roc", "ROC curve per class"),
+            save_figure(
+                R.plot_confusion(cm, classes, s.trial_id),
+                fig_dir,
+                "confusion",
+                "Confusion matrix: counts and row-normalised (rows: true class)",
+            ),
+        ]
+    sections.append(Section("model", "The best model", tuple(model_blocks)))
+
+    search_blocks = []
+    if not R.trial_order(results.trials)["trial_number"].ge(0).all():
+        search_blocks.append(note_html("trials.parquet has no trial numbers; trials are shown in file order."))
+    search_blocks.append(
+        save_figure(R.plot_history(R.optimisation_history(results.trials)), fig_dir, "history", "Optimisation history")
+    )
+    if params:
+        search_blocks += [
+            save_figure(
+                R.plot_slices(R.slice_data(results.trials, params), params),
+                fig_dir,
+                "slices",
+                "Slice plots, one per searched hyperparameter (colour: trial order)",
+            ),
+            save_figure(
+                R.plot_parallel(R.parallel_coordinates(results.trials, params)),
+                fig_dir,
+                "parallel",
+                "Parallel coordinates of the searched hyperparameters",
+            ),
+        ]
+    else:
+        search_blocks.append(note_html("The search space has no searched hyperparameters."))
+    imp = R.param_importances(results.trials, results.epochs, params)
+    if imp.by_evaluator:
+        search_blocks.append(
+            save_figure(R.plot_importances(imp), fig_dir, "importance", "Hyperparameter importance (Optuna)")
+        )
+    search_blocks += [note_html(n) for n in imp.notes]
+    sections.append(Section("search", "The search", tuple(search_blocks)))
+
+    max_epochs = int(settings.get("max_epochs") or results.trials["epochs_run"].max())
+    rungs = R.asha_rungs(int(settings.get("grace_period", 1)), int(settings.get("reduction_factor", 3)), max_epochs)
+    saved = R.compute_saved(results.trials, max_epochs, results.epochs)
+    sections.append(
+        Section(
+            "early-stopping",
+            "Early stopping",
+            (
+                save_figure(
+                    R.plot_early_stopping(R.epochs_per_trial(results.trials), rungs, max_epochs, saved),
+                    fig_dir,
+                    "early_stopping",
+                    "Epochs run per trial against ASHA's rungs",
+                ),
+                kv_table(
+                    {
+                        "ASHA rungs (epochs)": ", ".join(map(str, rungs)),
+                        "trials stopped early": saved.stopped_early,
+                        "trial-epochs run": saved.epochs_run,
+                        f"trial-epochs if all ran {max_epochs}": saved.epochs_full,
+                        "trial-epochs saved": f"{saved.epochs_saved} ({saved.fraction_saved:.0%})",
+                        "mean seconds per epoch": saved.seconds_per_epoch,
+                        "seconds saved (estimate)": saved.seconds_saved,
+                    },
+                    "Compute saved",
+                ),
+            ),
+        )
+    )
+    sections.append(_data_section(results, train, fig_dir))
+
+    path = results.folder / R.REPORT_FILE
+    subtitle = (
+        f"{results.folder} · space {(results.study.get('space') or {}).get('name')} · "
+        f"{s.counts['total']} trials · best val macro-F1 {s.metrics['macro_f1']:.4f}"
+    )
+    write_page(path, render_page(f"Study {results.name}", subtitle, sections))
+    log.info("Writing report <path=%s>", path)
+    return path

@@ -1,0 +1,147 @@
+"""`python -m study.evaluate`: JSON output, exit codes for bad settings, folds that keep Word2Vec honest."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from study.config import ConfigError, DataSettings
+from study.evaluate import encode_fold, fold_data, fold_indices, main, parse_overrides
+from trainables.data import LabelledData, read_labelled
+from trainables.demo import write_demo
+from trainables.preprocess import clean_corpus
+from trainables.vectorize import OOV
+
+SMALL = ["--demo-rows", "300", "--vector-size", "16", "--max-epochs", "1", "--set", "hidden_size=8"]
+MARKER = "zzqmarkerword"
+
+
+@pytest.fixture(autouse=True)
+def cache_dir(tmp_path_factory, monkeypatch) -> Path:
+    """One Word2Vec/demo cache for the whole module, never the user's ~/.cache."""
+    path = tmp_path_factory.getbasetemp() / "evaluate-cache"
+    monkeypatch.setenv("RNN_STUDY_CACHE", str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def demo_files(tmp_path_factory) -> tuple[Path, Path]:
+    return write_demo(tmp_path_factory.mktemp("demo"), n_rows=300, seed=0)
+
+
+def _run(capsys, argv: list[str]) -> tuple[int, str, str]:
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, " ".join(err.split())  # rich wraps long lines on stderr
+
+
+def test_json_cross_validation_has_the_summary(capsys):
+    code, out, _ = _run(capsys, [*SMALL, "--folds", "2", "--json"])
+    assert code == 0
+    result = json.loads(out)  # the only thing on stdout
+    for key in ("macro_f1_mean", "macro_f1_std", "auc_mean", "auc_std", "accuracy_mean", "settings", "per_fold"):
+        assert key in result
+    assert result["folds"] == 2 and len(result["per_fold"]) == 2
+    assert set(result["recall_per_class_mean"]) == {"NEGATIVE", "NEUTRAL", "POSITIVE"}
+    assert result["settings"]["hparams"]["hidden_size"] == 8
+    assert result["settings"]["data"]["vector_size"] == 16
+    assert sum(f["n_valid"] for f in result["per_fold"]) == 300  # CV uses every labelled row, not a split
+
+
+def test_valid_file_is_one_fold(capsys, demo_files, tmp_path):
+    frame = pd.read_csv(demo_files[0], dtype=str, keep_default_na=False)
+    train, valid = tmp_path / "train.csv", tmp_path / "valid.csv"
+    frame.iloc[:220].to_csv(train, index=False)
+    frame.iloc[220:].to_csv(valid, index=False)
+    code, out, _ = _run(capsys, [*SMALL, "--train", str(train), "--valid", str(valid), "--json"])
+    assert code == 0
+    result = json.loads(out)
+    assert result["folds"] == 1 and result["mode"] == "train-valid"
+    assert result["per_fold"][0]["n_train"] == 220 and result["per_fold"][0]["n_valid"] == 80
+
+
+@pytest.mark.parametrize(
+    "items, named",
+    [
+        (["hidden_sise=8"], "hidden_sise"),
+        (["dropout=1.5"], "dropout"),
+        (["lr=abc"], "lr"),
+        (["bidirectional=maybe"], "bidirectional"),
+        (["vectorizer=tfidf"], "vectorizer"),
+        (["hidden_size"], "hidden_size"),
+        (["lr=1e-3", "lr=1e-2"], "lr"),
+    ],
+)
+def test_bad_set_item_exits_2_naming_it(capsys, items, named):
+    argv = [a for item in items for a in ("--set", item)]
+    code, out, err = _run(capsys, argv)
+    assert code == 2
+    assert out == ""
+    assert named in err and "error" in err
+
+
+def test_missing_train_file_exits_2_naming_it(capsys, tmp_path):
+    missing = tmp_path / "no-such-file.csv"
+    code, _, err = _run(capsys, ["--train", str(missing)])
+    assert code == 2
+    assert "no-such-file.csv" in err and "does not exist" in err
+
+
+@pytest.mark.parametrize(
+    "argv", [["--folds", "1"], ["--max-epochs", "0"], ["--max-epochs", "2", "--set", "max_epochs=3"]]
+)
+def test_bad_folds_or_epochs_exit_2(capsys, argv):
+    assert _run(capsys, argv)[0] == 2
+
+
+def test_overrides_are_typed_and_split():
+    hp, data = parse_overrides(["cell=gru", "bidirectional=0", "skip=true", "lr=1e-3", "vector_size=32", "clean_off="])
+    assert hp == {"cell": "gru", "bidirectional": False, "skip": True, "lr": 1e-3}
+    assert data == {"vector_size": 32, "clean_off": ()}
+    with pytest.raises(ConfigError, match="`hidden_size`.*integer.*'1.5'"):
+        parse_overrides(["hidden_size=1.5"])
+
+
+def _labelled(demo_files) -> LabelledData:
+    return read_labelled(demo_files[0])
+
+
+def test_folds_partition_the_data_stratified(demo_files):
+    data = _labelled(demo_files)
+    folds = fold_indices(data.labels, 3, seed=0)
+    held = np.concatenate([h for _, h in folds])
+    assert sorted(held.tolist()) == list(range(len(data)))
+    for train, held_out in folds:
+        assert not set(train) & set(held_out)
+        share = np.bincount(data.labels[held_out], minlength=3) / len(held_out)
+        assert np.allclose(share, np.bincount(data.labels, minlength=3) / len(data), atol=0.02)
+    assert all((a[1] == b[1]).all() for a, b in zip(folds, fold_indices(data.labels, 3, seed=0), strict=True))
+    with pytest.raises(ConfigError, match="`folds`"):
+        fold_indices(data.labels, 1000, seed=0)
+
+
+def _marker_ids(x: np.ndarray, part: LabelledData, settings: DataSettings) -> list[int]:
+    """The encoded id of MARKER in every row of `part` whose text has it."""
+    ids = []
+    for row, tokens in enumerate(clean_corpus(part.texts, settings.clean_config())):
+        if MARKER in tokens:
+            ids.append(int(x[row, tokens.index(MARKER)]))
+    return ids
+
+
+def test_word2vec_never_sees_the_held_out_fold(demo_files):
+    """A word only in fold 1's held-out texts is unknown to fold 1's vectors, known to fold 2's (which train on it)."""
+    data = _labelled(demo_files)
+    settings = DataSettings(vector_size=8, w2v_min_count=1, max_len=64, w2v_epochs=1)
+    held_by_fold_1 = fold_indices(data.labels, 2, settings.data_seed)[0][1][:4]
+    texts = [f"{MARKER} {t}" if i in set(held_by_fold_1.tolist()) else t for i, t in enumerate(data.texts)]
+    marked = LabelledData(tuple(texts), data.labels, data.classes, data.parties, data.source)
+
+    (train_1, held_1), (train_2, held_2) = fold_data(marked, 2, settings.data_seed)
+    enc_1 = encode_fold(train_1, held_1, (), settings, cache_dir=None)
+    enc_2 = encode_fold(train_2, held_2, (), settings, cache_dir=None)
+    assert _marker_ids(enc_1.x_valid, held_1, settings) == [OOV] * 4
+    in_training = _marker_ids(enc_2.x_train, train_2, settings)
+    assert len(in_training) == 4 and len(set(in_training)) == 1 and in_training[0] > OOV
