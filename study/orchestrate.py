@@ -44,9 +44,7 @@ from study.results import (
     TRIALS_FILE,
     TRIALS_SCHEMA,
     ResultsError,
-    TrialStatus,
     read_study,
-    read_table,
     summarise_trial,
     write_json,
     write_table,
@@ -302,7 +300,6 @@ def _run_locked(cfg, folder, previous, space, dataset, resources, nodes, console
             f"{previous['data']['fingerprint']} then, {data.fingerprint} now); restore the files."
         )
     write_json(study_info, folder / STUDY_FILE)
-    finished_before = _finished_trials(folder) if previous else set()
 
     resources_per_trial = {"cpus": cfg.cpus_per_trial, "gpus": cfg.gpus_per_trial}
     recorder = ResultsRecorder(folder, cfg.max_epochs, resources_per_trial, cfg.seed, space.fixed)
@@ -378,9 +375,7 @@ def _run_locked(cfg, folder, previous, space, dataset, resources, nodes, console
     finally:
         progress.stop()
 
-    trials_df, epochs, predictions = collect(
-        grid, cfg, space.fixed, data.y_valid, recorder.finished() | finished_before
-    )
+    trials_df, epochs, predictions = collect(grid, experiment_path, cfg, space.fixed, data.y_valid)
     write_table(epochs, folder / EPOCHS_FILE, EPOCHS_SCHEMA)
     write_table(trials_df.to_dict("records"), folder / TRIALS_FILE, TRIALS_SCHEMA)
     write_table(predictions, folder / PREDICTIONS_FILE, PREDICTIONS_SCHEMA)
@@ -407,23 +402,20 @@ def _run_locked(cfg, folder, previous, space, dataset, resources, nodes, console
     return StudyOutcome(cfg.name, folder, trials_df)
 
 
-def _finished_trials(folder: Path) -> set[str]:
-    """Trials an earlier run of this study saw end (trials.parquet), so a resume does not count them running."""
-    try:
-        trials = read_table(folder / TRIALS_FILE)
-    except ResultsError:
-        return set()
-    return set(trials.loc[trials["status"] != TrialStatus.RUNNING.value, "trial_id"])
-
-
 def collect(
-    grid, cfg: StudyConfig, fixed: dict[str, Any], y_valid: np.ndarray, finished: set[str]
+    grid, experiment_path: str, cfg: StudyConfig, fixed: dict[str, Any], y_valid: np.ndarray
 ) -> tuple[pd.DataFrame, list[dict], list[dict]]:
-    """Every trial's rows, rebuilt from Ray's storage, and the best-epoch predictions of the top trials.
+    """Every trial's rows, rebuilt from Ray's storage, and the best-epoch predictions of the top trials."""
+    from ray.tune import ExperimentAnalysis
 
-    `finished` names the trials seen to end (in this run or an earlier one); the others are still running.
-    """
-    ray_trials = grid._experiment_analysis.trials  # in creation order, with TERMINATED / ERROR / ... statuses
+    # The trial states as saved on storage: after Ctrl-C, Ray's in-memory trials all read TERMINATED, while the
+    # saved state keeps the interrupted ones PENDING (and resumes them). In creation order.
+    quiet = logging.getLogger("ray.tune.analysis.experiment_analysis")
+    level, _ = quiet.level, quiet.setLevel(logging.ERROR)  # not-yet-run trials have no metrics: expected
+    try:
+        ray_trials = ExperimentAnalysis(experiment_path, storage_filesystem=grid.filesystem).trials
+    finally:
+        quiet.setLevel(level)
     statuses = {t.trial_id: t.status for t in ray_trials}
     numbers = {t.trial_id: i for i, t in enumerate(ray_trials)}
     trial_rows, epoch_rows, best_ckpt = [], [], {}
@@ -437,8 +429,7 @@ def collect(
         by_epoch = {int(r["epoch"]): epoch_row(trial_id, r) for r in reported if "epoch" in r}
         epochs = [by_epoch[e] for e in sorted(by_epoch)]
         error = error_message(str(result.error)) if result.error else None
-        ray_status = statuses.get(trial_id, "PENDING") if trial_id in finished else "RUNNING"
-        status = trial_status(ray_status, error is not None, len(epochs), cfg.max_epochs)
+        status = trial_status(statuses.get(trial_id, "PENDING"), error is not None, len(epochs), cfg.max_epochs)
         config = {**fixed, **next((t.config for t in ray_trials if t.trial_id == trial_id), {})}
         hostname = reported[-1].get("hostname") if reported else None
         trial_rows.append(

@@ -114,10 +114,6 @@ class ResultsRecorder(tune.Callback):
         t["status"], t["error"] = "ERROR", error_message(trial.get_error())
         self.flush()
 
-    def finished(self) -> set[str]:
-        """Trials that ended in this run (Ray marks trials stopped by Ctrl-C TERMINATED too, but resumes them)."""
-        return {tid for tid, t in self.trials.items() if t["status"] in ("TERMINATED", "ERROR")}
-
     def on_experiment_end(self, trials, **info):
         self.flush()
 

@@ -25,6 +25,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator, NullFormatter
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
 from study.results import (
@@ -262,7 +263,7 @@ def plot_best_curves(curves: pd.DataFrame, best_epoch: int, title: str) -> Figur
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0].set_title(f"{title}: macro-F1")
     axes[1].set_title(f"{title}: loss")
     fig.tight_layout()
@@ -283,7 +284,7 @@ def plot_top_curves(curves: pd.DataFrame, labels: dict[str, str]) -> Figure:
         ax.set_ylabel(name)
         ax.set_title(f"{name}: validation (solid) and train (dashed)")
         ax.grid(alpha=0.3)
-        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0].legend(fontsize=7, loc="best")
     fig.tight_layout()
     return fig
@@ -398,7 +399,7 @@ def plot_history(history: pd.DataFrame) -> Figure:
     ax.set_title("Optimisation history")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
     return fig
 
@@ -459,7 +460,8 @@ def plot_slices(data: pd.DataFrame, params: dict[str, BaseDistribution]) -> Figu
             ax.set_xticks(range(len(d.choices)), [str(c) for c in d.choices])
         elif _is_log(d):
             ax.set_xscale("log")
-        sc = ax.scatter(x, g["value"], c=g["order"], cmap="Blues", edgecolors="k", linewidths=0.4, s=30)
+            ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels of a short log axis overlap
+        sc = ax.scatter(x, g["value"], c=g["order"], cmap="viridis", edgecolors="k", linewidths=0.4, s=30)
         ax.set_title(name)
         ax.set_ylabel("best val macro-F1")
         ax.grid(alpha=0.3)
@@ -691,11 +693,12 @@ def plot_early_stopping(per_trial: pd.DataFrame, rungs: Sequence[int], max_epoch
     ax.set_yticks(per_trial["order"], [str(t)[:8] for t in per_trial["trial_id"]], fontsize=7)
     ax.invert_yaxis()
     ax.set_xlim(0, max_epochs + 0.5)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epochs run")
     present = set(per_trial["status"])
     handles = [Patch(color=c, label=s) for s, c in STATUS_COLOURS.items() if s in present]
     handles.append(Line2D([], [], color="tab:purple", ls="--", lw=1, label=f"ASHA rungs {list(rungs)}"))
-    ax.legend(handles=handles, fontsize=8, loc="lower right")
+    ax.legend(handles=handles, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=len(handles))
     ax.set_title(
         f"Epochs per trial: {saved.epochs_run} of {saved.epochs_full} trial-epochs run "
         f"({saved.fraction_saved:.0%} saved by stopping)",

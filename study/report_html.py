@@ -66,6 +66,10 @@ def note_html(text: str) -> str:
     return f'<p class="note">{html.escape(text)}</p>'
 
 
+def verdict_html(text: str) -> str:
+    return f'<p class="verdict">{html.escape(text)}</p>'
+
+
 def para_html(text: str) -> str:
     return f"<p>{html.escape(text)}</p>"
 
@@ -100,7 +104,7 @@ def frame_table(df: pd.DataFrame, caption: str = "", columns: Sequence[str] | No
         for row in df[cols].itertuples(index=False)
     )
     cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
-    return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f'<div class="scroll"><table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
 def details_html(summary: str, inner: str) -> str:
@@ -125,6 +129,7 @@ thead th,table.kv th{background:#f5f5f5}
 caption{text-align:left;font-weight:600;padding:.3rem 0}
 .note{background:#fff8e1;border-left:4px solid #ffb300;padding:.5rem .8rem}
 .verdict{background:#e8f5e9;border-left:4px solid #43a047;padding:.5rem .8rem;font-weight:600}
+.scroll{overflow-x:auto;max-width:100%}
 .grid{display:flex;flex-wrap:wrap;gap:1.5rem;align-items:flex-start}
 """
 

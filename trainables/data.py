@@ -160,8 +160,9 @@ def _read_frame(path: str | Path) -> tuple[pd.DataFrame, str]:
             warnings.simplefilter("error", pd.errors.ParserWarning)
             frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, index_col=False)
     except (pd.errors.ParserError, pd.errors.ParserWarning, pd.errors.EmptyDataError) as exc:
+        detail = str(exc).strip().removeprefix("Error tokenizing data. C error: ")  # pandas' own prefix
         raise DataError(
-            f"Data file {name} cannot be parsed as CSV: {str(exc).strip()}. Check that it is "
+            f"Data file {name} cannot be parsed as CSV: {detail}. Check that it is "
             "comma-separated, that every row has as many fields as the header, and that quotes inside texts "
             'are doubled ("").'
         ) from exc
