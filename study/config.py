@@ -7,6 +7,7 @@ here, before Ray starts, and raises ConfigError naming the setting, the bad valu
 from __future__ import annotations
 
 import argparse
+import difflib
 import math
 import re
 import tomllib
@@ -220,8 +221,13 @@ def _flag(name: str) -> str:
 def _convert(name: str, value: Any, kind: type, source: str) -> Any:
     """Turn a TOML or command-line value into the field's type, or raise ConfigError naming the setting."""
     if name == "clean_off":
-        items = value.split(",") if isinstance(value, str) else list(value)
-        return tuple(s.strip() for s in items if s.strip())
+        if isinstance(value, str):
+            value = value.split(",")
+        if not (isinstance(value, list) and all(isinstance(s, str) for s in value)):
+            raise ConfigError(
+                f"`clean_off` ({source}) must be comma-separated step names or a list of them, but got {value!r}."
+            )
+        return tuple(s.strip() for s in value if s.strip())
     try:
         if kind is bool:
             if isinstance(value, bool):
@@ -236,10 +242,14 @@ def _convert(name: str, value: Any, kind: type, source: str) -> Any:
                 raise ValueError
             return int(value)
         if kind is float:
-            return float(value)
+            number = float(value)
+            if not math.isfinite(number):
+                raise ValueError
+            return number
         return str(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"`{name}` ({source}) must be a {kind.__name__}, but got {value!r}.") from None
+        expected = {bool: "true or false", int: "an integer", float: "a finite number"}.get(kind, "a string")
+        raise ConfigError(f"`{name}` ({source}) must be {expected}, but got {value!r}.") from None
 
 
 def _field_types(cls: type) -> dict[str, type]:
@@ -279,10 +289,18 @@ def read_toml(path: str | Path, cls: type = StudyConfig) -> dict[str, Any]:
     out = {}
     for key, value in raw.items():
         name = key.replace("-", "_")
-        if name not in known or name == "resume":
+        if name == "resume":
             raise ConfigError(
-                f"config file {str(p)!r} has an unknown setting {key!r}; known settings: "
-                f"{', '.join(k.replace('_', '-') for k in known if k != 'resume')}."
+                f"config file {str(p)!r} sets `resume`, which only the command line can do; "
+                "remove it and run `--resume NAME`."
+            )
+        if name not in known:
+            settings = [k.replace("_", "-") for k in known if k != "resume"]
+            close = difflib.get_close_matches(key.replace("_", "-"), settings, n=1)
+            raise ConfigError(
+                f"config file {str(p)!r} has an unknown setting {key!r}."
+                + (f" Did you mean {close[0]!r}?" if close else "")
+                + f" Known settings: {', '.join(settings)}."
             )
         if isinstance(value, dict):
             raise ConfigError(f"config file {str(p)!r}: `{key}` must be a plain value, not a table.")

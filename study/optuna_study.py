@@ -14,6 +14,7 @@ from typing import Any
 
 import optuna
 import pandas as pd
+import sqlalchemy.exc
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.trial import TrialState
 
@@ -111,5 +112,7 @@ def write_optuna_db(
         study._storage.remove_session() if hasattr(study._storage, "remove_session") else None
         del study
         os.replace(tmp, path)
+    except sqlalchemy.exc.SQLAlchemyError as e:  # a full disk or unwritable folder, said the SQLite way
+        raise OSError(f"could not write {path}: {e.orig if hasattr(e, 'orig') else e}") from e
     finally:
         Path(tmp).unlink(missing_ok=True)

@@ -26,13 +26,6 @@ from search_spaces import get_space
 from study.config import ConfigError, StudyConfig
 from study.dataset import encode, load_dataset
 from study.optuna_study import write_optuna_db
-from study.recorder import (
-    ResultsRecorder,
-    epoch_row,
-    error_message,
-    read_result_json,
-    trial_status,
-)
 from study.results import (
     EPOCHS_FILE,
     EPOCHS_SCHEMA,
@@ -65,6 +58,20 @@ class StudyInterrupted(Exception):
         super().__init__(
             f"study {name!r} interrupted after {done} of {total} trials; its results so far are in {folder}. "
             f"Complete it with: python -m study.run --resume {name}"
+            + (f" --results-dir {folder.parent}" if str(folder.parent) != "results" else "")
+        )
+
+
+class StudyWriteError(Exception):
+    """The results could not be written (disk full, no permission); the trials themselves are safe in Ray's storage."""
+
+    def __init__(self, folder: Path, name: str, cause: OSError):
+        self.folder, self.name, self.cause = folder, name, cause
+        super().__init__(
+            f"could not write the results of study {name!r} to {str(folder)!r}: {cause.strerror or cause} "
+            f"({type(cause).__name__}). The files of the last successful write are intact and the trials are kept "
+            f"in Ray's storage; once the cause is fixed (free disk space, make the folder writable), finish with: "
+            f"python -m study.run --resume {name}"
             + (f" --results-dir {folder.parent}" if str(folder.parent) != "results" else "")
         )
 
@@ -103,6 +110,11 @@ def _hardware(ray_resources: dict[str, float]) -> dict[str, Any]:
 def resolve(cfg: StudyConfig) -> tuple[StudyConfig, Path, dict[str, Any] | None]:
     """The study's settings and folder: new (refused if the name exists) or resumed (settings from study.json)."""
     results_dir = Path(cfg.results_dir)
+    if results_dir.exists() and not results_dir.is_dir():
+        raise ConfigError(
+            f"`results_dir` {str(results_dir)!r} is a file, not a folder; give a folder with `--results-dir` "
+            "(it is created when missing)."
+        )
     if cfg.resume:
         folder = results_dir / cfg.resume
         if not folder.exists():
@@ -208,16 +220,18 @@ def _init_ray(cfg: StudyConfig) -> bool:
 def run_study(cfg: StudyConfig, console=None) -> StudyOutcome:
     """Run (or resume) a study to its full budget and write `results/<name>/`.
 
+    Ray is imported only once settings and input files have passed their checks, so refusals are quick.
+
     Raises:
         ConfigError, DataError: bad settings, input files or resources; nothing is written then.
         StudyInterrupted: stopped by Ctrl-C before the budget was spent; the study is resumable.
     """
-    import ray
-
     cfg, folder, previous = resolve(cfg)
     space = get_space(cfg.space)
     dataset = load_dataset(cfg)  # every input file validated here, before Ray or any writing
     started = _init_ray(cfg)
+    import ray
+
     try:
         resources, nodes = _cluster_resources(cfg)
         check_resources(cfg, nodes)
@@ -245,6 +259,7 @@ def _run_locked(cfg, folder, previous, space, dataset, resources, nodes, console
     from ray.tune.search.optuna import OptunaSearch
 
     from study.progress import RichProgress
+    from study.recorder import ResultsRecorder
     from trainables.trainable import train_sentiment
 
     t0 = time.time()
@@ -376,27 +391,30 @@ def _run_locked(cfg, folder, previous, space, dataset, resources, nodes, console
         progress.stop()
 
     trials_df, epochs, predictions = collect(grid, experiment_path, cfg, space.fixed, data.y_valid)
-    write_table(epochs, folder / EPOCHS_FILE, EPOCHS_SCHEMA)
-    write_table(trials_df.to_dict("records"), folder / TRIALS_FILE, TRIALS_SCHEMA)
-    write_table(predictions, folder / PREDICTIONS_FILE, PREDICTIONS_SCHEMA)
-    write_optuna_db(
-        trials_df,
-        pd.DataFrame(epochs, columns=[f.name for f in EPOCHS_SCHEMA]),
-        space.params,
-        folder / OPTUNA_FILE,
-        cfg.name,
-    )
-    done = int((trials_df["status"] != "running").sum())
-    finished = done >= cfg.num_samples
-    best = trials_df.sort_values("best_val_macro_f1", ascending=False).head(1)
-    study_info.update(
-        status="completed" if finished else "interrupted",
-        finished_at=dt.datetime.now(dt.UTC).isoformat() if finished else None,
-        wall_time_s=time.time() - t0 + float((previous or {}).get("wall_time_s") or 0),
-        trial_counts=trials_df["status"].value_counts().to_dict(),
-        best_trial=best.iloc[0].to_dict() if len(best) else None,
-    )
-    write_json(study_info, folder / STUDY_FILE)
+    try:
+        write_table(epochs, folder / EPOCHS_FILE, EPOCHS_SCHEMA)
+        write_table(trials_df.to_dict("records"), folder / TRIALS_FILE, TRIALS_SCHEMA)
+        write_table(predictions, folder / PREDICTIONS_FILE, PREDICTIONS_SCHEMA)
+        write_optuna_db(
+            trials_df,
+            pd.DataFrame(epochs, columns=[f.name for f in EPOCHS_SCHEMA]),
+            space.params,
+            folder / OPTUNA_FILE,
+            cfg.name,
+        )
+        done = int((trials_df["status"] != "running").sum())
+        finished = done >= cfg.num_samples
+        best = trials_df.sort_values("best_val_macro_f1", ascending=False).head(1)
+        study_info.update(
+            status="completed" if finished else "interrupted",
+            finished_at=dt.datetime.now(dt.UTC).isoformat() if finished else None,
+            wall_time_s=time.time() - t0 + float((previous or {}).get("wall_time_s") or 0),
+            trial_counts=trials_df["status"].value_counts().to_dict(),
+            best_trial=best.iloc[0].to_dict() if len(best) else None,
+        )
+        write_json(study_info, folder / STUDY_FILE)
+    except OSError as e:
+        raise StudyWriteError(folder, cfg.name, e) from e
     if not finished:
         raise StudyInterrupted(folder, cfg.name, done, cfg.num_samples)
     return StudyOutcome(cfg.name, folder, trials_df)
@@ -407,6 +425,8 @@ def collect(
 ) -> tuple[pd.DataFrame, list[dict], list[dict]]:
     """Every trial's rows, rebuilt from Ray's storage, and the best-epoch predictions of the top trials."""
     from ray.tune import ExperimentAnalysis
+
+    from study.recorder import epoch_row, error_message, read_result_json, trial_status
 
     # The trial states as saved on storage: after Ctrl-C, Ray's in-memory trials all read TERMINATED, while the
     # saved state keeps the interrupted ones PENDING (and resumes them). In creation order.

@@ -75,7 +75,7 @@ class ResultsRecorder(tune.Callback):
         resources: dict[str, float],
         seed: int,
         fixed: dict[str, Any],
-        flush_every_s: float = 10.0,
+        flush_every_s: float = 2.0,
     ):
         self.folder = Path(folder)
         self.max_epochs = max_epochs

@@ -12,6 +12,7 @@ import sys
 
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 
 from study.config import ConfigError, StudyConfig, add_arguments, build_config
 from trainables.data import DataError
@@ -65,20 +66,23 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     ns = vars(parser().parse_args(argv))
     toml_path = ns.pop("config", None)
+    from study.orchestrate import StudyInterrupted, StudyWriteError, run_study  # before `try`: its except names them
+
     try:
         cfg = build_config(ns, toml_path, StudyConfig)
-        from study.orchestrate import StudyInterrupted, run_study
-
         outcome = run_study(cfg, console)
     except (ConfigError, DataError) as e:
-        console.print(f"[bold red]error:[/] {e}")
+        console.print(f"[bold red]error:[/] {escape(str(e))}")
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/] before the study started; nothing to resume.")
         return EXIT_INTERRUPTED
     except StudyInterrupted as e:
-        console.print(f"[yellow]{e}[/]")
+        console.print(f"[yellow]{escape(str(e))}[/]")
         return EXIT_INTERRUPTED
+    except StudyWriteError as e:
+        console.print(f"[bold red]error:[/] {escape(str(e))}")
+        return EXIT_ERROR
     except Exception as e:  # noqa: BLE001 - the last line of defence: say what failed, exit 1
         logging.getLogger(__name__).exception("study failed: %s", e)
         return EXIT_ERROR

@@ -9,6 +9,7 @@ The inputs that must simply work (BOM, CRLF, quoted multi-line tweets, a 1 MB tw
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +38,6 @@ class RayStarted(BaseException):
 def _isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("RNN_STUDY_CACHE", str(tmp_path / "cache"))  # demo data and Word2Vec, never ~/.cache
     monkeypatch.setenv("COLUMNS", "1000")  # rich would wrap (and fold long paths) at 80 columns
-    monkeypatch.chdir(tmp_path)  # a stray relative `results/` would land here, not in the repository
 
 
 @pytest.fixture
@@ -77,6 +77,7 @@ class Case:
     names: tuple[str, ...]
     fixes: tuple[str, ...]
     command: str = "study.run"  # or "study.evaluate"
+    pending: str = ""  # a known bug whose fix is pending: the case is a strict xfail until then
 
 
 def _train(make_file: Callable[[Path], Path], *extra: str) -> Callable[[Path], list[str]]:
@@ -211,7 +212,13 @@ CASES = [
     ),
     Case("unknown setting in TOML", _toml("vectorsize = 16\n"), ("study.toml", "'vectorsize'"), ("vector-size",)),
     Case("wrong type in TOML", _toml('num-samples = "many"\n'), ("num_samples", "study.toml"), ("must be a",)),
-    Case("resume in TOML", _toml('resume = "old"\n'), ("study.toml", "'resume'"), ("known settings",)),
+    Case("resume in TOML", _toml('resume = "old"\n'), ("study.toml", "resume"), ("known settings", "--resume NAME")),
+    Case(
+        "wrong type of a list in TOML",
+        _toml("clean-off = 5\n"),
+        ("clean_off", "study.toml"),
+        ("must be",),
+    ),
     Case("not a number", lambda t: ["--vector-size", "big"], ("vector_size", "--vector-size"), ("must be a",)),
     Case("zero vector size", lambda t: ["--vector-size", "0"], ("vector_size",), (">= 1",)),
     Case("negative vector size", lambda t: ["--vector-size", "-5"], ("vector_size",), (">= 1",)),
@@ -221,6 +228,12 @@ CASES = [
     Case("zero cpus per trial", lambda t: ["--cpus-per-trial", "0"], ("cpus_per_trial",), ("> 0",)),
     Case("negative gpus per trial", lambda t: ["--gpus-per-trial", "-1"], ("gpus_per_trial",), (">= 0",)),
     Case("gpus per trial 1.5", lambda t: ["--gpus-per-trial", "1.5"], ("gpus_per_trial",), ("whole number",)),
+    Case(
+        "infinite cpus per trial",
+        lambda t: ["--train", str(_csv(t / "train.csv")), "--cpus-per-trial", "inf"],
+        ("cpus_per_trial",),
+        ("finite",),
+    ),
     Case("valid fraction 1", lambda t: ["--valid-fraction", "1"], ("valid_fraction",), ("(0, 1)",)),
     Case("malformed label map", lambda t: ["--label-map", "0:neg"], ("--label-map", "'0:neg'"), ("raw=class",)),
     Case(
@@ -231,7 +244,19 @@ CASES = [
     ),
     Case("unknown search space", lambda t: ["--space", "huge"], ("huge",), ("default",)),
     Case("bad empty-texts policy", lambda t: ["--empty-texts", "keep"], ("empty_texts", "'keep'"), ("drop",)),
+    Case(
+        "column names that look like rich markup",
+        _train(lambda t: _csv(t / "brackets.csv", header="Text,[/label],Party")),
+        ("brackets.csv", "'[/label]'"),
+        ("--label-column",),
+    ),
     # -- study names and resuming
+    Case(
+        "results dir is a file",
+        lambda t: ["--train", str(_csv(t / "train.csv")), "--results-dir", str(_csv(t / "results.csv"))],
+        ("results_dir", "results.csv"),
+        ("--results-dir",),
+    ),
     Case("resume of an unknown name", lambda t: ["--resume", "nope"], ("`resume`", "'nope'"), ("--results-dir",)),
     Case("name escaping results (../)", lambda t: ["--name", "../x"], ("`name`", "'../x'"), ("letters, digits",)),
     Case("absolute name", lambda t: ["--name", str(t / "abs")], ("`name`", "/abs'"), ("letters, digits",)),
@@ -277,19 +302,26 @@ CASES = [
 
 
 def run_case(case: Case, tmp: Path) -> int:
-    """Run one case's command (study.run with `--results-dir tmp/results`); returns its exit code."""
+    """Run one case's command (study.run with `--results-dir tmp/results` unless given); returns its exit code."""
     import study.evaluate
     import study.run
 
     argv = case.make(tmp)
     if case.command == "study.run":
-        code = study.run.main([*argv, "--results-dir", str(tmp / "results")])
+        given = "--results-dir" in argv
+        code = study.run.main(argv if given else [*argv, "--results-dir", str(tmp / "results")])
     else:
         code = study.evaluate.main(argv)
     return code
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+@pytest.mark.parametrize(
+    "case",
+    [
+        pytest.param(c, id=c.id, marks=[pytest.mark.xfail(strict=True, reason=c.pending)] if c.pending else [])
+        for c in CASES
+    ],
+)
 def test_bad_input_is_refused(case, tmp_path, capsys, no_ray):
     results = tmp_path / "results"
     results.mkdir()
@@ -336,20 +368,12 @@ def test_gpus_per_trial_larger_than_any_node_is_refused():
 def test_gpus_per_trial_larger_than_the_cluster_end_to_end(tmp_path, capsys):
     import ray
 
+    results = str(tmp_path / "results")
     ray.init(num_cpus=1, num_gpus=0, include_dashboard=False, logging_level="WARNING")
     try:
+        train = _csv(tmp_path / "train.csv")
         code = main(
-            [
-                "--train",
-                str(_csv(tmp_path / "train.csv")),
-                "--gpus-per-trial",
-                "2",
-                "--smoke",
-                "--results-dir",
-                str(tmp_path / "results"),
-                "--name",
-                "gpus",
-            ]
+            ["--train", str(train), *"--gpus-per-trial 2 --smoke --name gpus".split(), "--results-dir", results]
         )
     finally:
         ray.shutdown()
@@ -428,25 +452,12 @@ def test_a_study_runs_on_a_bom_crlf_multi_line_file(greek_slice, tmp_path, capsy
     path = _write_frame(_awkward(greek_slice), tmp_path / "odd.csv", "utf-8-sig", "\r\n")
     ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
     try:
-        code = main(
-            [
-                "--train",
-                str(path),
-                "--smoke",
-                "--num-samples",
-                "2",
-                "--max-epochs",
-                "1",
-                "--vector-size",
-                "16",
-                "--name",
-                "odd",
-                "--results-dir",
-                str(tmp_path / "results"),
-            ]
-        )
+        tiny = "--smoke --num-samples 2 --max-epochs 1 --vector-size 16 --name odd".split()
+        code = main(["--train", str(path), *tiny, "--results-dir", str(tmp_path / "results")])
     finally:
         ray.shutdown()
     assert code == 0, capsys.readouterr().err
     trials = pd.read_parquet(tmp_path / "results" / "odd" / "trials.parquet")
     assert len(trials) == 2 and set(trials["status"]) <= {"completed", "stopped_early"}
+    study = json.loads((tmp_path / "results" / "odd" / "study.json").read_text())
+    assert study["data"]["n_train"] + study["data"]["n_valid"] == len(greek_slice)  # one row per tweet

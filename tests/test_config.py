@@ -26,7 +26,7 @@ def test_toml_takes_flag_names_and_flags_win(tmp_path):
         ({"space": "nope"}, "`space` must be one of the known search spaces, but got 'nope'"),
         ({"max_epochs": "-1"}, "`max_epochs` must be >= 1, but got -1"),
         ({"num_samples": "0"}, "`num_samples` must be >= 1, but got 0"),
-        ({"num_samples": "abc"}, "`num_samples` (flag --num-samples) must be a int, but got 'abc'"),
+        ({"num_samples": "abc"}, "`num_samples` (flag --num-samples) must be an integer, but got 'abc'"),
         ({"cpus_per_trial": "0"}, "`cpus_per_trial` must be > 0"),
         ({"gpus_per_trial": "1.5"}, "`gpus_per_trial` must be a fraction of one GPU"),
         ({"grace_period": "9", "max_epochs": "3"}, "`grace_period` must be <= `max_epochs` (3)"),

@@ -399,9 +399,11 @@ def stratified_split(data: LabelledData, valid_fraction: float, seed: int) -> tu
         )
     except ValueError as exc:
         counts = dict(zip(data.classes, np.bincount(data.labels, minlength=len(data.classes)).tolist(), strict=True))
+        few = [c for c, n in counts.items() if n < 2]
+        reason = f"class(es) {few} have fewer than two rows" if few else str(exc)  # sklearn's names indices
         raise DataError(
             f"Data file {data.source}: cannot split {len(data)} rows with class counts {counts} into a "
-            f"stratified validation fraction of {valid_fraction} ({exc}). Every class needs at least two "
+            f"stratified validation fraction of {valid_fraction} ({reason}). Every class needs at least two "
             "rows and the validation part at least one row per class; use more data or another "
             "`--valid-fraction`."
         ) from exc

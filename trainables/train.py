@@ -203,7 +203,7 @@ def fit(
         if not math.isfinite(train_loss):
             raise NonFiniteLossError(
                 f"training loss became {train_loss} in epoch {epoch} (lr={hp.lr}, clip={hp.clip}); "
-                "lower `lr` or set `clip` > 0."
+                "lower `lr`" + (" or set `clip` > 0." if hp.clip == 0 else ".")
             )
         val_probs = predict_proba(model, x_va, l_va, max(hp.batch_size, 512), trim, device)
         val_loss = float(

@@ -1,0 +1,352 @@
+"""Faults a long study must survive, each injected into real processes: killed workers and drivers, NaN losses,
+a full disk, an unwritable folder, two drivers on one study. Every case checks that no trial is lost or doubled."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+from study.results import read_table
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["--smoke", "--vector-size", "16", "--max-concurrent", "1"]
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def ray_tmp():
+    """A private, short RAY_TMPDIR, so the processes of one test's Ray are easy to find and to tell apart."""
+    d = tempfile.mkdtemp(prefix="rt", dir="/tmp")
+    yield d
+    for pid in _ray_pids(d):  # nothing of this test's Ray may outlive it
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _environ_has(pid: int, needle: str) -> bool:
+    try:
+        return needle.encode() in Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return False
+
+
+def _ray_pids(ray_tmp: str) -> list[int]:
+    """Live processes that belong to the Ray started under `ray_tmp` (by command line or environment)."""
+    out = []
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit() and int(p.name) != os.getpid():
+            pid = int(p.name)
+            if ray_tmp in _cmdline(pid) or _environ_has(pid, f"RAY_TMPDIR={ray_tmp}"):
+                out.append(pid)
+    return out
+
+
+def _run(args, ray_tmp, **kw):
+    env = {**os.environ, "RAY_TMPDIR": ray_tmp, "COLUMNS": "200"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "study.run", *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kw,
+    )
+
+
+def _wait(predicate, proc=None, timeout=240, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"process ended before {what}: {proc.communicate()[1][-3000:]}")
+        try:
+            if predicate():
+                return
+        except Exception:  # noqa: BLE001 - files not written yet
+            pass
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _epochs_at_least(folder, n):
+    return lambda: len(read_table(folder / "epochs.parquet")) >= n
+
+
+def _check_complete(folder, n_trials, max_epochs=None):
+    """Every trial exactly once, every epoch of each exactly once, Optuna's history the same trials."""
+    trials = read_table(folder / "trials.parquet")
+    epochs = read_table(folder / "epochs.parquet")
+    assert len(trials) == n_trials and trials["trial_id"].is_unique
+    assert "running" not in set(trials["status"])
+    assert not epochs.duplicated(["trial_id", "epoch"]).any()
+    for _, t in trials.iterrows():
+        got = sorted(epochs.loc[epochs["trial_id"] == t["trial_id"], "epoch"])
+        assert got == list(range(1, t["epochs_run"] + 1)), (t["trial_id"], got)
+        if max_epochs is not None and t["status"] == "completed":
+            assert t["epochs_run"] == max_epochs
+    study = json.loads((folder / "study.json").read_text())
+    assert study["status"] == "completed"
+    ostudy = optuna.load_study(study_name=study["name"], storage=f"sqlite:///{folder / 'optuna.db'}")
+    assert sorted(t.user_attrs["trial_id"] for t in ostudy.trials) == sorted(trials["trial_id"])
+    assert all(t.state != optuna.trial.TrialState.RUNNING for t in ostudy.trials)
+    return trials, epochs
+
+
+def _trial_workers(ray_tmp):
+    """Ray worker processes that are running a trial right now."""
+    return [
+        pid
+        for pid in _ray_pids(ray_tmp)
+        if "ray::ImplicitFunc" in _cmdline(pid) or "ray::train_sentiment" in _cmdline(pid)
+    ]
+
+
+def test_worker_killed_mid_epoch_is_retried_from_its_checkpoint(tmp_path, ray_tmp):
+    from ray.tune import ExperimentAnalysis
+
+    folder = tmp_path / "w"
+    args = [
+        *TINY,
+        "--num-samples",
+        "2",
+        "--max-epochs",
+        "4",
+        "--grace-period",
+        "4",
+        "--demo-rows",
+        "6000",
+        "--name",
+        "w",
+        "--results-dir",
+        str(tmp_path),
+    ]
+    proc = _run(args, ray_tmp)
+    _wait(_epochs_at_least(folder, 2), proc, what="two epochs (a checkpoint to restore)")
+    _wait(lambda: _trial_workers(ray_tmp), proc, what="a trial worker")
+    victims = _trial_workers(ray_tmp)
+    for pid in victims:
+        os.kill(pid, signal.SIGKILL)
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-3000:]
+    trials, epochs = _check_complete(folder, 2, max_epochs=4)
+    assert set(trials["status"]) == {"completed"}  # retried, not failed
+    analysis = ExperimentAnalysis(str(folder / "ray" / "w"))
+    assert sum(t.run_metadata.num_failures for t in analysis.trials) >= 1  # Ray did see the crash
+
+
+def test_driver_killed_then_resumed(tmp_path, ray_tmp):
+    folder = tmp_path / "k"
+    args = [
+        *TINY,
+        "--num-samples",
+        "4",
+        "--max-epochs",
+        "3",
+        "--demo-rows",
+        "300",
+        "--name",
+        "k",
+        "--results-dir",
+        str(tmp_path),
+    ]
+    proc = _run(args, ray_tmp)
+    _wait(_epochs_at_least(folder, 2), proc, what="two epochs")
+    proc.kill()  # SIGKILL: no handler, no cleanup
+    proc.communicate(timeout=60)
+    # Ray's processes of the killed driver end on their own (its log monitor last, within about half a minute)
+    try:
+        _wait(lambda: not _ray_pids(ray_tmp), timeout=150, what="the killed driver's Ray processes to end")
+    except AssertionError:
+        raise AssertionError(f"left behind: {[(p, _cmdline(p)[:120]) for p in _ray_pids(ray_tmp)]}") from None
+    resumed = _run(["--resume", "k", "--results-dir", str(tmp_path)], ray_tmp)
+    out, err = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, err[-3000:]
+    _check_complete(folder, 4, max_epochs=3)
+
+
+def test_nan_loss_fails_the_trial_and_the_study_goes_on(tmp_path):
+    import ray
+    from optuna.distributions import CategoricalDistribution
+
+    import search_spaces
+    from search_spaces.rnn import SearchSpace
+    from study.config import StudyConfig
+    from study.orchestrate import run_study
+
+    space = SearchSpace(
+        "nan-test",
+        "one sane and one absurd learning rate",
+        {"lr": CategoricalDistribution([1e-3, 1e36])},
+        fixed={"cell": "gru", "hidden_size": 8, "num_layers": 1},
+        enqueue=({"lr": 1e36}, {"lr": 1e-3}),
+    )
+    search_spaces.SPACES[space.name] = space
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    try:
+        cfg = StudyConfig(
+            space="nan-test",
+            num_samples=2,
+            max_epochs=2,
+            demo_rows=300,
+            vector_size=16,
+            max_failures=1,
+            name="nan",
+            results_dir=str(tmp_path),
+        )
+        run_study(cfg)
+    finally:
+        ray.shutdown()
+        search_spaces.SPACES.pop(space.name)
+    trials, _ = _check_complete(tmp_path / "nan", 2)
+    bad = trials[trials["params_lr"] > 1]
+    good = trials[trials["params_lr"] < 1]
+    assert bad["status"].tolist() == ["errored"] and "training loss became inf" in bad["error"].iloc[0]
+    assert good["status"].tolist() == ["completed"] and good["error"].isna().all()
+    ostudy = optuna.load_study(study_name="nan", storage=f"sqlite:///{tmp_path / 'nan' / 'optuna.db'}")
+    states = {t.params["lr"]: t.state for t in ostudy.trials}
+    assert states == {1e36: optuna.trial.TrialState.FAIL, 1e-3: optuna.trial.TrialState.COMPLETE}
+
+
+def _can(cmd):
+    return os.geteuid() == 0 and shutil.which(cmd[0]) is not None
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs to fill needs root")
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], check=True)
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def _fill(folder: Path) -> Path:
+    filler = folder / "filler"
+    with open(filler, "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError:
+            pass
+    return filler
+
+
+def test_disk_full_while_writing_keeps_the_last_files_and_resume_finishes(tmp_path, ray_tmp, small_disk):
+    results = small_disk / "results"
+    folder = results / "d"
+    args = [
+        *TINY,
+        "--num-samples",
+        "3",
+        "--max-epochs",
+        "2",
+        "--demo-rows",
+        "300",
+        "--name",
+        "d",
+        "--results-dir",
+        str(results),
+        "--storage",
+        str(tmp_path / "ray-storage"),
+    ]
+    proc = _run(args, ray_tmp)
+    _wait(lambda: len(read_table(folder / "trials.parquet")) >= 1, proc, what="the first trials.parquet")
+    filler = _fill(small_disk)
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 1, err[-3000:]
+    message = " ".join(err.split())
+    assert "could not write the results of study 'd'" in message and "No space left" in message
+    assert "--resume d" in message
+    read_table(folder / "trials.parquet")  # the last complete files still read
+    read_table(folder / "epochs.parquet")
+    assert not list(folder.glob(".*.tmp"))
+    filler.unlink()
+    resumed = _run(["--resume", "d", "--results-dir", str(results)], ray_tmp)
+    out, err = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, err[-3000:]
+    _check_complete(folder, 3)
+
+
+def test_unwritable_results_folder_then_resume(tmp_path, ray_tmp):
+    if not _can(["chattr"]):
+        pytest.skip("making a folder unwritable for root needs chattr")
+    folder = tmp_path / "u"
+    args = [
+        *TINY,
+        "--num-samples",
+        "3",
+        "--max-epochs",
+        "2",
+        "--demo-rows",
+        "300",
+        "--name",
+        "u",
+        "--results-dir",
+        str(tmp_path),
+    ]
+    proc = _run(args, ray_tmp)
+    _wait(lambda: len(read_table(folder / "trials.parquet")) >= 1, proc, what="the first trials.parquet")
+    subprocess.run(["chattr", "+i", str(folder)], check=True)
+    try:
+        before = (folder / "trials.parquet").read_bytes()
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 1, err[-3000:]
+        message = " ".join(err.split())
+        assert "could not write the results of study 'u'" in message and "--resume u" in message
+        assert (folder / "trials.parquet").read_bytes() == before  # untouched, whole
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+    resumed = _run(["--resume", "u", "--results-dir", str(tmp_path)], ray_tmp)
+    out, err = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, err[-3000:]
+    _check_complete(folder, 3)
+
+
+def test_a_second_driver_on_the_same_study_is_refused(tmp_path, ray_tmp):
+    folder = tmp_path / "s"
+    args = [
+        *TINY,
+        "--num-samples",
+        "2",
+        "--max-epochs",
+        "2",
+        "--demo-rows",
+        "300",
+        "--name",
+        "s",
+        "--results-dir",
+        str(tmp_path),
+    ]
+    first = _run(args, ray_tmp)
+    _wait(lambda: (folder / "study.json").exists(), first, what="the first study to start")
+    second = _run(args, ray_tmp)
+    out, err = second.communicate(timeout=120)
+    assert second.returncode == 2 and "already exists" in " ".join(err.split())
+    third = _run(["--resume", "s", "--results-dir", str(tmp_path)], ray_tmp)  # resuming a running study
+    out, err = third.communicate(timeout=120)
+    assert third.returncode == 2 and "in use by another" in " ".join(err.split())
+    out, err = first.communicate(timeout=600)
+    assert first.returncode == 0, err[-3000:]
+    _check_complete(folder, 2)
