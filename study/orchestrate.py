@@ -375,6 +375,8 @@ def _run_locked(cfg, folder, previous, space, dataset, resources, nodes, console
                 scheduler=scheduler,
                 num_samples=cfg.num_samples,
                 max_concurrent_trials=max_concurrent,
+                # a finished trial's worker process runs the next one: no new process, no re-imports
+                reuse_actors=True,
             ),
             run_config=run_config,
         )
