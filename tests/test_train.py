@@ -138,3 +138,14 @@ def test_hparams_errors(kwargs, message):
 def test_hparams_from_dict_ignores_other_keys():
     hp = HParams.from_dict({"hidden_size": 16, "lr": 0.01, "vectorizer": "mean"})
     assert hp.hidden_size == 16 and hp.lr == 0.01
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+def test_checkpoint_leaves_out_only_frozen_embeddings(freeze):
+    data = _encoded()
+    hp = HParams(hidden_size=4, num_layers=1, max_epochs=2, freeze_embeddings=freeze)
+    states = []
+    full = fit(hp, data, lambda r: states.append(r.state()))
+    assert ("embedding.weight" in states[0]["model"]) is (not freeze)
+    resumed = fit(hp, data, state=states[0])
+    assert _strip_time(resumed) == _strip_time(full[1:])

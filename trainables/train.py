@@ -178,7 +178,9 @@ def fit(
     shuffle = torch.Generator().manual_seed(hp.seed)
     start_epoch = 0
     if state is not None:
-        model.load_state_dict(state["model"])
+        missing, unexpected = model.load_state_dict(state["model"], strict=False)
+        if unexpected or set(missing) - _frozen(model):
+            raise ValueError(f"saved state does not fit this model: missing {missing}, unexpected {unexpected}.")
         optimizer.load_state_dict(state["optimizer"])
         shuffle.set_state(state["shuffle_rng"])
         torch.set_rng_state(state["torch_rng"])
@@ -227,10 +229,18 @@ def fit(
     return history
 
 
+def _frozen(model: nn.Module) -> set[str]:
+    """Names of parameters that never change during training (the frozen embedding matrix)."""
+    return {name for name, p in model.named_parameters() if not p.requires_grad}
+
+
 def _state_fn(model: nn.Module, optimizer: torch.optim.Optimizer, shuffle: torch.Generator, epoch: int):
+    frozen = _frozen(model)
+
     def state() -> dict[str, Any]:
         return {
-            "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+            # frozen Word2Vec vectors come with the data, not the checkpoint (megabytes per epoch saved)
+            "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items() if k not in frozen},
             "optimizer": copy.deepcopy(optimizer.state_dict()),  # later steps change it in place
             "shuffle_rng": shuffle.get_state(),
             "torch_rng": torch.get_rng_state(),
