@@ -339,6 +339,11 @@ def verdict(pair: PairResult, scores: dict[str, Interval], alpha: float, n_pairs
         f"paired bootstrap p = {t.p_value:.3g}{adjusted}; McNemar p = {pair.mcnemar.p_value:.3g} "
         f"on the {pair.mcnemar.only_a + pair.mcnemar.only_b} tweets where only one model is right). "
     )
+    auc = pair.bootstrap["auc"]
+    stats += (
+        f"On ROC AUC the difference is {auc.difference:+.3f} ({auc.low:+.3f} to {auc.high:+.3f}, "
+        f"p = {auc.p_value:.3g}). "
+    )
     if pair.p_adjusted < alpha:
         better, worse = (pair.a, pair.b) if t.difference > 0 else (pair.b, pair.a)
         return head + stats + f"Verdict: {better} is better than {worse} at the {alpha:g} level."
@@ -385,12 +390,14 @@ def plot_scores(scores: dict[str, dict[str, Interval]]) -> Figure:
     for ax, metric in zip(axes, METRICS, strict=True):
         points = [scores[s][metric] for s in labels]
         y = [p.point for p in points]
-        err = [[p.point - p.low for p in points], [p.high - p.point for p in points]]
+        # a percentile interval need not contain the point estimate: no negative error bars
+        err = [[max(0.0, p.point - p.low) for p in points], [max(0.0, p.high - p.point) for p in points]]
         ax.bar(range(len(labels)), y, color=[f"C{i % 10}" for i in range(len(labels))], alpha=0.75)
         ax.errorbar(range(len(labels)), y, yerr=err, fmt="none", ecolor="k", capsize=5)
         ax.set_xticks(range(len(labels)), labels, rotation=15)
-        lo = min(p.low for p in points if math.isfinite(p.low)) if any(math.isfinite(p.low) for p in points) else 0
-        ax.set_ylim(max(0.0, lo - 0.1), min(1.0, max(p.high for p in points) + 0.05) if points else 1)
+        finite = [v for p in points for v in (p.low, p.high, p.point) if math.isfinite(v)]
+        if finite:
+            ax.set_ylim(max(0.0, min(finite) - 0.1), min(1.0, max(finite) + 0.05))
         ax.set_title(f"best {METRIC_NAMES[metric]} ({points[0].level:.0%} bootstrap CI)")
         ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
@@ -465,7 +472,8 @@ def plot_differences(pairs: Sequence[PairResult]) -> Figure:
     ax = fig.subplots()
     for i, (_, metric, t) in enumerate(rows):
         colour = "tab:blue" if metric == "macro_f1" else "tab:purple"
-        ax.errorbar(t.difference, i, xerr=[[t.difference - t.low], [t.high - t.difference]], fmt="o", color=colour)
+        xerr = [[max(0.0, t.difference - t.low)], [max(0.0, t.high - t.difference)]]
+        ax.errorbar(t.difference, i, xerr=xerr, fmt="o", color=colour)
     ax.axvline(0, color="k", lw=1)
     ax.set_yticks(range(len(rows)), [f"{n} ({METRIC_NAMES[m]})" for n, m, _ in rows], fontsize=8)
     ax.invert_yaxis()

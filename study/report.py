@@ -382,7 +382,7 @@ def optimisation_history(trials: pd.DataFrame) -> pd.DataFrame:
     """Per trial in creation order: its best validation macro-F1 and the best of all trials so far."""
     t = trial_order(trials)
     value = t["best_val_macro_f1"].astype(float)
-    best = value.where(np.isfinite(value)).cummax()
+    best = value.where(np.isfinite(value)).cummax().ffill()
     return pd.DataFrame(
         {"order": t["order"], "trial_id": t["trial_id"], "status": t["status"], "value": value, "best_so_far": best}
     )
@@ -463,8 +463,9 @@ def plot_slices(data: pd.DataFrame, params: dict[str, BaseDistribution]) -> Figu
             ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels of a short log axis overlap
         sc = ax.scatter(x, g["value"], c=g["order"], cmap="viridis", edgecolors="k", linewidths=0.4, s=30)
         ax.set_title(name)
-        ax.set_ylabel("best val macro-F1")
         ax.grid(alpha=0.3)
+    for ax in axes[::cols]:
+        ax.set_ylabel("best val macro-F1")
     for ax in axes[len(params) :]:
         ax.set_visible(False)
     if sc is not None:
@@ -917,4 +918,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m` runs this file as __main__, a second copy of the module; report_html raises the exceptions
+    # of the imported study.report, so run that copy's main for its `except` clauses to catch them.
+    from study.report import main as _main
+
+    sys.exit(_main())

@@ -245,11 +245,10 @@ def _summary_section(results: R.StudyResults, s: R.Summary, top: pd.DataFrame, p
     )
 
 
-def _data_section(results: R.StudyResults, train: str | Path | None, fig_dir: Path) -> Section:
+def _data_section(results: R.StudyResults, texts: R.TrainingTexts | None, note: str, fig_dir: Path) -> Section:
     from trainables.preprocess import clean_corpus
     from trainables.vectorize import default_cache_dir, encode_mean, train_word2vec
 
-    texts, note = R.load_training_texts(results, train)
     if texts is None:
         return Section("data", "The data", (note_html(note),))
     s = R.data_settings(results)
@@ -297,6 +296,7 @@ def write_report(folder: str | Path, top_k: int = 5, train: str | Path | None = 
     if train is not None and not Path(train).is_file():
         raise R.ReportError(f"`--train` {str(train)!r} does not exist or is not a file; give the training CSV.")
     results = R.load_results(folder)
+    texts, data_note = R.load_training_texts(results, train)  # a bad `--train` fails before any drawing
     fig_dir = results.folder / R.FIGURES_DIR
     fig_dir.mkdir(exist_ok=True)
     settings = results.settings
@@ -410,7 +410,7 @@ def write_report(folder: str | Path, top_k: int = 5, train: str | Path | None = 
             ),
         )
     )
-    sections.append(_data_section(results, train, fig_dir))
+    sections.append(_data_section(results, texts, data_note, fig_dir))
 
     path = results.folder / R.REPORT_FILE
     subtitle = (
