@@ -149,3 +149,19 @@ def test_checkpoint_leaves_out_only_frozen_embeddings(freeze):
     assert ("embedding.weight" in states[0]["model"]) is (not freeze)
     resumed = fit(hp, data, state=states[0])
     assert _strip_time(resumed) == _strip_time(full[1:])
+
+
+def test_read_only_shared_arrays_frozen_embeddings_are_not_copied():
+    """Trials read Ray's object-store arrays, which are read-only: frozen vectors are shared, trained ones copied."""
+    from trainables.train import build_model
+
+    data = _encoded()
+    for a in (data.x_train, data.len_train, data.y_train, data.x_valid, data.len_valid, data.embeddings):
+        a.flags.writeable = False
+    frozen = build_model(HParams(freeze_embeddings=True), data)
+    assert frozen.embedding.weight.data_ptr() == data.embeddings.ctypes.data
+    trained = build_model(HParams(freeze_embeddings=False), data)
+    assert trained.embedding.weight.data_ptr() != data.embeddings.ctypes.data
+    before = data.embeddings.copy()
+    fit(HParams(hidden_size=4, num_layers=1, max_epochs=1, freeze_embeddings=False), data)
+    np.testing.assert_array_equal(data.embeddings, before)

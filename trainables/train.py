@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
@@ -80,8 +81,22 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def _shared(a: np.ndarray) -> torch.Tensor:
+    """A tensor over the array's memory, without a copy, also for Ray's read-only object-store arrays.
+
+    Only read from these tensors: writing into object-store memory is undefined.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(a)
+
+
 def build_model(hp: HParams, data: EncodedData) -> RNNClassifier:
-    embeddings = torch.from_numpy(data.embeddings) if data.embeddings is not None else None
+    embeddings = None
+    if data.embeddings is not None:
+        # Frozen vectors share the (read-only, zero-copy) array that every trial reads from Ray's object store;
+        # vectors that training changes get a private copy.
+        embeddings = _shared(data.embeddings if hp.freeze_embeddings else data.embeddings.copy())
     cfg = ModelConfig(
         cell=hp.cell,
         input_size=data.input_size,
@@ -187,8 +202,8 @@ def fit(
         start_epoch = int(state["epoch"])
 
     trim = data.mode == "sequence"
-    x_tr, l_tr, y_tr = (torch.from_numpy(a) for a in (data.x_train, data.len_train, data.y_train))
-    x_va, l_va = torch.from_numpy(data.x_valid), torch.from_numpy(data.len_valid)
+    x_tr, l_tr, y_tr = (_shared(a) for a in (data.x_train, data.len_train, data.y_train))
+    x_va, l_va = _shared(data.x_valid), _shared(data.len_valid)
     y_tr_dev = y_tr.to(device)
     history = []
     for epoch in range(start_epoch + 1, hp.max_epochs + 1):
