@@ -1,6 +1,5 @@
 """Tests for trainables/data.py: CSV reading, error messages, label maps, splits; real files when present."""
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -18,18 +17,6 @@ from trainables.data import (
 )
 
 GOOD = "New_ID,Text,Sentiment,Party\n1,καλό,POSITIVE,ND\n2,κακό,NEGATIVE,SYRIZA\n3,τίποτα,NEUTRAL,KKE\n"
-
-
-@pytest.fixture(scope="session")
-def shared_data_dir() -> Path:
-    """The project's shared real data (never committed); skips where absent, fails instead when CI is set."""
-    path = Path(__file__).resolve().parents[2] / "shared" / "data"
-    if not path.is_dir():
-        reason = f"shared real data not found at {path}"
-        if os.environ.get("CI"):
-            pytest.fail(reason + " (CI is set, so this is an error)")
-        pytest.skip(reason)
-    return path
 
 
 def _write(tmp_path: Path, content: str | bytes, name: str = "tweets.csv") -> Path:
