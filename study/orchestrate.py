@@ -145,10 +145,51 @@ def resolve(cfg: StudyConfig) -> tuple[StudyConfig, Path, dict[str, Any] | None]
     return replace(cfg, name=name), folder, None
 
 
+def _autoscaler_capacity() -> list[dict[str, float]]:
+    """Resources of every worker the cluster launcher may start, read on a `ray up` head; [] elsewhere.
+
+    Planning on the nodes that are up would ask an autoscaling cluster for only what its head holds, and it
+    would never grow; a GPU study started before the first GPU worker joins would be refused.
+    """
+    path = Path("~/ray_bootstrap_config.yaml").expanduser()
+    if not path.is_file():
+        return []
+    import yaml
+
+    try:
+        config = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return []
+    head = config.get("head_node_type")
+    return [
+        {k: float(v) for k, v in (t.get("resources") or {}).items()}
+        for name, t in (config.get("available_node_types") or {}).items()
+        if name != head
+        for _ in range(int(t.get("max_workers", 0)))
+    ]
+
+
 def _cluster_resources(cfg: StudyConfig) -> tuple[dict[str, float], list[dict[str, float]]]:
+    """The cluster's resources now, and the nodes to plan trials on (the launcher's workers included).
+
+    Raises:
+        ConfigError: the cluster spans several machines but `storage` is not shared.
+    """
     import ray
 
-    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    alive = [n for n in ray.nodes() if n.get("Alive")]
+    hosts = {n.get("NodeManagerHostname") for n in alive}
+    capacity = _autoscaler_capacity() if cfg.address else []
+    if (len(hosts) > 1 or capacity) and not cfg.storage:
+        raise ConfigError(
+            f"this Ray cluster spans {max(len(hosts), 2)} machines, but `storage` is not set, so trials on worker "
+            "nodes could not save checkpoints; give `--storage s3://bucket/prefix` or a path every node mounts "
+            "(NFS, EFS)."
+        )
+    nodes = [n["Resources"] for n in alive]
+    if capacity:
+        workers = [n["Resources"] for n in alive if "node:__internal_head__" not in n["Resources"]]
+        nodes = [r for r in nodes if r not in workers] + capacity  # running workers count within max_workers
     return ray.cluster_resources(), nodes
 
 
