@@ -19,7 +19,6 @@ import difflib
 import json
 import logging
 import math
-import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -28,20 +27,26 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.table import Table
 
 from study.config import ConfigError, DataSettings, add_arguments, build_config
 from trainables.data import DataError, LabelledData, subset
 from trainables.metrics import METRIC
 from trainables.prepare import EncodedData, prepare
-from trainables.train import HParams, NonFiniteLossError
+from trainables.train import HParams, NonFiniteLossError, fit
 
 log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEFAULT_FOLDS = 5
+# One torch thread unless `--set num_threads=N`: a recurrent step is too small to split well, and on a busy
+# 2-core machine 2 threads ran 2-10x slower than 1 (threads spin while waiting for a core). A fixed default
+# also keeps results independent of the machine's load.
+DEFAULT_THREADS = 1
 SCORED_BY = f"best epoch by {METRIC} per fold"
 SUMMARY_METRICS = ("macro_f1", "auc", "accuracy")
 
@@ -63,7 +68,8 @@ examples:
 
 --set names: every hyperparameter (cell, hidden_size, num_layers, bidirectional, dropout, skip, attention,
 clip, lr, batch_size, max_epochs, freeze_embeddings, seed, device, num_threads) and every data setting
-(vectorizer, vector_size, max_len, w2v_epochs, ...). Booleans take true/false/1/0.
+(vectorizer, vector_size, max_len, w2v_epochs, ...). Booleans take true/false/1/0. Torch uses one thread
+unless --set num_threads=N (more helps only large models on an otherwise idle machine).
 
 exit codes: 0 done, 2 bad input or settings, 130 interrupted, 1 other errors
 """
@@ -180,15 +186,8 @@ def build_settings(
             raise ConfigError("`max_epochs` must be given once, but it is both `--max-epochs` and a `--set` item.")
         hp_values["max_epochs"] = max_epochs
     settings = build_config({**flags, **data_values}, None, DataSettings)
-    hp_values.setdefault("num_threads", _available_cpus())
+    hp_values.setdefault("num_threads", DEFAULT_THREADS)
     return settings, HParams(**hp_values)
-
-
-def _available_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -280,8 +279,6 @@ def evaluate_split(
     fold: int = 1,
 ) -> FoldResult:
     """Word2Vec, encoding and `fit` on one (train, held_out) pair, scored on `held_out`."""
-    from trainables.train import fit
-
     t0 = time.perf_counter()
     data = encode_fold(train, held_out, unlabelled, settings, cache_dir)
     history = fit(hp, data)
@@ -417,8 +414,6 @@ def run(args: argparse.Namespace, flags: dict[str, Any]) -> dict[str, Any]:
     folds = DEFAULT_FOLDS if args.folds is None else args.folds
     if not settings.valid and folds < 2:
         raise ConfigError(f"`folds` must be >= 2 for cross-validation, but got {folds}.")
-    import torch
-
     torch.set_num_threads(hp.num_threads)
 
     ds = load_dataset(settings)
@@ -484,10 +479,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         out = run(args, flags)
     except (ConfigError, DataError, ValueError) as e:
-        console.print(f"[bold red]error:[/] {e}")
+        console.print(f"[bold red]error:[/] {escape(str(e))}")
         return EXIT_BAD_INPUT
     except NonFiniteLossError as e:
-        console.print(f"[bold red]error:[/] {e}")
+        console.print(f"[bold red]error:[/] {escape(str(e))}")
         return EXIT_ERROR
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]")
