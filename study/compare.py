@@ -23,6 +23,7 @@ from matplotlib.figure import Figure
 
 from study import report as R
 from study import report_html as H
+from study.console import setup_console
 from study.results import ResultsError
 
 log = logging.getLogger(__name__)
@@ -633,9 +634,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(message)s", force=True)
-    for noisy in ("matplotlib", "PIL"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    setup_console()
     args = parser().parse_args(argv)
     try:
         labels = parse_labels(args.labels, [Path(f) for f in args.folders])

@@ -218,7 +218,7 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def _convert(name: str, value: Any, kind: type, source: str) -> Any:
+def convert_value(name: str, value: Any, kind: type, source: str) -> Any:
     """Turn a TOML or command-line value into the field's type, or raise ConfigError naming the setting."""
     if name == "clean_off":
         if isinstance(value, str):
@@ -252,14 +252,15 @@ def _convert(name: str, value: Any, kind: type, source: str) -> Any:
         raise ConfigError(f"`{name}` ({source}) must be {expected}, but got {value!r}.") from None
 
 
-def _field_types(cls: type) -> dict[str, type]:
+def field_types(cls: type) -> dict[str, type]:
+    """Field name -> bool | int | float | str of a settings dataclass (tuples are read as comma lists)."""
     types = {"bool": bool, "int": int, "float": float, "str": str}
     return {f.name: types.get(f.type, str) if isinstance(f.type, str) else f.type for f in fields(cls)}
 
 
 def add_arguments(parser: argparse.ArgumentParser, cls: type = StudyConfig) -> None:
     """One flag per field of `cls`, all defaulting to "not given" so that TOML values can fill the gaps."""
-    for name, kind in _field_types(cls).items():
+    for name, kind in field_types(cls).items():
         help_text = FLAG_HELP.get(name, "")
         default = next(f.default for f in fields(cls) if f.name == name)
         if default is not MISSING and default not in ("", ()):
@@ -285,7 +286,7 @@ def read_toml(path: str | Path, cls: type = StudyConfig) -> dict[str, Any]:
         raw = tomllib.loads(p.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"config file {str(p)!r} is not valid TOML: {e}. Fix the file's syntax.") from None
-    known = _field_types(cls)
+    known = field_types(cls)
     out = {}
     for key, value in raw.items():
         name = key.replace("-", "_")
@@ -304,14 +305,14 @@ def read_toml(path: str | Path, cls: type = StudyConfig) -> dict[str, Any]:
             )
         if isinstance(value, dict):
             raise ConfigError(f"config file {str(p)!r}: `{key}` must be a plain value, not a table.")
-        out[name] = _convert(name, value, known[name], f"in {p.name}")
+        out[name] = convert_value(name, value, known[name], f"in {p.name}")
     return out
 
 
 def build_config(flags: dict[str, Any], toml_path: str | None = None, cls: type = StudyConfig):
     """Merge defaults, the smoke preset, the TOML file and the flags into a validated `cls`."""
-    types = _field_types(cls)
-    given = {k: _convert(k, v, types[k], f"flag {_flag(k)}") for k, v in flags.items()}
+    types = field_types(cls)
+    given = {k: convert_value(k, v, types[k], f"flag {_flag(k)}") for k, v in flags.items()}
     from_file = read_toml(toml_path, cls) if toml_path else {}
     merged: dict[str, Any] = {}
     if given.get("smoke", from_file.get("smoke", False)) and cls is StudyConfig:

@@ -22,18 +22,18 @@ import math
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from rich.console import Console
-from rich.logging import RichHandler
 from rich.markup import escape
 from rich.table import Table
 
-from study.config import ConfigError, DataSettings, add_arguments, build_config
+from study.config import ConfigError, DataSettings, add_arguments, build_config, convert_value, field_types
+from study.console import setup_console
 from trainables.data import DataError, LabelledData, subset
 from trainables.metrics import METRIC
 from trainables.prepare import EncodedData, prepare
@@ -91,49 +91,8 @@ class FoldResult:
 # settings
 
 
-def _field_kinds(cls: type) -> dict[str, str]:
-    """Field name -> "bool" | "int" | "float" | "str" | "tuple" (annotations are strings here)."""
-    kinds = {}
-    for f in fields(cls):
-        t = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
-        kinds[f.name] = "tuple" if t.startswith("tuple") else t
-    return kinds
-
-
-HPARAM_KINDS = _field_kinds(HParams)
-DATA_KINDS = _field_kinds(DataSettings)
-
-
-def parse_value(name: str, text: str, kind: str) -> Any:
-    """Turn the text of `--set name=text` into the field's type.
-
-    Raises:
-        ConfigError: `text` is not a value of that type.
-    """
-    t = text.strip()
-    if kind == "bool":
-        if t.lower() in ("true", "1", "yes"):
-            return True
-        if t.lower() in ("false", "0", "no"):
-            return False
-    elif kind == "int":
-        try:
-            return int(t)
-        except ValueError:
-            pass
-    elif kind == "float":
-        try:
-            value = float(t)
-        except ValueError:
-            value = math.nan
-        if math.isfinite(value):
-            return value
-    elif kind == "tuple":
-        return tuple(s.strip() for s in t.split(",") if s.strip())
-    else:
-        return t
-    expected = {"bool": "a boolean (true/false/1/0)", "int": "an integer", "float": "a finite number"}[kind]
-    raise ConfigError(f"`{name}` (--set) must be {expected}, but got {text!r}.")
+HPARAM_KINDS = field_types(HParams)
+DATA_KINDS = field_types(DataSettings)
 
 
 def parse_overrides(items: Sequence[str]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -166,7 +125,7 @@ def parse_overrides(items: Sequence[str]) -> tuple[dict[str, Any], dict[str, Any
             )
         if name in target:
             raise ConfigError(f"`--set` must give each name once, but `{name}` is set twice.")
-        target[name] = parse_value(name, text, kind)
+        target[name] = convert_value(name, text.strip(), kind, "--set")
     return hparams, data
 
 
@@ -463,16 +422,7 @@ def run(args: argparse.Namespace, flags: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    console = Console(stderr=True)
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(message)s",
-        datefmt="[%X]",
-        handlers=[RichHandler(console=console, show_path=False)],
-        force=True,
-    )
-    for noisy in ("gensim", "filelock"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    console = setup_console()
     args = parser().parse_args(argv)
     known = {"folds", "max_epochs", "overrides", "json"}
     flags = {k: v for k, v in vars(args).items() if k not in known}

@@ -28,6 +28,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator, NullFormatter
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
+from study.console import setup_console
 from study.results import (
     EPOCHS_FILE,
     PREDICTIONS_FILE,
@@ -899,9 +900,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(message)s", force=True)
-    for noisy in ("optuna", "gensim", "matplotlib", "PIL"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    setup_console()
     args = parser().parse_args(argv)
     from study.report_html import write_report
 

@@ -10,11 +10,10 @@ import argparse
 import logging
 import sys
 
-from rich.console import Console
-from rich.logging import RichHandler
 from rich.markup import escape
 
 from study.config import ConfigError, StudyConfig, add_arguments, build_config
+from study.console import setup_console
 from trainables.data import DataError
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -54,16 +53,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    console = Console(stderr=True)
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(message)s",
-        datefmt="[%X]",
-        handlers=[RichHandler(console=console, show_path=False)],
-        force=True,
-    )
-    for noisy in ("ray", "optuna", "gensim", "filelock"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    console = setup_console()
     ns = vars(parser().parse_args(argv))
     toml_path = ns.pop("config", None)
     from study.orchestrate import StudyInterrupted, StudyWriteError, run_study  # before `try`: its except names them
