@@ -17,11 +17,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import fcntl
 import json
 import os
 import platform
-import re
 import secrets
 import shutil
 import signal
@@ -32,6 +30,8 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from sections import write_section  # benchmarks/ is on sys.path when run as a script
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
@@ -244,25 +244,6 @@ def from_study(folder: Path) -> tuple[str, float, float]:
 
 
 # ---------------------------------------------------------------------------------------------- BENCHMARKS.md
-def write_section(path: Path, name: str, body: str) -> None:
-    """Replace the text between `<!-- name:start -->` and `<!-- name:end -->` (appended if absent), atomically."""
-    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-    block = f"{start}\n{body.strip()}\n{end}"
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        fcntl.flock(dir_fd, fcntl.LOCK_EX)  # other benchmark scripts rewrite other sections of the same file
-        text = path.read_text() if path.exists() else "# Benchmarks\n"
-        pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), flags=re.S)
-        text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip("\n") + f"\n\n{block}\n"
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        os.close(dir_fd)
-
-
 def report(runs: list[Run], estimate_from: Path | None) -> str:
     one = [r for r in runs if r.nodes == 1]
     two = [r for r in runs if r.nodes == 2]
@@ -377,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     text = report(runs, args.estimate_from)
     print(text)
     if not args.no_write:
-        write_section(BENCHMARKS_MD, SECTION, text)
+        write_section(SECTION, text, BENCHMARKS_MD)
         print(f"\nWrote the `{SECTION}` section of {BENCHMARKS_MD}")
     return 0
 

@@ -19,10 +19,6 @@ Run (not part of CI; needs ../shared/data):
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import os
-import platform
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -33,7 +29,7 @@ import numpy as np
 import torch
 from rich.console import Console
 from rich.table import Table
-from sections import BENCHMARKS, write_section  # benchmarks/ is on sys.path when run as a script
+from sections import BENCHMARKS, machine_line, write_section  # benchmarks/ is on sys.path when run as a script
 
 from study.config import DataSettings
 from study.dataset import load_dataset
@@ -91,22 +87,6 @@ class Row:
 
 # ---------------------------------------------------------------------------------------------------------------
 # BENCHMARKS.md (benchmarks/sections.py writes the section)
-
-
-def machine_line(threads: int) -> str:
-    """CPU, torch threads, load average and commit: the context every timing needs."""
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
-    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
-    return (
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} with "
-        f"{threads} thread(s), load average {load} at the end, commit {commit}, "
-        f"{dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}"
-    )
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -6,9 +6,12 @@ are, even when several scripts finish at the same time.
 
 from __future__ import annotations
 
+import datetime as dt
 import fcntl
 import os
+import platform
 import re
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -40,3 +43,25 @@ def write_section(name: str, body: str, path: Path = BENCHMARKS) -> None:
             raise
     finally:
         os.close(dir_fd)
+
+
+def _torch_version() -> str:
+    import torch
+
+    return torch.__version__
+
+
+def machine_line(threads: int) -> str:
+    """CPU, torch threads, load average and commit: the context every timing needs."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=BENCHMARKS.parent, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    return (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {_torch_version()} with "
+        f"{threads} thread(s), load average {load} at the end, commit {commit}, "
+        f"{dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}"
+    )

@@ -29,10 +29,10 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
-from quality import DATA, OUTPUT, machine_line  # benchmarks/ is on sys.path when run as a script
+from quality import DATA, OUTPUT  # benchmarks/ is on sys.path when run as a script
 from rich.console import Console
 from rich.table import Table
-from sections import write_section
+from sections import machine_line, write_section
 
 from study.config import DataSettings
 from study.dataset import encode, load_dataset

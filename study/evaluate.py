@@ -34,7 +34,7 @@ from rich.table import Table
 
 from study.config import ConfigError, DataSettings, add_arguments, build_config, convert_value, field_types
 from study.console import setup_console
-from trainables.data import DataError, LabelledData, subset
+from trainables.data import DataError, LabelledData, concat, subset
 from trainables.metrics import METRIC
 from trainables.prepare import EncodedData, prepare
 from trainables.train import HParams, NonFiniteLossError, fit
@@ -177,16 +177,6 @@ def fold_indices(labels: np.ndarray, folds: int, seed: int) -> list[tuple[np.nda
 def fold_data(data: LabelledData, folds: int, seed: int) -> list[tuple[LabelledData, LabelledData]]:
     """The (train, held_out) LabelledData of every fold; the held-out parts partition `data`."""
     return [(subset(data, tr), subset(data, ho)) for tr, ho in fold_indices(data.labels, folds, seed)]
-
-
-def combine(a: LabelledData, b: LabelledData) -> LabelledData:
-    """The rows of `a` followed by those of `b` (same classes), e.g. to undo a train/valid split."""
-    if a.classes != b.classes:
-        raise ValueError(f"classes {a.classes} and {b.classes} differ; they must be the same to combine.")
-    parties = a.parties + b.parties if a.parties is not None and b.parties is not None else None
-    return LabelledData(
-        a.texts + b.texts, np.concatenate([a.labels, b.labels]), a.classes, parties, a.source, a.dropped
-    )
 
 
 def encode_fold(
@@ -403,7 +393,7 @@ def run(args: argparse.Namespace, flags: dict[str, Any]) -> dict[str, Any]:
         on_fold(results[0])
     else:
         mode = "cross-validation"
-        labelled = combine(ds.train, ds.valid)  # load_dataset splits; CV needs every labelled row
+        labelled = concat(ds.train, ds.valid)  # load_dataset splits; CV needs every labelled row
         n_rows = len(labelled)
         log.info("%d-fold stratified CV of %d rows from %s", folds, n_rows, ds.train_path)
         fold_indices(labelled.labels, folds, settings.data_seed)  # refuse bad `folds` before any work

@@ -307,3 +307,17 @@ def test_real_greek_valid_set(shared_data_dir):
     assert np.bincount(data.labels).tolist() == [1744, 1744, 1744]
     assert set(data.parties) == {"SYRIZA", "ND", "PASOK", "KKE", "DIEM", "ELL_LYSI"}
     assert all(t.startswith(p + " ") for t, p in zip(data.texts, data.parties, strict=True))
+
+
+def test_concat_undoes_a_split(tmp_path):
+    from trainables.data import concat
+
+    path = _write(tmp_path, GOOD + "4,καλά,POSITIVE,ND\n5,κακά,NEGATIVE,ND\n6,ουδέτερο,NEUTRAL,ND\n")
+    full = read_labelled(path)
+    a, b = stratified_split(full, 0.5, seed=0)
+    both = concat(a, b)
+    assert sorted(both.texts) == sorted(full.texts) and len(both) == len(full)
+    assert sorted(both.labels.tolist()) == sorted(full.labels.tolist())
+    other = subset(full, np.array([0, 1, 2]))
+    with pytest.raises(ValueError, match="differ"):
+        concat(a, type(other)(other.texts, other.labels, ("x", "y", "z"), other.parties, other.source))

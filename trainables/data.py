@@ -346,6 +346,16 @@ def read_unlabelled(path: str | Path, spec: DataSpec = DataSpec()) -> list[str]:
     return _compose_texts(texts[keep], parties)
 
 
+def concat(a: LabelledData, b: LabelledData) -> LabelledData:
+    """The rows of `a` followed by those of `b` (same classes), e.g. to undo a train/valid split."""
+    if a.classes != b.classes:
+        raise ValueError(f"classes {a.classes} and {b.classes} differ; they must be the same to concatenate.")
+    parties = a.parties + b.parties if a.parties is not None and b.parties is not None else None
+    return LabelledData(
+        a.texts + b.texts, np.concatenate([a.labels, b.labels]), a.classes, parties, a.source, a.dropped + b.dropped
+    )
+
+
 def subset(data: LabelledData, index: np.ndarray) -> LabelledData:
     """Selects rows of `data` by integer positions or a boolean mask.
 
