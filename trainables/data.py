@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 log = logging.getLogger(__name__)
 
@@ -402,6 +401,8 @@ def stratified_split(data: LabelledData, valid_fraction: float, seed: int) -> tu
     """
     if not 0.0 < valid_fraction < 1.0:
         raise ValueError(f"`valid_fraction` must be in (0, 1), but got {valid_fraction}.")
+    from sklearn.model_selection import train_test_split  # here, not at the top: trial processes never need it
+
     positions = np.arange(len(data))
     try:
         train, valid = train_test_split(
