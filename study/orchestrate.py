@@ -470,6 +470,7 @@ def collect(
     from ray.tune import ExperimentAnalysis
 
     from study.recorder import epoch_row, error_message, read_result_json, trial_status
+    from trainables.trainable import load_history
 
     # The trial states as saved on storage: after Ctrl-C, Ray's in-memory trials all read TERMINATED, while the
     # saved state keeps the interrupted ones PENDING (and resumes them). In creation order.
@@ -489,7 +490,10 @@ def collect(
         if trial_id is None:
             continue
         reported = read_result_json(result.filesystem, result.path)
-        by_epoch = {int(r["epoch"]): epoch_row(trial_id, r) for r in reported if "epoch" in r}
+        saved = load_history(result.checkpoint) if result.checkpoint else []
+        # result.json first, then the latest checkpoint's history fills epochs a killed worker never got logged
+        by_epoch = {int(r["epoch"]): epoch_row(trial_id, r) for r in saved if "epoch" in r}
+        by_epoch.update({int(r["epoch"]): epoch_row(trial_id, r) for r in reported if "epoch" in r})
         epochs = [by_epoch[e] for e in sorted(by_epoch)]
         error = error_message(str(result.error)) if result.error else None
         status = trial_status(statuses.get(trial_id, "PENDING"), error is not None, len(epochs), cfg.max_epochs)

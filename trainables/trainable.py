@@ -6,6 +6,7 @@ Each checkpoint holds `state.pt` (model, optimiser, RNG states, epoch; loaded wi
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from ray import tune
 from trainables.prepare import EncodedData
 from trainables.train import EpochReport, HParams, fit
 
-STATE_FILE, PROBS_FILE = "state.pt", "val_probs.npy"
+STATE_FILE, PROBS_FILE, HISTORY_FILE = "state.pt", "val_probs.npy", "history.json"
 
 
 def load_state(checkpoint: tune.Checkpoint) -> dict[str, Any]:
@@ -26,16 +27,29 @@ def load_state(checkpoint: tune.Checkpoint) -> dict[str, Any]:
         return torch.load(Path(d) / STATE_FILE, weights_only=True, map_location="cpu")
 
 
+def load_history(checkpoint: tune.Checkpoint) -> list[dict[str, Any]]:
+    """The metrics of every epoch up to the checkpoint's ([] for checkpoints without them)."""
+    with checkpoint.as_directory() as d:
+        path = Path(d) / HISTORY_FILE
+        return json.loads(path.read_text()) if path.exists() else []
+
+
 def train_sentiment(config: dict[str, Any], data: EncodedData, fixed: dict[str, Any]) -> None:
     hp = HParams.from_dict({**fixed, **config})
     checkpoint = tune.get_checkpoint()
     state = load_state(checkpoint) if checkpoint else None
+    history = load_history(checkpoint) if checkpoint else []
     node_id = ray.get_runtime_context().get_node_id()
 
     def report(r: EpochReport) -> None:
+        metrics = {**r.metrics, "node_id": node_id}
+        history.append(metrics)
         with tempfile.TemporaryDirectory() as d:
             torch.save(r.state(), Path(d) / STATE_FILE)
             np.save(Path(d) / PROBS_FILE, r.val_probs.astype(np.float32))
-            tune.report({**r.metrics, "node_id": node_id}, checkpoint=tune.Checkpoint.from_directory(d))
+            # every epoch so far: a worker killed after saving this checkpoint but before Ray logged the
+            # result loses the epoch from result.json, not from the study's records
+            (Path(d) / HISTORY_FILE).write_text(json.dumps(history))
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
 
     fit(hp, data, report, state)
