@@ -341,12 +341,20 @@ def test_a_second_driver_on_the_same_study_is_refused(tmp_path, ray_tmp):
     ]
     first = _run(args, ray_tmp)
     _wait(lambda: (folder / "study.json").exists(), first, what="the first study to start")
-    second = _run(args, ray_tmp)
-    out, err = second.communicate(timeout=120)
-    assert second.returncode == 2 and "already exists" in " ".join(err.split())
-    third = _run(["--resume", "s", "--results-dir", str(tmp_path)], ray_tmp)  # resuming a running study
-    out, err = third.communicate(timeout=120)
-    assert third.returncode == 2 and "in use by another" in " ".join(err.split())
+    # Freeze the first driver (it keeps its lock) so that it cannot finish while the others try: on a fast
+    # machine a two-trial study ends before a second Python process has imported the project.
+    first.send_signal(signal.SIGSTOP)
+    try:
+        before = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+        second = _run(args, ray_tmp)
+        out, err = second.communicate(timeout=120)
+        assert second.returncode == 2 and "already exists" in " ".join(err.split())
+        third = _run(["--resume", "s", "--results-dir", str(tmp_path)], ray_tmp)  # resuming a running study
+        out, err = third.communicate(timeout=120)
+        assert third.returncode == 2 and "in use by another" in " ".join(err.split())
+        assert {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()} == before  # nothing touched
+    finally:
+        first.send_signal(signal.SIGCONT)
     out, err = first.communicate(timeout=600)
     assert first.returncode == 0, err[-3000:]
     _check_complete(folder, 2)
