@@ -296,11 +296,11 @@ def run_study(cfg: StudyConfig, console=None) -> StudyOutcome:
 def _run_locked(cfg, folder, previous, space, dataset, resources, nodes, console) -> StudyOutcome:
     import optuna
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.optuna import OptunaSearch
 
     from study.progress import RichProgress
     from study.recorder import ResultsRecorder
+    from study.scheduler import FullRungASHA, min_rung_size
     from trainables.trainable import train_sentiment
 
     t0 = time.time()
@@ -401,7 +401,8 @@ def _run_locked(cfg, folder, previous, space, dataset, resources, nodes, console
             points_to_evaluate=list(space.enqueue) or None,
             sampler=sampler,
         )
-        scheduler = ASHAScheduler(
+        scheduler = FullRungASHA(
+            min_rung_size(cfg.reduction_factor, cfg.num_samples),
             metric=METRIC,
             mode=MODE,
             time_attr="training_iteration",
