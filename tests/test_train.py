@@ -1,3 +1,4 @@
+import dataclasses
 import io
 import math
 
@@ -8,7 +9,7 @@ import torch.nn as nn
 
 from trainables.model import ModelConfig, RNNClassifier
 from trainables.prepare import EncodedData
-from trainables.train import HParams, NonFiniteLossError, fit, train_step
+from trainables.train import HParams, NonFiniteLossError, build_model, epoch_batches, fit, predict_proba, train_step
 
 T, V, D = 12, 60, 8
 
@@ -165,3 +166,40 @@ def test_read_only_shared_arrays_frozen_embeddings_are_not_copied():
     before = data.embeddings.copy()
     fit(HParams(hidden_size=4, num_layers=1, max_epochs=1, freeze_embeddings=False), data)
     np.testing.assert_array_equal(data.embeddings, before)
+
+
+@pytest.mark.parametrize("bucket", [True, False])
+def test_epoch_batches_cover_every_row_once(bucket):
+    lengths = torch.from_numpy(np.random.default_rng(0).integers(1, 33, 1000))
+    batches = epoch_batches(lengths, 64, bucket, torch.Generator().manual_seed(0))
+    assert sorted(torch.cat(batches).tolist()) == list(range(1000))
+    assert sorted(len(b) for b in batches)[1:] == [64] * (len(batches) - 1)  # one short batch at most
+
+
+def test_bucketed_batches_pad_less_and_change_each_epoch():
+    lengths = torch.from_numpy(np.random.default_rng(0).integers(1, 33, 4000))
+    g = torch.Generator().manual_seed(0)
+
+    def padded(batches):  # timesteps the RNN runs over: each batch is cut to its longest tweet
+        return sum(len(b) * int(lengths[b].max()) for b in batches)
+
+    first, second = epoch_batches(lengths, 64, True, g), epoch_batches(lengths, 64, True, g)
+    random = epoch_batches(lengths, 64, False, g)
+    assert padded(first) < 0.7 * padded(random)
+    assert [b.tolist() for b in first] != [b.tolist() for b in second]
+    g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    assert all(
+        torch.equal(a, b) for a, b in zip(epoch_batches(lengths, 64, True, g1), epoch_batches(lengths, 64, True, g2))
+    )
+
+
+@pytest.mark.parametrize("attention", [True, False])
+def test_predict_proba_is_in_row_order_whatever_the_batching(attention):
+    data = _encoded()
+    model = build_model(dataclasses.replace(HP, attention=attention), data)
+    x, lengths = torch.from_numpy(data.x_valid), torch.from_numpy(data.len_valid)
+    by_length = predict_proba(model, x, lengths, 16, True, torch.device("cpu"))
+    one_by_one = np.concatenate(
+        [predict_proba(model, x[i : i + 1], lengths[i : i + 1], 1, True, torch.device("cpu")) for i in range(len(x))]
+    )
+    np.testing.assert_allclose(by_length, one_by_one, rtol=1e-5, atol=1e-6)

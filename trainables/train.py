@@ -111,10 +111,33 @@ def build_model(hp: HParams, data: EncodedData) -> RNNClassifier:
     return RNNClassifier(cfg, embeddings, freeze_embeddings=hp.freeze_embeddings)
 
 
-def _batches(x: torch.Tensor, lengths: torch.Tensor, order: torch.Tensor, batch_size: int, trim: bool):
+BUCKET_POOL = 50  # batches per pool whose tweets are sorted by length (as torchtext's BucketIterator)
+
+
+def epoch_batches(
+    lengths: torch.Tensor, batch_size: int, bucket: bool, generator: torch.Generator
+) -> list[torch.Tensor]:
+    """One epoch's batches of row positions, in random order.
+
+    With `bucket`, a random permutation is cut into pools of BUCKET_POOL batches and each pool is sorted
+    by length before it is cut into batches, so a batch holds tweets of similar length and the RNN runs
+    few padded steps; the batch order is then shuffled. Ties are broken by the permutation, so batches
+    differ from epoch to epoch. Without `bucket`, consecutive slices of a random permutation.
+    """
+    perm = torch.randperm(len(lengths), generator=generator)  # (N,)
+    if not bucket:
+        return list(perm.split(batch_size))
+    pool = batch_size * BUCKET_POOL
+    batches: list[torch.Tensor] = []
+    for start in range(0, len(perm), pool):
+        p = perm[start : start + pool]
+        batches.extend(p[torch.argsort(lengths[p], stable=True)].split(batch_size))
+    return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+
+
+def _batches(x: torch.Tensor, lengths: torch.Tensor, batches: list[torch.Tensor], trim: bool):
     """Yield (positions, x, lengths) batches; sequence batches are cut to their longest tweet."""
-    for start in range(0, len(order), batch_size):
-        idx = order[start : start + batch_size]
+    for idx in batches:
         xb, lb = x[idx], lengths[idx]
         if trim:
             xb = xb[:, : int(lb.max())]
@@ -130,13 +153,17 @@ def predict_proba(
     trim: bool,
     device: torch.device,
 ) -> np.ndarray:
-    """Class probabilities (N, C) in evaluation mode."""
+    """Class probabilities (N, C) in evaluation mode, in the rows' order (batched by length when trimmed)."""
     model.eval()
-    out = []
-    for _, xb, lb in _batches(x, lengths, torch.arange(len(x)), batch_size, trim):
+    order = torch.argsort(lengths, stable=True) if trim else torch.arange(len(x))
+    probs: torch.Tensor | None = None
+    for idx, xb, lb in _batches(x, lengths, list(order.split(batch_size)), trim):
         logits, _ = model(xb.to(device), lb)
-        out.append(torch.softmax(logits.float(), dim=-1).cpu())
-    return torch.cat(out).numpy()
+        p = torch.softmax(logits.float(), dim=-1).cpu()  # (B, C)
+        if probs is None:
+            probs = torch.empty(len(x), p.shape[1])
+        probs[idx] = p
+    return probs.numpy()
 
 
 def train_step(
@@ -209,10 +236,10 @@ def fit(
     for epoch in range(start_epoch + 1, hp.max_epochs + 1):
         t0 = time.perf_counter()
         model.train()
-        order = torch.randperm(len(y_tr), generator=shuffle)
+        batches = epoch_batches(l_tr, hp.batch_size, trim, shuffle)
         total_loss = torch.zeros((), device=device)
         train_pred = torch.empty(len(y_tr), dtype=torch.long)
-        for idx, xb, lb in _batches(x_tr, l_tr, order, hp.batch_size, trim):
+        for idx, xb, lb in _batches(x_tr, l_tr, batches, trim):
             loss, logits = train_step(model, optimizer, loss_fn, xb.to(device), lb, y_tr_dev[idx.to(device)], hp.clip)
             total_loss += loss * len(idx)
             train_pred[idx] = logits.detach().argmax(-1).cpu()
