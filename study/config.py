@@ -98,6 +98,7 @@ class StudyConfig(DataSettings):
     max_epochs: int = 6  # epochs of a trial that is never stopped early
     grace_period: int = 1  # epochs before ASHA may stop a trial
     reduction_factor: int = 3  # ASHA keeps 1 / reduction_factor of trials at each rung
+    asha_metric: str = "val_macro_f1"  # what ASHA ranks trials by at its rungs (the searcher always uses macro-F1)
     n_startup_trials: int = 0  # TPE's random trials before it models; 0 = a quarter of the budget (2..10)
     max_concurrent: int = 0  # trials at once; 0 = as many as the cluster's CPUs and GPUs allow
     cpus_per_trial: float = 1.0
@@ -117,6 +118,12 @@ class StudyConfig(DataSettings):
         for name in ("num_samples", "max_epochs", "grace_period", "reduction_factor"):
             _check(getattr(self, name) >= 1, name, getattr(self, name), "must be >= 1")
         _check(self.reduction_factor >= 2, "reduction_factor", self.reduction_factor, "must be >= 2")
+        _check(
+            self.asha_metric in ASHA_METRICS,
+            "asha_metric",
+            self.asha_metric,
+            f"must be one of {tuple(ASHA_METRICS)}",
+        )
         _check(
             self.grace_period <= self.max_epochs,
             "grace_period",
@@ -159,6 +166,8 @@ class StudyConfig(DataSettings):
         return d
 
 
+ASHA_METRICS: dict[str, str] = {"val_macro_f1": "max", "val_loss": "min", "val_auc": "max", "val_accuracy": "max"}
+
 SMOKE_PRESET: dict[str, Any] = {
     "space": "smoke",
     "num_samples": 4,
@@ -193,6 +202,8 @@ FLAG_HELP: dict[str, str] = {
     "max_epochs": "epochs of a trial that runs to the end",
     "grace_period": "epochs every trial runs before ASHA may stop it",
     "reduction_factor": "ASHA keeps the best 1/N of trials at each rung",
+    "asha_metric": "what ASHA ranks trials by at its rungs: val_macro_f1, or val_loss (smoother on noisy labels), "
+    "val_auc, val_accuracy; the searcher always maximises val_macro_f1",
     "n_startup_trials": "random trials before TPE models the results (0: a quarter of the budget)",
     "max_concurrent": "trials at once (0: as many as the cluster allows)",
     "cpus_per_trial": "CPUs per trial",

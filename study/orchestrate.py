@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from search_spaces import get_space
-from study.config import ConfigError, StudyConfig
+from study.config import ASHA_METRICS, ConfigError, StudyConfig
 from study.dataset import encode, load_dataset
 from study.optuna_study import write_optuna_db
 from study.results import (
@@ -403,8 +403,8 @@ def _run_locked(cfg, folder, previous, space, dataset, resources, nodes, console
         )
         scheduler = FullRungASHA(
             min_rung_size(cfg.reduction_factor, cfg.num_samples),
-            metric=METRIC,
-            mode=MODE,
+            metric=cfg.asha_metric,
+            mode=ASHA_METRICS[cfg.asha_metric],
             time_attr="training_iteration",
             max_t=cfg.max_epochs,
             grace_period=cfg.grace_period,

@@ -244,6 +244,7 @@ CASES = [
     ),
     Case("unknown search space", lambda t: ["--space", "huge"], ("huge",), ("default",)),
     Case("bad empty-texts policy", lambda t: ["--empty-texts", "keep"], ("empty_texts", "'keep'"), ("drop",)),
+    Case("unknown ASHA metric", lambda t: ["--asha-metric", "val_f1"], ("asha_metric", "'val_f1'"), ("val_loss",)),
     Case(
         "column names that look like rich markup",
         _train(lambda t: _csv(t / "brackets.csv", header="Text,[/label],Party")),

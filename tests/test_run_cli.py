@@ -81,6 +81,17 @@ def test_end_to_end_on_a_slice_of_the_greek_data(ray_2_cpus, tmp_path, shared_da
 
 
 @pytest.mark.slow
+def test_asha_ranks_by_the_chosen_metric(ray_2_cpus, tmp_path):
+    args = [*TINY, "--num-samples", "4", "--max-epochs", "3", "--asha-metric", "val_loss"]
+    assert main([*args, "--name", "loss", "--results-dir", str(tmp_path)]) == 0
+    trials, epochs, study = _check_results(tmp_path / "loss", 4, 3)
+    assert study["settings"]["asha_metric"] == "val_loss"
+    # a rung lets trials on only once it holds reduction_factor (3) of them: the first two to reach epoch 1
+    # stop there. (Were the metric missing from the results, Ray's ASHA would silently stop nothing.)
+    assert (trials["epochs_run"] == 1).sum() >= 2 and (trials["status"] == "stopped_early").sum() >= 2
+
+
+@pytest.mark.slow
 def test_gpus_asked_where_the_cluster_has_none(ray_2_cpus, tmp_path, capsys):
     assert main([*TINY, "--gpus-per-trial", "0.5", "--name", "gpu", "--results-dir", str(tmp_path)]) == 2
     assert "no node of this Ray cluster has a GPU" in capsys.readouterr().err
