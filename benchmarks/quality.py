@@ -33,8 +33,8 @@ from sections import BENCHMARKS, machine_line, write_section  # benchmarks/ is o
 
 from study.config import DataSettings
 from study.dataset import load_dataset
-from study.evaluate import combine, cross_validate, evaluate_split, fold_data, summarise
-from trainables.data import LabelledData
+from study.evaluate import cross_validate, evaluate_split, fold_data, summarise
+from trainables.data import LabelledData, concat
 from trainables.metrics import classification_metrics
 from trainables.train import HParams
 
@@ -177,7 +177,7 @@ def run(args: argparse.Namespace, console: Console) -> list[Row]:
         console.log(f"{row.dataset} · {row.model}: macro-F1 {row.macro_f1[0]:.4f}, {row.wall_s:.0f} s")
 
     ds = load_dataset(greek_settings)
-    labelled = combine(ds.train, ds.valid)
+    labelled = concat(ds.train, ds.valid)
     cv = f"{args.folds}-fold CV"
     done(tfidf_row("Greek", fold_data(labelled, args.folds, SEED), cv))
     for name, hp, settings in (
