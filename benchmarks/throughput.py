@@ -174,7 +174,8 @@ def markdown(timings: list[Timing], args: argparse.Namespace, data: EncodedData,
         f"({data.input_size}-d Word2Vec, max_len {data.x_train.shape[1]}), bidirectional {hp.cell.upper()}, "
         f"{hp.num_layers} layers, skip, attention, batch {hp.batch_size}, lr {hp.lr:g}, clip {hp.clip}. "
         "`fit`: a one-epoch call (model build, training pass, validation pass, metrics). Bare loop: the same "
-        "model (`build_model`), tensors, Adam, cross-entropy, clipping, shuffling and batch trimming, and the "
+        "model (`build_model`), tensors, Adam, cross-entropy, clipping, shuffling and batch trimming (random "
+        "batches, as a hand-written loop has them; `fit` groups tweets of similar length into a batch), and the "
         "same validation forward pass, but no metrics or bookkeeping. Ratio = fit / bare (target <= 1.05): the "
         "median over pairs of runs that alternate which loop goes first, in wall time and in this process's "
         "CPU time (steadier on a shared machine; exact with 1 thread). Epoch times and tweets/s: median wall.",
