@@ -6,7 +6,8 @@ TPE study the first arrivals are the random start-up trials, so these free promo
 to the last epoch in the performance benchmark (ASHA spent 0.42 of FIFO's trial-epochs where successive
 halving promises about 1/rf per rung). Here a trial passes a rung only when at least `min_rung - 1` trials
 reached the rung before it, as in synchronous successive halving and Optuna's SuccessiveHalvingPruner,
-where a rung promotes its best 1/rf only once it holds rf trials.
+where a rung promotes its best 1/rf only once it holds rf trials. Studies of fewer than rf**2 trials keep
+Ray's rule (see `min_rung_size`).
 """
 
 from __future__ import annotations
@@ -31,10 +32,11 @@ class _FullRungBracket(_Bracket):
 def min_rung_size(reduction_factor: int, num_samples: int) -> int:
     """Trials (the deciding one included) a rung must hold before any may pass it.
 
-    `reduction_factor`, as in successive halving, but at most the study's budget: a study of two trials
-    still lets the better one run on.
+    `reduction_factor`, as in successive halving, for studies of at least `reduction_factor**2` trials. A
+    smaller study keeps Ray's rule (1): its rungs may never fill (a trial that errors never reaches them), and
+    a smoke run of a few trials should still see one run to the end.
     """
-    return max(1, min(reduction_factor, num_samples))
+    return reduction_factor if num_samples >= reduction_factor**2 else 1
 
 
 class FullRungASHA(AsyncHyperBandScheduler):

@@ -13,12 +13,15 @@ import pytest
 
 from study.results import read_table
 
+N = 8  # trials: with no early stopping (grace period = max epochs) the study runs long enough to be interrupted
 ARGS = [
     "--smoke",
     "--num-samples",
-    "4",
+    str(N),
     "--max-epochs",
-    "3",
+    "4",
+    "--grace-period",
+    "4",
     "--demo-rows",
     "300",
     "--vector-size",
@@ -67,14 +70,14 @@ def test_interrupt_then_resume_completes_every_trial_once(tmp_path):
     study = json.loads((folder / "study.json").read_text())
     assert study["status"] == "interrupted"
     before = read_table(folder / "trials.parquet")
-    assert (before["status"] != "running").sum() < 4
+    assert (before["status"] != "running").sum() < N
 
     proc = _study(["--resume", "r", "--results-dir", str(results)], repo)
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err[-3000:]
     trials = read_table(folder / "trials.parquet")
     epochs = read_table(folder / "epochs.parquet")
-    assert len(trials) == 4 and trials["trial_id"].is_unique
+    assert len(trials) == N and trials["trial_id"].is_unique
     assert set(trials["status"]) <= {"completed", "stopped_early"}
     assert not epochs.duplicated(["trial_id", "epoch"]).any()
     assert epochs.groupby("trial_id").size().to_dict() == dict(zip(trials["trial_id"], trials["epochs_run"]))
@@ -88,5 +91,5 @@ def test_interrupt_then_resume_completes_every_trial_once(tmp_path):
     study = json.loads((folder / "study.json").read_text())
     assert study["status"] == "completed" and len(study["resumed_at"]) == 1
     ostudy = optuna.load_study(study_name="r", storage=f"sqlite:///{folder / 'optuna.db'}")
-    assert len(ostudy.trials) == 4
+    assert len(ostudy.trials) == N
     assert all(t.state != optuna.trial.TrialState.RUNNING for t in ostudy.trials)

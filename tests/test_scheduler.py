@@ -17,8 +17,10 @@ def _decide(scheduler, trial, epoch, f1):
     return scheduler.on_trial_result(None, trial, {"training_iteration": epoch, "f1": f1})
 
 
-@pytest.mark.parametrize("reduction_factor, num_samples, expected", [(3, 30, 3), (3, 2, 2), (4, 1, 1), (2, 100, 2)])
-def test_min_rung_size_is_the_reduction_factor_within_the_budget(reduction_factor, num_samples, expected):
+@pytest.mark.parametrize(
+    "reduction_factor, num_samples, expected", [(3, 30, 3), (3, 9, 3), (3, 8, 1), (3, 2, 1), (4, 1, 1), (2, 4, 2)]
+)
+def test_min_rung_size_is_the_reduction_factor_in_studies_of_rf_squared_trials(reduction_factor, num_samples, expected):
     assert min_rung_size(reduction_factor, num_samples) == expected
 
 
