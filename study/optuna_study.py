@@ -6,6 +6,7 @@ COMPLETE with its best validation macro-F1, PRUNED when ASHA stopped it, FAIL wh
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import tempfile
@@ -113,6 +114,9 @@ def write_optuna_db(
         del study
         os.replace(tmp, path)
     except sqlalchemy.exc.SQLAlchemyError as e:  # a full disk or unwritable folder, said the SQLite way
-        raise OSError(f"could not write {path}: {e.orig if hasattr(e, 'orig') else e}") from e
+        said = str(e.orig if hasattr(e, "orig") else e)
+        if "disk is full" in said:  # the same words as every other write that meets a full disk
+            raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} (SQLite: {said}) writing {path}") from e
+        raise OSError(f"could not write {path}: {said}") from e
     finally:
         Path(tmp).unlink(missing_ok=True)

@@ -1,6 +1,7 @@
 """Faults a long study must survive, each injected into real processes: killed workers and drivers, NaN losses,
 a full disk, an unwritable folder, two drivers on one study. Every case checks that no trial is lost or doubled."""
 
+import errno
 import json
 import os
 import shutil
@@ -253,6 +254,18 @@ def _fill(folder: Path) -> Path:
     return filler
 
 
+def test_optuna_db_on_a_full_disk_says_no_space_left_like_every_other_write(small_disk, small_study):
+    from search_spaces import get_space
+    from study.optuna_study import write_optuna_db
+
+    trials, epochs = read_table(small_study / "trials.parquet"), read_table(small_study / "epochs.parquet")
+    _fill(small_disk)
+    with pytest.raises(OSError) as e:
+        write_optuna_db(trials, epochs, get_space("smoke").params, small_disk / "optuna.db", "full")
+    assert e.value.errno == errno.ENOSPC and "No space left" in str(e.value)
+    assert not (small_disk / "optuna.db").exists() and not list(small_disk.glob(".optuna.db.*"))
+
+
 def test_disk_full_while_writing_keeps_the_last_files_and_resume_finishes(tmp_path, ray_tmp, small_disk):
     results = small_disk / "results"
     folder = results / "d"
@@ -277,7 +290,7 @@ def test_disk_full_while_writing_keeps_the_last_files_and_resume_finishes(tmp_pa
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 1, err[-3000:]
     message = " ".join(err.split())
-    assert "could not write the results of study 'd'" in message and "No space left" in message
+    assert "could not write the results of study 'd'" in message and "No space left" in message, message[-1500:]
     assert "--resume d" in message
     read_table(folder / "trials.parquet")  # the last complete files still read
     read_table(folder / "epochs.parquet")
