@@ -60,7 +60,7 @@ from sections import BENCHMARKS, machine_line, write_section  # benchmarks/ is o
 
 import search_spaces
 from search_spaces import SearchSpace
-from study.config import StudyConfig
+from study.config import ASHA_METRICS, StudyConfig
 from study.dataset import encode, load_dataset
 from study.results import EPOCHS_FILE, read_table
 from trainables.metrics import METRIC
@@ -300,6 +300,7 @@ class Budget:
     reduction_factor: int
     n_startup_trials: int
     optuna_threads: int
+    asha_metric: str = "val_macro_f1"  # what ASHA (and the Optuna baseline's pruner) ranks trials by at the rungs
 
 
 def study_config(greek: Path, budget: Budget, seed: int, name: str, results_dir: Path, fifo: bool) -> StudyConfig:
@@ -315,6 +316,7 @@ def study_config(greek: Path, budget: Budget, seed: int, name: str, results_dir:
         max_epochs=budget.max_epochs,
         grace_period=budget.max_epochs if fifo else budget.grace_period,
         reduction_factor=budget.reduction_factor,
+        asha_metric=budget.asha_metric,
         n_startup_trials=budget.n_startup_trials,
         max_concurrent=2,
         cpus_per_trial=1,
@@ -426,7 +428,8 @@ def run_optuna(cfg: StudyConfig, budget: Budget, warm: EncodedData) -> Run:
                     "emb_in_model_shared": embedding_is_shared(hp, data),
                 }
             log.append(event)
-            trial.report(r.metrics[METRIC], r.metrics["epoch"])
+            sign = 1.0 if ASHA_METRICS[budget.asha_metric] == "max" else -1.0  # the pruner maximises, as the study
+            trial.report(sign * r.metrics[budget.asha_metric], r.metrics["epoch"])
             if trial.should_prune():
                 raise optuna.TrialPruned()
 
@@ -708,12 +711,15 @@ def markdown(figs: list[dict[str, float]], args: argparse.Namespace, budget: Bud
         "",
         f"`python benchmarks/performance.py --seeds {','.join(map(str, args.seeds))} --num-samples "
         f"{budget.num_samples} --max-epochs {budget.max_epochs} --n-startup-trials {budget.n_startup_trials} "
-        f"--optuna-threads {budget.optuna_threads}`, total {total_s / 60:.1f} min. Greek `valid_set.csv` "
+        f"--optuna-threads {budget.optuna_threads}"
+        + (f" --asha-metric {budget.asha_metric}" if budget.asha_metric != "val_macro_f1" else "")
+        + f"`, total {total_s / 60:.1f} min. Greek `valid_set.csv` "
         "(seeded stratified 80/20 split), Word2Vec on its training texts + `test_set.csv`, 100-d vectors, "
         f"max_len 32. Every run: {budget.num_samples} trials, at most {budget.max_epochs} epochs, TPE with "
         f"{budget.n_startup_trials} random start-up trials, the run's seed for the sampler and the trials. Ours: "
         "`run_study`, 2 trials at once, 1 CPU (1 torch thread) each, ASHA (grace period "
-        f"{budget.grace_period}, reduction factor {budget.reduction_factor}), `reuse_actors=True`. Sequential "
+        f"{budget.grace_period}, reduction factor {budget.reduction_factor}, trials ranked at the rungs by "
+        f"{budget.asha_metric}), `reuse_actors=True`. Sequential "
         "Optuna: one trial at a time, "
         + (
             f"{budget.optuna_threads} torch threads"
@@ -722,7 +728,8 @@ def markdown(figs: list[dict[str, float]], args: argparse.Namespace, budget: Bud
             "on a busy machine 2 threads can be many times slower, the OpenMP threads waiting for each other)"
         )
         + ", SuccessiveHalvingPruner on the "
-        "same rungs, `fit` as the objective. FIFO: ours with `grace_period = max_epochs` (ASHA never stops a "
+        "same rungs and the same ranking, `fit` as the objective (validation macro-F1 for both searchers). "
+        "FIFO: ours with `grace_period = max_epochs` (ASHA never stops a "
         "trial). No reuse: ours with `reuse_actors=False` (a new trial process each trial). Times run from "
         "the call (data loading and Ray's start-up included) to the end of the first epoch that reached the "
         "run's best value. Overhead: from the end of a slot's last epoch to the next trial's first training "
@@ -756,6 +763,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-epochs", type=int, default=9, help="epochs of a trial never stopped (default: 9)")
     p.add_argument("--grace-period", type=int, default=1, help="ASHA's grace period (default: 1)")
     p.add_argument("--reduction-factor", type=int, default=3, help="ASHA's reduction factor (default: 3)")
+    p.add_argument(
+        "--asha-metric",
+        choices=tuple(ASHA_METRICS),
+        default="val_macro_f1",
+        help="what ASHA and the Optuna baseline's pruner rank trials by at the rungs (default: val_macro_f1)",
+    )
     p.add_argument("--n-startup-trials", type=int, default=8, help="TPE's random trials (default: 8)")
     p.add_argument(
         "--optuna-threads",
@@ -814,6 +827,7 @@ def main(argv: list[str] | None = None) -> int:
         args.reduction_factor,
         args.n_startup_trials,
         args.optuna_threads,
+        args.asha_metric,
     )
     if args.render:
         saved = json.loads(args.render.read_text())
