@@ -156,13 +156,10 @@ def predict_proba(
     """Class probabilities (N, C) in evaluation mode, in the rows' order (batched by length when trimmed)."""
     model.eval()
     order = torch.argsort(lengths, stable=True) if trim else torch.arange(len(x))
-    probs: torch.Tensor | None = None
+    probs = torch.empty(len(x), model.cfg.num_classes)  # (N, C)
     for idx, xb, lb in _batches(x, lengths, list(order.split(batch_size)), trim):
         logits, _ = model(xb.to(device), lb)
-        p = torch.softmax(logits.float(), dim=-1).cpu()  # (B, C)
-        if probs is None:
-            probs = torch.empty(len(x), p.shape[1])
-        probs[idx] = p
+        probs[idx] = torch.softmax(logits.float(), dim=-1).cpu()
     return probs.numpy()
 
 
