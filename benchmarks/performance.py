@@ -56,7 +56,7 @@ import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from rich.console import Console
 from rich.table import Table
-from sections import BENCHMARKS, machine_line, write_section  # benchmarks/ is on sys.path when run as a script
+from sections import add_output_arguments, data_folder_missing, machine_line, publish  # benchmarks/ on sys.path
 
 import search_spaces
 from search_spaces import SearchSpace
@@ -67,7 +67,6 @@ from trainables.metrics import METRIC
 from trainables.prepare import EncodedData
 from trainables.train import HParams, NonFiniteLossError, fit
 
-DATA = BENCHMARKS.parent.parent / "shared" / "data"
 SECTION = "performance"
 GOALS = {"time_to_best": 0.5, "trial_epochs": 0.35, "overhead_s": 1.0, "best_within": 0.01}
 
@@ -776,18 +775,11 @@ def parser() -> argparse.ArgumentParser:
         default=0,
         help="torch threads of the Optuna run (default: 0, the faster of 1 and 2 in a probe before each run)",
     )
-    p.add_argument("--data-dir", type=Path, default=DATA, help=f"the shared data (default: {DATA})")
     p.add_argument("--work-dir", type=Path, default=None, help="where the runs write (default: a temporary folder)")
     p.add_argument("--keep", action="store_true", help="keep the runs' results folders")
-    p.add_argument(
-        "--output",
-        type=Path,
-        default=None,
-        help=f"the Markdown file whose performance section is updated (default: {BENCHMARKS}; with --quick: none)",
-    )
     p.add_argument("--save", type=Path, default=None, help="write the figures to this JSON file after each seed")
     p.add_argument("--render", type=Path, default=None, help="run nothing: print and write the figures of --save")
-    p.add_argument("--notes", default="", help="a paragraph added under the tables")
+    add_output_arguments(p, SECTION, "a paragraph added under the tables")
     return p
 
 
@@ -817,8 +809,7 @@ def main(argv: list[str] | None = None) -> int:
         args.seeds, args.num_samples, args.max_epochs, args.n_startup_trials = [0], 6, 3, 2
     console = Console(stderr=True)
     greek = args.data_dir / "greek-election-tweets-ys19-2023"
-    if not greek.is_dir():
-        console.print(f"[bold red]error:[/] the shared data folder {greek} does not exist; give --data-dir.")
+    if data_folder_missing(greek, console):
         return 2
     budget = Budget(
         args.num_samples,
@@ -838,10 +829,7 @@ def main(argv: list[str] | None = None) -> int:
     for table in rich_tables(figs, args.seeds):
         out.print(table)
     console.print(f"total {total / 60:.1f} min")
-    output = args.output or (None if args.quick else BENCHMARKS)
-    if output is not None:
-        write_section(SECTION, markdown(figs, args, budget, total), output)
-        console.print(f"Updated the {SECTION} section of {output}")
+    publish(SECTION, markdown(figs, args, budget, total), args, console)
     return 0
 
 

@@ -23,13 +23,12 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import numpy as np
 import torch
 from rich.console import Console
 from rich.table import Table
-from sections import BENCHMARKS, machine_line, write_section  # benchmarks/ is on sys.path when run as a script
+from sections import add_output_arguments, data_folder_missing, machine_line, publish  # benchmarks/ on sys.path
 
 from study.config import DataSettings
 from study.dataset import load_dataset
@@ -38,9 +37,6 @@ from trainables.data import LabelledData, concat
 from trainables.metrics import classification_metrics
 from trainables.train import HParams
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
-OUTPUT = BENCHMARKS
 SECTION = "quality"
 SEED = 0
 
@@ -259,14 +255,7 @@ def parser() -> argparse.ArgumentParser:
         default=1,
         help="torch threads (default: 1; on a busy 2-core machine 2 threads ran 2-10x slower than 1)",
     )
-    p.add_argument("--data-dir", type=Path, default=DATA, help=f"the shared data (default: {DATA})")
-    p.add_argument(
-        "--output",
-        type=Path,
-        default=None,
-        help=f"the Markdown file whose quality section is updated (default: {OUTPUT}; with --quick: none)",
-    )
-    p.add_argument("--notes", default="", help="a paragraph added under the table")
+    add_output_arguments(p, SECTION, "a paragraph added under the table")
     return p
 
 
@@ -275,8 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.folds, args.epochs_original, args.epochs_custom, args.vector_size = 2, 1, 1, 32
     console = Console(stderr=True)
-    if not args.data_dir.is_dir():
-        console.print(f"[bold red]error:[/] the shared data folder {args.data_dir} does not exist; give --data-dir.")
+    if data_folder_missing(args.data_dir, console):
         return 2
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
@@ -284,10 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     total = time.perf_counter() - t0
     Console(width=None if sys.stdout.isatty() else 160).print(rich_table(rows))
     console.print(f"total {total / 60:.1f} min")
-    output = args.output or (None if args.quick else OUTPUT)
-    if output is not None:
-        write_section(SECTION, markdown(rows, args, total), output)
-        console.print(f"Updated the {SECTION} section of {output}")
+    publish(SECTION, markdown(rows, args, total), args, console)
     return 0
 
 

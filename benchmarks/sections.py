@@ -1,4 +1,5 @@
-"""Shared by the benchmark scripts: rewrite one script's section of BENCHMARKS.md, atomically and under a lock.
+"""Shared by the benchmark scripts: rewrite one script's section of BENCHMARKS.md, atomically and under a lock;
+the `--data-dir`, `--output` and `--notes` options and what they do.
 
 Each script owns the text between `<!-- name:start -->` and `<!-- name:end -->`; the other sections stay as they
 are, even when several scripts finish at the same time.
@@ -6,6 +7,7 @@ are, even when several scripts finish at the same time.
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import fcntl
 import os
@@ -16,6 +18,35 @@ import tempfile
 from pathlib import Path
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
+DATA = BENCHMARKS.parent.parent / "shared" / "data"  # the shared data, beside the repository
+
+
+def add_output_arguments(p: argparse.ArgumentParser, section: str, notes_help: str) -> None:
+    """`--data-dir`, `--output` (default BENCHMARKS.md; none with `--quick`) and `--notes`."""
+    p.add_argument("--data-dir", type=Path, default=DATA, help=f"the shared data (default: {DATA})")
+    p.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help=f"the Markdown file whose {section} section is updated (default: {BENCHMARKS}; with --quick: none)",
+    )
+    p.add_argument("--notes", default="", help=notes_help)
+
+
+def data_folder_missing(folder: Path, console) -> bool:
+    """Say so (and how to fix it) when the shared data folder is not there."""
+    if folder.is_dir():
+        return False
+    console.print(f"[bold red]error:[/] the shared data folder {folder} does not exist; give --data-dir.")
+    return True
+
+
+def publish(section: str, body: str, args: argparse.Namespace, console) -> None:
+    """Write `body` as `section` of `--output` (BENCHMARKS.md unless `--quick`, which writes only to --output)."""
+    output = args.output or (None if args.quick else BENCHMARKS)
+    if output is not None:
+        write_section(section, body, output)
+        console.print(f"Updated the {section} section of {output}")
 
 
 def write_section(name: str, body: str, path: Path = BENCHMARKS) -> None:

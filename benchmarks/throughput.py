@@ -25,14 +25,12 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import torch
 import torch.nn as nn
-from quality import DATA, OUTPUT  # benchmarks/ is on sys.path when run as a script
 from rich.console import Console
 from rich.table import Table
-from sections import machine_line, write_section
+from sections import add_output_arguments, data_folder_missing, machine_line, publish  # benchmarks/ on sys.path
 
 from study.config import DataSettings
 from study.dataset import encode, load_dataset
@@ -197,14 +195,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--pairs", type=int, default=4, help="one-epoch runs of each loop per size (default: 4)")
     p.add_argument("--threads", type=int, default=1, help="torch threads for both loops (default: 1)")
     p.add_argument("--vector-size", type=int, default=300, help="Word2Vec dimension (default: 300)")
-    p.add_argument("--data-dir", type=Path, default=DATA, help=f"the shared data (default: {DATA})")
-    p.add_argument(
-        "--output",
-        type=Path,
-        default=None,
-        help=f"the Markdown file whose throughput section is updated (default: {OUTPUT}; with --quick: none)",
-    )
-    p.add_argument("--notes", default="", help="a paragraph added under the table")
+    add_output_arguments(p, SECTION, "a paragraph added under the table")
     return p
 
 
@@ -214,8 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         args.sizes, args.pairs = [16], 2
     console = Console(stderr=True)
     greek = args.data_dir / "greek-election-tweets-ys19-2023"
-    if not greek.is_dir():
-        console.print(f"[bold red]error:[/] the shared data folder {greek} does not exist; give --data-dir.")
+    if data_folder_missing(greek, console):
         return 2
     torch.set_num_threads(args.threads)
     settings = DataSettings(
@@ -227,10 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     fit(warm, data), bare_epochs(warm, data, 1)  # untimed: one-time costs of the process (lazy imports, allocator)
     timings = [measure(replace(base, hidden_size=h), data, args.pairs, console) for h in args.sizes]
     Console(width=None if sys.stdout.isatty() else 160).print(rich_table(timings))
-    output = args.output or (None if args.quick else OUTPUT)
-    if output is not None:
-        write_section(SECTION, markdown(timings, args, data, base), output)
-        console.print(f"Updated the {SECTION} section of {output}")
+    publish(SECTION, markdown(timings, args, data, base), args, console)
     return 0
 
 
