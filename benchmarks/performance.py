@@ -56,7 +56,13 @@ import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from rich.console import Console
 from rich.table import Table
-from sections import add_output_arguments, data_folder_missing, machine_line, publish  # benchmarks/ on sys.path
+from sections import (  # benchmarks/ on sys.path
+    add_output_arguments,
+    closing,
+    data_folder_missing,
+    markdown_table,
+    publish,
+)
 
 import search_spaces
 from search_spaces import SearchSpace
@@ -737,20 +743,15 @@ def markdown(figs: list[dict[str, float]], args: argparse.Namespace, budget: Bud
         "",
         f"Space `perf` (registered by the script): {sp}; fixed {PERF_SPACE.fixed}.",
         "",
-        "| " + " | ".join(SUMMARY_HEADER) + " |",
-        "|" + " --- |" * len(SUMMARY_HEADER),
-    ]
-    lines += ["| " + " | ".join(r) + " |" for r in summary_rows(figs)]
-    lines += ["", "Per seed:", "", "| " + " | ".join(SEED_HEADER) + " |", "|" + " --- |" * len(SEED_HEADER)]
-    lines += ["| " + " | ".join(seed_cells(s, f)) + " |" for s, f in zip(args.seeds, figs, strict=True)]
-    lines += [
+        *markdown_table(SUMMARY_HEADER, summary_rows(figs)),
+        "",
+        "Per seed:",
+        "",
+        *markdown_table(SEED_HEADER, (seed_cells(s, f) for s, f in zip(args.seeds, figs, strict=True))),
         "",
         "Item 5 (`fit` against a bare PyTorch loop) is measured by `benchmarks/throughput.py`; see its section.",
-        "",
-        f"Machine: {machine_line(1)}; load = the highest 1-minute load average at the start or end of a run.",
+        *closing(args, 1, "; load = the highest 1-minute load average at the start or end of a run"),
     ]
-    if args.notes:
-        lines += ["", args.notes]
     return "\n".join(lines)
 
 

@@ -28,7 +28,13 @@ import numpy as np
 import torch
 from rich.console import Console
 from rich.table import Table
-from sections import add_output_arguments, data_folder_missing, machine_line, publish  # benchmarks/ on sys.path
+from sections import (  # benchmarks/ on sys.path
+    add_output_arguments,
+    closing,
+    data_folder_missing,
+    markdown_table,
+    publish,
+)
 
 from study.config import DataSettings
 from study.dataset import load_dataset
@@ -230,15 +236,13 @@ def markdown(rows: Sequence[Row], args: argparse.Namespace, total_s: float) -> s
         "metrics (the held-out fold also picks the epoch, so slightly optimistic); `last F1` is the last "
         "epoch's. Wall time includes Word2Vec. Greek texts carry the party prefix, as in the original work.",
         "",
-        "| " + " | ".join(HEADER) + " |",
-        "|" + " --- |" * len(HEADER),
+        *markdown_table(HEADER, (_cells(r) for r in rows)),
+        "",
+        "Models:",
+        "",
+        *(f"- {m}: {c}" for m, c in dict.fromkeys((r.model, r.config) for r in rows)),
+        *closing(args, args.threads),
     ]
-    lines += ["| " + " | ".join(_cells(r)) + " |" for r in rows]
-    lines += ["", "Models:", ""]
-    lines += [f"- {m}: {c}" for m, c in dict.fromkeys((r.model, r.config) for r in rows)]
-    lines += ["", f"Machine: {machine_line(args.threads)}."]
-    if args.notes:
-        lines += ["", args.notes]
     return "\n".join(lines)
 
 

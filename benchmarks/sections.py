@@ -49,6 +49,18 @@ def publish(section: str, body: str, args: argparse.Namespace, console) -> None:
         console.print(f"Updated the {section} section of {output}")
 
 
+def markdown_table(header: tuple[str, ...], rows) -> list[str]:
+    """A Markdown table's lines: the header, its rule, then one line per row of cells."""
+    body = ["| " + " | ".join(r) + " |" for r in rows]
+    return ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header), *body]
+
+
+def closing(args: argparse.Namespace, threads: int, machine_note: str = "") -> list[str]:
+    """The lines that end every section: the machine line, then the `--notes` paragraph if any."""
+    lines = ["", f"Machine: {machine_line(threads)}{machine_note}."]
+    return lines + (["", args.notes] if args.notes else [])
+
+
 def write_section(name: str, body: str, path: Path = BENCHMARKS) -> None:
     """Replace (or append) the section `name` of `path` with `body`."""
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"

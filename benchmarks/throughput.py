@@ -30,7 +30,13 @@ import torch
 import torch.nn as nn
 from rich.console import Console
 from rich.table import Table
-from sections import add_output_arguments, data_folder_missing, machine_line, publish  # benchmarks/ on sys.path
+from sections import (  # benchmarks/ on sys.path
+    add_output_arguments,
+    closing,
+    data_folder_missing,
+    markdown_table,
+    publish,
+)
 
 from study.config import DataSettings
 from study.dataset import encode, load_dataset
@@ -178,13 +184,9 @@ def markdown(timings: list[Timing], args: argparse.Namespace, data: EncodedData,
         "median over pairs of runs that alternate which loop goes first, in wall time and in this process's "
         "CPU time (steadier on a shared machine; exact with 1 thread). Epoch times and tweets/s: median wall.",
         "",
-        "| " + " | ".join(HEADER) + " |",
-        "|" + " --- |" * len(HEADER),
+        *markdown_table(HEADER, (_cells(t) for t in timings)),
+        *closing(args, args.threads),
     ]
-    lines += ["| " + " | ".join(_cells(t)) + " |" for t in timings]
-    lines += ["", f"Machine: {machine_line(args.threads)}."]
-    if args.notes:
-        lines += ["", args.notes]
     return "\n".join(lines)
 
 
