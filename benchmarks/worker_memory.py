@@ -1,0 +1,177 @@
+"""Memory of a reused trial process: does it grow without bound over many trials, or level off?
+
+What it measures: a study's worker process (`reuse_actors=True`) runs trial after trial. This script does the
+same without Ray, in a fresh process per mode: `fit` for `--trials` configurations in a row, drawn at random
+(seeded, the same list in both modes) from the `perf` space of `benchmarks/performance.py`, on the Greek data
+(`valid_set.csv` 80/20 split, Word2Vec on its training texts + `test_set.csv`). After each trial it records
+the process's USS (private memory, from /proc/self/smaps_rollup).
+- `no trim`: nothing between trials.
+- `malloc_trim`: `release_freed_memory()` before each trial, as `train_sentiment` does in a study.
+A leak shows as a steady rise to the end (the slope over the last half of the trials, MB per trial); freed
+heap kept by the allocator shows as a rise that levels off once the largest model and batch have been seen.
+
+Run (not part of CI; needs ../shared/data):
+    python benchmarks/worker_memory.py             # 60 trials of 2 epochs per mode (~6 min on 2 cores)
+    python benchmarks/worker_memory.py --quick     # 8 trials of 1 epoch; writes nothing
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+from sections import (  # benchmarks/ on sys.path
+    add_output_arguments,
+    closing,
+    data_folder_missing,
+    markdown_table,
+    publish,
+)
+
+SECTION = "worker-memory"
+MODES = ("no trim", "malloc_trim")
+
+
+@dataclass(frozen=True)
+class Curve:
+    mode: str
+    uss_mb: tuple[float, ...]  # USS after each trial
+
+    def at(self, trial: int) -> float:
+        return self.uss_mb[min(trial, len(self.uss_mb)) - 1]
+
+    @property
+    def late_slope(self) -> float:
+        """MB per trial over the last half of the trials (least squares): near 0 once memory has levelled off."""
+        y = np.asarray(self.uss_mb[len(self.uss_mb) // 2 :])
+        return float(np.polyfit(np.arange(len(y)), y, 1)[0]) if len(y) >= 2 else float("nan")
+
+    @property
+    def levelled_at(self) -> int:
+        """The first trial after which USS never rose by more than 5 MB."""
+        final = self.uss_mb[-1]
+        return next(i + 1 for i, v in enumerate(self.uss_mb) if final - v <= 5)
+
+
+def child(mode: str, trials: int, epochs: int, seed: int, data_dir: Path) -> list[float]:
+    """Run the trials in this process; USS in MB after each."""
+    import optuna
+    from performance import PERF_SPACE, Budget, study_config
+
+    from study.dataset import encode, load_dataset
+    from trainables.train import HParams, fit
+    from trainables.trainable import release_freed_memory
+
+    budget = Budget(trials, epochs, 1, 3, trials, 1)  # only the data settings are used
+    settings = study_config(data_dir / "greek-election-tweets-ys19-2023", budget, seed, "memory", Path("unused"), False)
+    data = encode(load_dataset(settings), settings)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sampler = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    out = []
+    for _ in range(trials):
+        params = sampler.ask(dict(PERF_SPACE.params)).params
+        if mode == "malloc_trim":
+            release_freed_memory()
+        hp = HParams.from_dict({**PERF_SPACE.fixed, **params, "max_epochs": epochs, "num_threads": 1})
+        fit(hp, data, lambda r: r.state())  # the state as a checkpoint would take it
+        out.append(_uss_mb())
+    return out
+
+
+def _uss_mb() -> float:
+    with open("/proc/self/smaps_rollup") as f:
+        kb = {p[0].rstrip(":"): int(p[1]) for p in (line.split() for line in f) if len(p) >= 3 and p[-1] == "kB"}
+    return (kb.get("Private_Clean", 0) + kb.get("Private_Dirty", 0)) / 1024
+
+
+def measure(args: argparse.Namespace, console: Console) -> list[Curve]:
+    curves = []
+    for mode in MODES:
+        console.print(f"{mode}: {args.trials} trials of {args.epochs} epoch(s) in a fresh process ...")
+        cmd = [sys.executable, __file__, "--child", mode, "--trials", str(args.trials), "--epochs", str(args.epochs)]
+        cmd += ["--seed", str(args.seed), "--data-dir", str(args.data_dir)]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if out.returncode != 0:
+            raise SystemExit(f"error: the {mode!r} process failed:\n{out.stderr[-3000:]}")
+        curves.append(Curve(mode, tuple(json.loads(out.stdout.strip().splitlines()[-1]))))
+    return curves
+
+
+HEADER = ("mode", "USS after trial 1 (MB)", "after 10", "after the last", "level after trial", "MB/trial, last half")
+
+
+def rows(curves: list[Curve]) -> list[tuple[str, ...]]:
+    return [
+        (
+            c.mode,
+            f"{c.at(1):.0f}",
+            f"{c.at(10):.0f}",
+            f"{c.uss_mb[-1]:.0f}",
+            str(c.levelled_at),
+            f"{c.late_slope:+.2f}",
+        )
+        for c in curves
+    ]
+
+
+def markdown(curves: list[Curve], args: argparse.Namespace, total_s: float) -> str:
+    lines = [
+        "## Memory of a reused trial process (`python benchmarks/worker_memory.py`)",
+        "",
+        f"`python benchmarks/worker_memory.py --trials {args.trials} --epochs {args.epochs} --seed {args.seed}`, "
+        f"total {total_s / 60:.1f} min. One fresh process per mode calls `fit` for {args.trials} random "
+        "configurations of the `perf` space in a row (the same list in both modes), as a reused study worker "
+        "runs trial after trial; USS (private memory, including this process's own copy of the data) after "
+        "each. `malloc_trim` = `release_freed_memory()` before each trial, as `train_sentiment` does.",
+        "",
+        *markdown_table(HEADER, rows(curves)),
+        "",
+        "USS after each trial (MB): "
+        + "; ".join(f"{c.mode}: " + ", ".join(f"{v:.0f}" for v in c.uss_mb) for c in curves)
+        + ".",
+        *closing(args, 1),
+    ]
+    return "\n".join(lines)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--trials", type=int, default=60)
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quick", action="store_true", help="8 trials of 1 epoch; writes nothing")
+    p.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)
+    add_output_arguments(p, SECTION, "a paragraph added under the table")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.quick:
+        args.trials, args.epochs = 8, 1
+    if args.child:
+        print(json.dumps(child(args.child, args.trials, args.epochs, args.seed, args.data_dir)))
+        return 0
+    console = Console()
+    if data_folder_missing(args.data_dir, console):
+        return 2
+    t0 = time.perf_counter()
+    curves = measure(args, console)
+    table = Table(*HEADER, title="USS of one process running trial after trial")
+    for r in rows(curves):
+        table.add_row(*r)
+    console.print(table)
+    publish(SECTION, markdown(curves, args, time.perf_counter() - t0), args, console)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
