@@ -3,10 +3,10 @@
 What it measures: a study's worker process (`reuse_actors=True`) runs trial after trial. This script does the
 same without Ray, in a fresh process per mode: `fit` for `--trials` configurations in a row, drawn at random
 (seeded, the same list in both modes) from the `perf` space of `benchmarks/performance.py`, on the Greek data
-(`valid_set.csv` 80/20 split, Word2Vec on its training texts + `test_set.csv`). After each trial it records
-the process's USS (private memory, from /proc/self/smaps_rollup).
+(`valid_set.csv` 80/20 split, Word2Vec on its training texts + `test_set.csv`). Between two trials it records
+the process's USS (private memory, from /proc/self/smaps_rollup): what the process holds while it waits.
 - `no trim`: nothing between trials.
-- `malloc_trim`: `release_freed_memory()` before each trial, as `train_sentiment` does in a study.
+- `malloc_trim`: `release_freed_memory()` between trials, as `train_sentiment` does at each trial's start.
 A leak shows as a steady rise to the end (the slope over the last half of the trials, MB per trial); freed
 heap kept by the allocator shows as a rise that levels off once the largest model and batch have been seen.
 
@@ -43,7 +43,7 @@ MODES = ("no trim", "malloc_trim")
 @dataclass(frozen=True)
 class Curve:
     mode: str
-    uss_mb: tuple[float, ...]  # USS after each trial
+    uss_mb: tuple[float, ...]  # USS between trials: after each trial (and the trim)
 
     def at(self, trial: int) -> float:
         return self.uss_mb[min(trial, len(self.uss_mb)) - 1]
@@ -62,7 +62,7 @@ class Curve:
 
 
 def child(mode: str, trials: int, epochs: int, seed: int, data_dir: Path) -> list[float]:
-    """Run the trials in this process; USS in MB after each."""
+    """Run the trials in this process; USS in MB between trials."""
     import optuna
     from performance import PERF_SPACE, Budget, study_config
 
@@ -78,10 +78,10 @@ def child(mode: str, trials: int, epochs: int, seed: int, data_dir: Path) -> lis
     out = []
     for _ in range(trials):
         params = sampler.ask(dict(PERF_SPACE.params)).params
-        if mode == "malloc_trim":
-            release_freed_memory()
         hp = HParams.from_dict({**PERF_SPACE.fixed, **params, "max_epochs": epochs, "num_threads": 1})
         fit(hp, data, lambda r: r.state())  # the state as a checkpoint would take it
+        if mode == "malloc_trim":
+            release_freed_memory()  # as the next trial's start does
         out.append(_uss_mb())
     return out
 
@@ -105,7 +105,7 @@ def measure(args: argparse.Namespace, console: Console) -> list[Curve]:
     return curves
 
 
-HEADER = ("mode", "USS after trial 1 (MB)", "after 10", "after the last", "level after trial", "MB/trial, last half")
+HEADER = ("mode", "USS (MB) after trial 1", "after 10", "after the last", "level after trial", "MB/trial, last half")
 
 
 def rows(curves: list[Curve]) -> list[tuple[str, ...]]:
@@ -129,12 +129,13 @@ def markdown(curves: list[Curve], args: argparse.Namespace, total_s: float) -> s
         f"`python benchmarks/worker_memory.py --trials {args.trials} --epochs {args.epochs} --seed {args.seed}`, "
         f"total {total_s / 60:.1f} min. One fresh process per mode calls `fit` for {args.trials} random "
         "configurations of the `perf` space in a row (the same list in both modes), as a reused study worker "
-        "runs trial after trial; USS (private memory, including this process's own copy of the data) after "
-        "each. `malloc_trim` = `release_freed_memory()` before each trial, as `train_sentiment` does.",
+        "runs trial after trial; USS (private memory, including this process's own copy of the data) between "
+        "two trials. `malloc_trim` = `release_freed_memory()` between trials, as `train_sentiment` does at a "
+        "trial's start.",
         "",
         *markdown_table(HEADER, rows(curves)),
         "",
-        "USS after each trial (MB): "
+        "USS between trials (MB): "
         + "; ".join(f"{c.mode}: " + ", ".join(f"{v:.0f}" for v in c.uss_mb) for c in curves)
         + ".",
         *closing(args, 1),
