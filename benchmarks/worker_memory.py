@@ -5,8 +5,11 @@ same without Ray, in a fresh process per mode: `fit` for `--trials` configuratio
 (seeded, the same list in both modes) from the `perf` space of `benchmarks/performance.py`, on the Greek data
 (`valid_set.csv` 80/20 split, Word2Vec on its training texts + `test_set.csv`). Between two trials it records
 the process's USS (private memory, from /proc/self/smaps_rollup): what the process holds while it waits.
-- `no trim`: nothing between trials.
-- `malloc_trim`: `release_freed_memory()` between trials, as `train_sentiment` does at each trial's start.
+Four modes, two switches:
+- `malloc_trim`: `release_freed_memory()` between trials (as `train_sentiment` does at each trial's start), or not.
+- oneDNN's primitive cache (one entry per input shape of an RNN batch whose tweets have one length): oneDNN's
+  default capacity of 1024, or 0 (`ONEDNN_PRIMITIVE_CACHE_CAPACITY`), which `train_sentiment` sets unless the
+  environment does. Fit s, the sum of the trials' epoch times, shows what switching the cache off costs.
 A leak shows as a steady rise to the end (the slope over the last half of the trials, MB per trial); freed
 heap kept by the allocator shows as a rise that levels off once the largest model and batch have been seen.
 
@@ -19,11 +22,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from rich.console import Console
@@ -36,14 +41,22 @@ from sections import (  # benchmarks/ on sys.path
     publish,
 )
 
+from trainables.trainable import ONEDNN_CACHE_VARIABLE
+
 SECTION = "worker-memory"
-MODES = ("no trim", "malloc_trim")
+MODES = {  # name: (ONEDNN_PRIMITIVE_CACHE_CAPACITY, malloc_trim between trials)
+    "no trim, oneDNN cache": ("1024", False),
+    "malloc_trim, oneDNN cache": ("1024", True),
+    "no trim, no oneDNN cache": ("0", False),
+    "malloc_trim, no oneDNN cache (a study's trial)": ("0", True),
+}
 
 
 @dataclass(frozen=True)
 class Curve:
     mode: str
     uss_mb: tuple[float, ...]  # USS between trials: after each trial (and the trim)
+    fit_s: float  # the sum of every trial's epoch times
 
     def at(self, trial: int) -> float:
         return self.uss_mb[min(trial, len(self.uss_mb)) - 1]
@@ -61,8 +74,8 @@ class Curve:
         return next(i + 1 for i, v in enumerate(self.uss_mb) if final - v <= 5)
 
 
-def child(mode: str, trials: int, epochs: int, seed: int, data_dir: Path) -> list[float]:
-    """Run the trials in this process; USS in MB between trials."""
+def child(mode: str, trials: int, epochs: int, seed: int, data_dir: Path) -> dict[str, Any]:
+    """Run the trials in this process (its environment sets the cache); USS in MB between trials, fit seconds."""
     import optuna
     from performance import PERF_SPACE, Budget, study_config
 
@@ -75,15 +88,16 @@ def child(mode: str, trials: int, epochs: int, seed: int, data_dir: Path) -> lis
     data = encode(load_dataset(settings), settings)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
-    out = []
+    uss, fit_s = [], 0.0
     for _ in range(trials):
         params = sampler.ask(dict(PERF_SPACE.params)).params
         hp = HParams.from_dict({**PERF_SPACE.fixed, **params, "max_epochs": epochs, "num_threads": 1})
-        fit(hp, data, lambda r: r.state())  # the state as a checkpoint would take it
-        if mode == "malloc_trim":
+        history = fit(hp, data, lambda r: r.state())  # the state as a checkpoint would take it
+        fit_s += sum(m["epoch_time_s"] for m in history)
+        if MODES[mode][1]:
             release_freed_memory()  # as the next trial's start does
-        out.append(_uss_mb())
-    return out
+        uss.append(_uss_mb())
+    return {"uss_mb": uss, "fit_s": fit_s}
 
 
 def _uss_mb() -> float:
@@ -94,18 +108,28 @@ def _uss_mb() -> float:
 
 def measure(args: argparse.Namespace, console: Console) -> list[Curve]:
     curves = []
-    for mode in MODES:
+    for mode, (capacity, _) in MODES.items():
         console.print(f"{mode}: {args.trials} trials of {args.epochs} epoch(s) in a fresh process ...")
         cmd = [sys.executable, __file__, "--child", mode, "--trials", str(args.trials), "--epochs", str(args.epochs)]
         cmd += ["--seed", str(args.seed), "--data-dir", str(args.data_dir)]
-        out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        env = {**os.environ, ONEDNN_CACHE_VARIABLE: capacity}  # read when oneDNN creates its first primitive
+        out = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
         if out.returncode != 0:
             raise SystemExit(f"error: the {mode!r} process failed:\n{out.stderr[-3000:]}")
-        curves.append(Curve(mode, tuple(json.loads(out.stdout.strip().splitlines()[-1]))))
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+        curves.append(Curve(mode, tuple(result["uss_mb"]), result["fit_s"]))
     return curves
 
 
-HEADER = ("mode", "USS (MB) after trial 1", "after 10", "after the last", "level after trial", "MB/trial, last half")
+HEADER = (
+    "mode",
+    "USS (MB) after trial 1",
+    "after 10",
+    "after the last",
+    "level after trial",
+    "MB/trial, last half",
+    "fit s",
+)
 
 
 def rows(curves: list[Curve]) -> list[tuple[str, ...]]:
@@ -117,6 +141,7 @@ def rows(curves: list[Curve]) -> list[tuple[str, ...]]:
             f"{c.uss_mb[-1]:.0f}",
             str(c.levelled_at),
             f"{c.late_slope:+.2f}",
+            f"{c.fit_s:.1f}",
         )
         for c in curves
     ]
@@ -128,10 +153,13 @@ def markdown(curves: list[Curve], args: argparse.Namespace, total_s: float) -> s
         "",
         f"`python benchmarks/worker_memory.py --trials {args.trials} --epochs {args.epochs} --seed {args.seed}`, "
         f"total {total_s / 60:.1f} min. One fresh process per mode calls `fit` for {args.trials} random "
-        "configurations of the `perf` space in a row (the same list in both modes), as a reused study worker "
+        "configurations of the `perf` space in a row (the same list in every mode), as a reused study worker "
         "runs trial after trial; USS (private memory, including this process's own copy of the data) between "
         "two trials. `malloc_trim` = `release_freed_memory()` between trials, as `train_sentiment` does at a "
-        "trial's start.",
+        "trial's start. oneDNN cache: PyTorch's CPU RNN kernels for batches whose tweets have one length cache "
+        "a primitive per input shape, up to oneDNN's default 1024 entries; `train_sentiment` sets "
+        "`ONEDNN_PRIMITIVE_CACHE_CAPACITY=0` unless the environment sets it. Fit s = the sum of the trials' "
+        "epoch times (one run per mode, so a few % is noise).",
         "",
         *markdown_table(HEADER, rows(curves)),
         "",
@@ -149,7 +177,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="8 trials of 1 epoch; writes nothing")
-    p.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)
+    p.add_argument("--child", choices=tuple(MODES), help=argparse.SUPPRESS)
     add_output_arguments(p, SECTION, "a paragraph added under the table")
     return p
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,23 @@ def release_freed_memory() -> None:
         pass
 
 
+ONEDNN_CACHE_VARIABLE = "ONEDNN_PRIMITIVE_CACHE_CAPACITY"
+
+
+def no_kernel_cache_per_shape() -> None:
+    """Switch off oneDNN's primitive cache in this process, unless the environment sets its capacity.
+
+    On the CPU, PyTorch runs an RNN batch whose tweets all have the same length through oneDNN, which caches a
+    primitive for every input shape it meets (up to 1024). A reused trial process meets new shapes with every
+    configuration, so it grew by about 1 MB per trial and had not levelled off after 60 trials; without the
+    cache it stays flat, and epochs were no slower (benchmarks/worker_memory.py). oneDNN reads the variable when
+    it creates its first primitive, so this must run before the process's first training step.
+    """
+    os.environ.setdefault(ONEDNN_CACHE_VARIABLE, "0")
+
+
 def train_sentiment(config: dict[str, Any], data: EncodedData, fixed: dict[str, Any]) -> None:
+    no_kernel_cache_per_shape()
     release_freed_memory()
     hp = HParams.from_dict({**fixed, **config})
     checkpoint = tune.get_checkpoint()
