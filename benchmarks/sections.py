@@ -10,10 +10,12 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import fcntl
+import json
 import os
 import platform
 import re
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -59,6 +61,16 @@ def closing(args: argparse.Namespace, threads: int, machine_note: str = "") -> l
     """The lines that end every section: the machine line, then the `--notes` paragraph if any."""
     lines = ["", f"Machine: {machine_line(threads)}{machine_note}."]
     return lines + (["", args.notes] if args.notes else [])
+
+
+def run_for_json(args: list[str], what: str, env: dict[str, str] | None = None) -> dict:
+    """Run `python ARGS` in a fresh process and read the JSON object its last line of output prints."""
+    out = subprocess.run(
+        [sys.executable, *args], cwd=BENCHMARKS.parent, capture_output=True, text=True, check=False, env=env
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"error: {what} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def write_section(name: str, body: str, path: Path = BENCHMARKS) -> None:

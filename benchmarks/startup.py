@@ -18,10 +18,8 @@ once on 2 cores, little of it can overlap.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,10 +33,10 @@ from sections import (  # benchmarks/ on sys.path
     data_folder_missing,
     markdown_table,
     publish,
+    run_for_json,
 )
 
 SECTION = "startup"
-REPO = Path(__file__).resolve().parents[1]
 
 IMPORTS = """
 import json, time
@@ -72,13 +70,6 @@ for p in pids() - before - {os.getpid()}:
 ray.shutdown()
 print(json.dumps({"wall": wall, "cpu": cpu}))
 """
-
-
-def fresh(code: str) -> dict[str, float]:
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=False)
-    if out.returncode != 0:
-        raise SystemExit(f"error: a measuring process failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def study_phases(greek: Path, work: Path, repeat: int) -> dict[str, float]:
@@ -138,8 +129,8 @@ def measure(args: argparse.Namespace, greek: Path, console: Console) -> dict[str
         console.print(f"repeat {repeat + 1} of {args.repeats} ...")
         for key, value in {
             **study_phases(greek, work, repeat),
-            **{f"trial_{k}": v for k, v in fresh(IMPORTS).items()},
-            **{f"init_{k}": v for k, v in fresh(RAY_INIT).items()},
+            **{f"trial_{k}": v for k, v in run_for_json(["-c", IMPORTS], "the import-measuring process").items()},
+            **{f"init_{k}": v for k, v in run_for_json(["-c", RAY_INIT], "the ray.init-measuring process").items()},
         }.items():
             samples.setdefault(key, []).append(value)
     return samples

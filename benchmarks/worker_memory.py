@@ -2,7 +2,7 @@
 
 What it measures: a study's worker process (`reuse_actors=True`) runs trial after trial. This script does the
 same without Ray, in a fresh process per mode: `fit` for `--trials` configurations in a row, drawn at random
-(seeded, the same list in both modes) from the `perf` space of `benchmarks/performance.py`, on the Greek data
+(seeded, the same list in every mode) from the `perf` space of `benchmarks/performance.py`, on the Greek data
 (`valid_set.csv` 80/20 split, Word2Vec on its training texts + `test_set.csv`). Between two trials it records
 the process's USS (private memory, from /proc/self/smaps_rollup): what the process holds while it waits.
 Four modes, two switches:
@@ -14,7 +14,7 @@ A leak shows as a steady rise to the end (the slope over the last half of the tr
 heap kept by the allocator shows as a rise that levels off once the largest model and batch have been seen.
 
 Run (not part of CI; needs ../shared/data):
-    python benchmarks/worker_memory.py             # 60 trials of 2 epochs per mode (~6 min on 2 cores)
+    python benchmarks/worker_memory.py             # 60 trials of 2 epochs in each of 4 modes (~5 min on 2 cores)
     python benchmarks/worker_memory.py --quick     # 8 trials of 1 epoch; writes nothing
 """
 
@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from sections import (  # benchmarks/ on sys.path
     data_folder_missing,
     markdown_table,
     publish,
+    run_for_json,
 )
 
 from trainables.trainable import ONEDNN_CACHE_VARIABLE
@@ -77,7 +77,7 @@ class Curve:
 def child(mode: str, trials: int, epochs: int, seed: int, data_dir: Path) -> dict[str, Any]:
     """Run the trials in this process (its environment sets the cache); USS in MB between trials, fit seconds."""
     import optuna
-    from performance import PERF_SPACE, Budget, study_config
+    from performance import PERF_SPACE, Budget, process_memory, study_config
 
     from study.dataset import encode, load_dataset
     from trainables.train import HParams, fit
@@ -96,27 +96,18 @@ def child(mode: str, trials: int, epochs: int, seed: int, data_dir: Path) -> dic
         fit_s += sum(m["epoch_time_s"] for m in history)
         if MODES[mode][1]:
             release_freed_memory()  # as the next trial's start does
-        uss.append(_uss_mb())
+        uss.append(process_memory(None)["uss_kb"] / 1024)
     return {"uss_mb": uss, "fit_s": fit_s}
-
-
-def _uss_mb() -> float:
-    with open("/proc/self/smaps_rollup") as f:
-        kb = {p[0].rstrip(":"): int(p[1]) for p in (line.split() for line in f) if len(p) >= 3 and p[-1] == "kB"}
-    return (kb.get("Private_Clean", 0) + kb.get("Private_Dirty", 0)) / 1024
 
 
 def measure(args: argparse.Namespace, console: Console) -> list[Curve]:
     curves = []
     for mode, (capacity, _) in MODES.items():
         console.print(f"{mode}: {args.trials} trials of {args.epochs} epoch(s) in a fresh process ...")
-        cmd = [sys.executable, __file__, "--child", mode, "--trials", str(args.trials), "--epochs", str(args.epochs)]
+        cmd = [__file__, "--child", mode, "--trials", str(args.trials), "--epochs", str(args.epochs)]
         cmd += ["--seed", str(args.seed), "--data-dir", str(args.data_dir)]
         env = {**os.environ, ONEDNN_CACHE_VARIABLE: capacity}  # read when oneDNN creates its first primitive
-        out = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
-        if out.returncode != 0:
-            raise SystemExit(f"error: the {mode!r} process failed:\n{out.stderr[-3000:]}")
-        result = json.loads(out.stdout.strip().splitlines()[-1])
+        result = run_for_json(cmd, f"the {mode!r} process", env)
         curves.append(Curve(mode, tuple(result["uss_mb"]), result["fit_s"]))
     return curves
 

@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+from trainables.trainable import ONEDNN_CACHE_VARIABLE
+
 # what a trial process does: torch first (Ray Tune imports it), then the trial's setting, then training steps
 TWO_STEPS = """
 import os
@@ -22,10 +24,10 @@ for _ in range(2):
 
 
 def _run(capacity: str | None) -> tuple[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "ONEDNN_PRIMITIVE_CACHE_CAPACITY"}
+    env = {k: v for k, v in os.environ.items() if k != ONEDNN_CACHE_VARIABLE}
     env["ONEDNN_VERBOSE"] = "profile_create"  # a line per primitive created: cache_hit or cache_miss
     if capacity is not None:
-        env["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] = capacity
+        env[ONEDNN_CACHE_VARIABLE] = capacity
     out = subprocess.run([sys.executable, "-c", TWO_STEPS], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     return out.stdout.splitlines()[0], out.stdout
