@@ -16,8 +16,9 @@ import platform
 import re
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
+
+from trainables.files import write_text
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
 DATA = BENCHMARKS.parent.parent / "shared" / "data"  # the shared data, beside the repository
@@ -87,15 +88,7 @@ def write_section(name: str, body: str, path: Path = BENCHMARKS) -> None:
         )
         pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), flags=re.DOTALL)
         new = pattern.sub(lambda _: block, old) if pattern.search(old) else old.rstrip() + "\n\n" + block + "\n"
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(new)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_text(path, new)
     finally:
         os.close(dir_fd)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import errno
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.trial import TrialState
 
 from study.results import TrialStatus
+from trainables.files import atomic_write
 
 STATES = {
     TrialStatus.COMPLETED.value: TrialState.COMPLETE,
@@ -48,7 +48,7 @@ def build_study(
     epochs: pd.DataFrame,
     params: dict[str, BaseDistribution],
     study_name: str = "study",
-    storage: str | None = None,
+    storage: str | optuna.storages.BaseStorage | None = None,
 ) -> optuna.Study:
     """An Optuna study with one trial per row of `trials`, in trial order.
 
@@ -103,20 +103,19 @@ def write_optuna_db(
     study_name: str,
 ) -> None:
     """Write the study as a fresh SQLite file (temporary name, then rename) for `optuna-dashboard`."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    os.unlink(tmp)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    def write(tmp: str) -> None:
+        # RDBStorage's own public handle, so its session can be closed before the rename
+        storage = optuna.storages.RDBStorage(f"sqlite:///{tmp}")
+        build_study(trials, epochs, params, study_name, storage=storage)
+        storage.remove_session()
+        storage.engine.dispose()
+
     try:
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        study = build_study(trials, epochs, params, study_name, storage=f"sqlite:///{tmp}")
-        study._storage.remove_session() if hasattr(study._storage, "remove_session") else None
-        del study
-        os.replace(tmp, path)
+        atomic_write(path, write)
     except sqlalchemy.exc.SQLAlchemyError as e:  # a full disk or unwritable folder, said the SQLite way
         said = str(e.orig if hasattr(e, "orig") else e)
         if "disk is full" in said:  # the same words as every other write that meets a full disk
             raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} (SQLite: {said}) writing {path}") from e
         raise OSError(f"could not write {path}: {said}") from e
-    finally:
-        Path(tmp).unlink(missing_ok=True)

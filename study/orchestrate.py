@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from search_spaces import get_space
+from study.cli import EXIT_ERROR, EXIT_INTERRUPTED
 from study.config import ASHA_METRICS, ConfigError, StudyConfig
 from study.dataset import encode, load_dataset
 from study.optuna_study import write_optuna_db
@@ -53,6 +54,8 @@ LOCK_FILE = ".lock"
 class StudyInterrupted(Exception):
     """The study stopped before its budget was spent (Ctrl-C); it can be completed with --resume."""
 
+    exit_code = EXIT_INTERRUPTED
+
     def __init__(self, folder: Path, name: str, done: int, total: int):
         self.folder, self.name, self.done, self.total = folder, name, done, total
         super().__init__(
@@ -64,6 +67,8 @@ class StudyInterrupted(Exception):
 
 class StudyWriteError(Exception):
     """The results could not be written (disk full, no permission); the trials themselves are safe in Ray's storage."""
+
+    exit_code = EXIT_ERROR
 
     def __init__(self, folder: Path, name: str, cause: OSError):
         self.folder, self.name, self.cause = folder, name, cause

@@ -11,8 +11,6 @@ from __future__ import annotations
 import enum
 import json
 import math
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,8 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from trainables.files import atomic_write, write_text
 
 SCHEMA_VERSION = 1
 TRIALS_FILE, EPOCHS_FILE, PREDICTIONS_FILE, STUDY_FILE = (
@@ -113,19 +113,6 @@ PREDICTIONS_SCHEMA = pa.schema(
 SCHEMAS = {TRIALS_FILE: TRIALS_SCHEMA, EPOCHS_FILE: EPOCHS_SCHEMA, PREDICTIONS_FILE: PREDICTIONS_SCHEMA}
 
 
-def _atomic_write(path: Path, write: Any) -> None:
-    """Call write(tmp_path), then rename onto `path`; the temporary file is removed on any failure."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _cell(value: Any, kind: pa.DataType) -> Any:
     """A missing value as null: pandas turns None into NaN in numeric columns, which int columns refuse."""
     if isinstance(value, float) and math.isnan(value) and not pa.types.is_floating(kind):
@@ -140,7 +127,7 @@ def write_table(rows: Iterable[dict[str, Any]], path: Path, schema: pa.Schema) -
     rows = list(rows)
     columns = {f.name: [_cell(r.get(f.name), f.type) for r in rows] for f in schema}
     table = pa.Table.from_pydict(columns, schema=schema.with_metadata({"schema_version": str(SCHEMA_VERSION)}))
-    _atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+    atomic_write(path, lambda tmp: pq.write_table(table, tmp))
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -192,9 +179,13 @@ def _clean_floats(o: Any) -> Any:
     return o
 
 
+def json_text(obj: Any, indent: int | None = None) -> str:
+    """Strict JSON: NaN and infinities become null, numpy scalars plain numbers, tuples and sets lists."""
+    return json.dumps(_clean_floats(obj), indent=indent, default=_json_default, ensure_ascii=False, allow_nan=False)
+
+
 def write_json(obj: dict[str, Any], path: Path) -> None:
-    text = json.dumps(_clean_floats(obj), indent=2, default=_json_default, ensure_ascii=False)
-    _atomic_write(path, lambda tmp: Path(tmp).write_text(text + "\n", encoding="utf-8"))
+    write_text(path, json_text(obj, indent=2) + "\n")
 
 
 def read_study(folder: Path) -> dict[str, Any]:

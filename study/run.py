@@ -7,16 +7,10 @@ Exit codes: 0 done, 2 bad input or settings (said before Ray starts), 130 interr
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
-from rich.markup import escape
-
-from study.config import ConfigError, StudyConfig, add_arguments, build_config
-from study.console import setup_console
-from trainables.data import DataError
-
-EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+from study.cli import run_command
+from study.config import StudyConfig, add_arguments, build_config
 
 DESCRIPTION = """\
 Run a hyperparameter study of a recurrent tweet-sentiment classifier: Ray Tune runs the trials in parallel,
@@ -53,38 +47,21 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    console = setup_console()
     ns = vars(parser().parse_args(argv))
     toml_path = ns.pop("config", None)
-    from study.orchestrate import StudyInterrupted, StudyWriteError, run_study  # before `try`: its except names them
 
-    try:
-        cfg = build_config(ns, toml_path, StudyConfig)
-        outcome = run_study(cfg, console)
-    except (ConfigError, DataError) as e:
-        console.print(f"[bold red]error:[/] {escape(str(e))}")
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/] before the study started; nothing to resume.")
-        return EXIT_INTERRUPTED
-    except StudyInterrupted as e:
-        console.print(f"[yellow]{escape(str(e))}[/]")
-        return EXIT_INTERRUPTED
-    except StudyWriteError as e:
-        console.print(f"[bold red]error:[/] {escape(str(e))}")
-        return EXIT_ERROR
-    except Exception as e:  # noqa: BLE001 - the last line of defence: say what failed, exit 1
-        logging.getLogger(__name__).exception("study failed: %s", e)
-        return EXIT_ERROR
+    def work(console) -> None:
+        from study.orchestrate import run_study
+        from study.progress import top_trials_table
 
-    from study.progress import top_trials_table
+        outcome = run_study(build_config(ns, toml_path, StudyConfig), console)
+        console.print(top_trials_table(outcome.trials))
+        counts = outcome.trials["status"].value_counts().to_dict()
+        console.print(f"Study [bold]{outcome.name}[/] done: {len(outcome.trials)} trials ({counts}).")
+        console.print(f"Results: [bold]{outcome.folder}[/]  ·  report: python -m study.report {outcome.folder}")
+        print(outcome.folder)
 
-    console.print(top_trials_table(outcome.trials))
-    counts = outcome.trials["status"].value_counts().to_dict()
-    console.print(f"Study [bold]{outcome.name}[/] done: {len(outcome.trials)} trials ({counts}).")
-    console.print(f"Results: [bold]{outcome.folder}[/]  ·  report: python -m study.report {outcome.folder}")
-    print(outcome.folder)
-    return EXIT_OK
+    return run_command("study", work, interrupted="before the study started; nothing to resume.")
 
 
 if __name__ == "__main__":

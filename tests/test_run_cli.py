@@ -51,6 +51,11 @@ def _check_results(folder, n_trials, max_epochs):
     assert len(ostudy.trials) == n_trials
     assert {t.user_attrs["trial_id"] for t in ostudy.trials} == set(trials["trial_id"])
     assert all(t.state != optuna.trial.TrialState.RUNNING for t in ostudy.trials)
+    # every results file has the mode a plain open() gives (a shared folder on a cluster needs group read)
+    from trainables.files import umask_mode
+
+    for name in ("trials.parquet", "epochs.parquet", "predictions.parquet", "study.json", "optuna.db"):
+        assert (folder / name).stat().st_mode & 0o777 == umask_mode(), name
     # Ray's own trial folders with TensorBoard logs
     assert list((folder / "ray").rglob("events.out.tfevents*"))
     return trials, epochs, study

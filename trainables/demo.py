@@ -10,12 +10,12 @@ reading the files back (data.py).
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from trainables.files import write_bytes
 
 DEMO_CLASSES = ("NEGATIVE", "NEUTRAL", "POSITIVE")
 
@@ -133,17 +133,9 @@ def make_demo_frame(n_rows: int = 3000, seed: int = 0, label_noise: float = 0.25
     return _frame(n_rows, np.random.default_rng(seed), label_noise)
 
 
-def _write_atomic(path: Path, content: bytes) -> None:
-    if path.is_file() and path.read_bytes() == content:
-        return
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(content)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _write_if_changed(path: Path, content: bytes) -> None:
+    if not (path.is_file() and path.read_bytes() == content):
+        write_bytes(path, content)
 
 
 def write_demo(directory: Path, n_rows: int = 3000, seed: int = 0) -> tuple[Path, Path]:
@@ -167,5 +159,5 @@ def write_demo(directory: Path, n_rows: int = 3000, seed: int = 0) -> tuple[Path
     unlabelled = _frame(max(n_rows // 2, 1), np.random.default_rng([seed, 1]), 0.0).drop(columns="Sentiment")
     paths = (directory / "train.csv", directory / "unlabelled.csv")
     for path, frame in zip(paths, (train, unlabelled), strict=True):
-        _write_atomic(path, frame.to_csv(index=False, lineterminator="\n").encode("utf-8"))
+        _write_if_changed(path, frame.to_csv(index=False, lineterminator="\n").encode("utf-8"))
     return paths

@@ -11,12 +11,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+
+from trainables.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -122,11 +123,12 @@ def train_word2vec(corpus: Sequence[Sequence[str]], cfg: VectorConfig, cache_dir
     wv = WordVectors(tuple(model.wv.index_to_key), model.wv.vectors.astype(np.float32))
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-        os.close(fd)
-        with open(tmp, "wb") as fh:
-            np.savez(fh, vocab=np.array(wv.vocab, dtype=str), vectors=wv.vectors)
-        os.replace(tmp, path)
+
+        def save(tmp: str) -> None:
+            with open(tmp, "wb") as fh:  # a file object: np.savez would add ".npz" to a path
+                np.savez(fh, vocab=np.array(wv.vocab, dtype=str), vectors=wv.vectors)
+
+        atomic_write(path, save)
     return wv
 
 
