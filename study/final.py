@@ -1,0 +1,313 @@
+"""The final stage of a study: its answer, scored on folds the search never chose on, beside a baseline.
+
+After the search, the top `final_top` configurations (by search score) are re-scored by stratified k-fold CV over
+every labelled row (training and validation together, never the test rows), each fold's Word2Vec trained without
+its held-out fold, as `study.evaluate` does; the TF-IDF baselines run on the same folds. Every fold is a Ray task
+on the study's per-trial resources, so the folds run side by side on the cluster. The winner is the candidate
+with the best CV mean; it is retrained on every labelled row for the median of its folds' best epochs and saved
+(trainables/saved_model.py); with a test set, that model's test score is the study's headline figure.
+
+Here: planning the folds, running them on Ray, final.parquet (kept current, so an interrupted stage resumes
+without redoing finished folds) and the `final` block of study.json. Not here: the fold maths (study/cv.py), the
+statistics (study/cvstats.py), the baselines (trainables/baseline.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import platform
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from study.cvstats import cv_estimate, paired, verdict_line
+from trainables.baseline import BASELINES, baseline_proba, joined
+from trainables.metrics import METRIC, classification_metrics
+
+log = logging.getLogger(__name__)
+
+FINAL_FILE = "final.parquet"
+CV, TEST = "cv", "test"  # the `split` of a row
+RNN = "rnn"  # the `kind` of a searched configuration's row; baselines use their names in BASELINES
+FINAL_SCHEMA = pa.schema(
+    [
+        ("candidate", pa.string()),  # the trial id of a searched configuration, or a baseline's name
+        ("kind", pa.string()),  # "rnn" | "tfidf_word" | "tfidf_char"
+        ("rank", pa.int64()),  # 1 = the search's best; null for baselines
+        ("split", pa.string()),  # "cv" | "test"
+        ("fold", pa.int64()),  # 1-based; 0 on the test set
+        ("n_train", pa.int64()),
+        ("n_held_out", pa.int64()),
+        ("macro_f1", pa.float64()),
+        ("auc", pa.float64()),
+        ("accuracy", pa.float64()),
+        ("loss", pa.float64()),
+        ("best_epoch", pa.int64()),  # the held-out fold's best epoch (by macro-F1); null for baselines
+        ("epochs", pa.int64()),  # epochs run
+        ("started_at", pa.float64()),  # Unix seconds, in the task
+        ("finished_at", pa.float64()),
+        ("time_s", pa.float64()),
+        ("hostname", pa.string()),
+        ("error", pa.string()),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    trial_id: str
+    rank: int  # 1 = the search's best
+    search_score: float  # its best validation macro-F1 in the search
+    params: dict[str, Any]  # every hyperparameter of the trial (searched and fixed)
+
+
+def candidates(trials: pd.DataFrame, top: int, score: str, param_names: Sequence[str]) -> list[Candidate]:
+    """The `top` trials by their search score, with their hyperparameters as plain Python values."""
+    scored = trials[np.isfinite(trials[score].astype(float))]
+    best = scored.sort_values([score, "trial_number"], ascending=[False, True]).head(top)
+    out = []
+    for rank, row in enumerate(best.itertuples(index=False), start=1):
+        row = row._asdict()
+        params = {}
+        for name in param_names:
+            value = row.get(f"params_{name}")
+            if value is None or (isinstance(value, float) and math.isnan(value)):
+                continue
+            params[name] = value.item() if hasattr(value, "item") else value
+        out.append(Candidate(str(row["trial_id"]), rank, float(row[score]), params))
+    return out
+
+
+def _scores(metrics: dict[str, Any], prefix: str = "val_") -> dict[str, float]:
+    return {k: float(metrics[f"{prefix}{k}"]) for k in ("macro_f1", "auc", "accuracy")}
+
+
+def _row(candidate: str, kind: str, rank: int | None, split: str, fold: int, **values: Any) -> dict[str, Any]:
+    return {"candidate": candidate, "kind": kind, "rank": rank, "split": split, "fold": fold, **values}
+
+
+# ------------------------------------------------------------------------------------------- Ray tasks
+
+
+def _timed(work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    started = time.time()
+    try:
+        values = work()
+        error = None
+    except (ValueError, RuntimeError) as e:  # a NaN loss or a bad configuration: that fold only
+        values, error = {}, f"{type(e).__name__}: {e}"[:2000]
+    finished = time.time()
+    return {
+        **values,
+        "started_at": started,
+        "finished_at": finished,
+        "time_s": finished - started,
+        "hostname": platform.node(),
+        "error": error,
+    }
+
+
+def encode_fold_task(train, held_out, unlabelled, clean, vectors, cache_dir):
+    """A fold's EncodedData: Word2Vec on its training texts plus `unlabelled`, never on the held-out part."""
+    from trainables.prepare import prepare
+
+    return prepare(train, held_out, unlabelled, clean=clean, vectors=vectors, cache_dir=cache_dir)
+
+
+def fit_fold_task(hp, data) -> dict[str, Any]:
+    """`fit` on one fold's data; its best epoch's held-out metrics (by macro-F1) and the last epoch run."""
+    from trainables.train import fit
+    from trainables.trainable import no_kernel_cache_per_shape
+
+    no_kernel_cache_per_shape()
+
+    def work() -> dict[str, Any]:
+        history = fit(hp, data)
+        best = max(history, key=lambda r: (r[METRIC], -r["epoch"]))  # the earliest of equal scores
+        return {
+            **_scores(best),
+            "loss": float(best["val_loss"]),
+            "best_epoch": int(best["epoch"]),
+            "epochs": len(history),
+            "n_train": len(data.y_train),
+            "n_held_out": len(data.y_valid),
+        }
+
+    return _timed(work)
+
+
+def baseline_task(kind, train_texts, train_labels, test_texts, test_labels, n_classes, seed) -> dict[str, Any]:
+    """One baseline fitted on a training part and scored on its held-out part."""
+
+    def work() -> dict[str, Any]:
+        probs = baseline_proba(kind, train_texts, train_labels, test_texts, n_classes, seed)
+        loss = float(-np.mean(np.log(np.clip(probs[np.arange(len(test_labels)), test_labels], 1e-12, None))))
+        return {
+            **_scores(classification_metrics(test_labels, probs)),
+            "loss": loss,
+            "n_train": len(train_labels),
+            "n_held_out": len(test_labels),
+        }
+
+    return _timed(work)
+
+
+@dataclass(frozen=True)
+class FinalPlan:
+    """What the final stage runs, taken from the study's settings."""
+
+    top: int  # candidates: the search's best `top` configurations
+    folds: int  # K of the stratified K-fold CV
+    data_seed: int  # the folds' seed (the same folds as `study.evaluate --data-seed`)
+    fixed: dict[str, Any]  # hyperparameters every candidate shares: the space's fixed ones, seed, max_epochs, ...
+    cpus: float  # per task, as per trial in the search
+    gpus: float
+    max_retries: int  # retries of a task whose worker died
+
+
+def run_cv(
+    plan: FinalPlan,
+    cands: Sequence[Candidate],
+    labelled,
+    unlabelled: Sequence[str],
+    clean,
+    vectors,
+    cache_dir,
+    done: set[tuple[str, str, int]],
+    on_row: Callable[[dict[str, Any]], None],
+) -> None:
+    """Run every (candidate or baseline, fold) not in `done` as Ray tasks; `on_row` gets each row as it ends.
+
+    A fold's data is encoded once, by one task, and every candidate's task on that fold reads it from the object
+    store. Tasks whose worker dies are retried `plan.max_retries` times; one that still fails gives a row with
+    its error. Ctrl-C cancels what is still running and is raised again.
+    """
+    import ray
+
+    from study.evaluate import fold_indices  # TODO(merge): study.cv
+    from trainables.data import subset
+    from trainables.preprocess import clean_corpus
+    from trainables.train import HParams
+
+    resources = {"num_cpus": plan.cpus, "num_gpus": plan.gpus, "max_retries": plan.max_retries}
+    encode = ray.remote(encode_fold_task).options(**resources)
+    fit = ray.remote(fit_fold_task).options(**resources)
+    baseline = ray.remote(baseline_task).options(num_cpus=plan.cpus, max_retries=plan.max_retries)
+    texts = np.array(joined(clean_corpus(labelled.texts, clean)), dtype=object)
+    n_classes = len(labelled.classes)
+    pending: dict[Any, tuple[str, str, int | None, str, int]] = {}
+    for k, (tr, ho) in enumerate(fold_indices(labelled.labels, plan.folds, plan.data_seed), start=1):
+        todo = [c for c in cands if (c.trial_id, CV, k) not in done]
+        if todo:
+            data = encode.remote(
+                subset(labelled, tr), subset(labelled, ho), tuple(unlabelled), clean, vectors, cache_dir
+            )
+            for c in todo:
+                hp = HParams.from_dict({**plan.fixed, **c.params})
+                pending[fit.remote(hp, data)] = (c.trial_id, RNN, c.rank, CV, k)
+        for b in BASELINES:
+            if (b, CV, k) not in done:
+                args = (list(texts[tr]), labelled.labels[tr], list(texts[ho]), labelled.labels[ho], n_classes)
+                pending[baseline.remote(b, *args, plan.fixed.get("seed", 0))] = (b, b, None, CV, k)
+    log.info("Final stage: %d fold tasks for %d candidates and %d baselines", len(pending), len(cands), len(BASELINES))
+    try:
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            key = pending.pop(ready[0])
+            try:
+                values = ray.get(ready[0])
+            except ray.exceptions.RayTaskError as e:  # a bug, not a fault: say it
+                raise e.as_instanceof_cause() from None
+            except ray.exceptions.RayError as e:  # its worker or node died more often than `max_retries`
+                values = {"error": f"{type(e).__name__}: {e}"[:2000]}
+            on_row(_row(*key, **values))
+    except KeyboardInterrupt:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        raise
+
+
+# ------------------------------------------------------------------------------------------- summary
+
+
+def _estimates(rows: pd.DataFrame, folds: int) -> dict[str, dict[str, Any]]:
+    out = {}
+    for name, g in rows.groupby("candidate", sort=False):
+        g = g.sort_values("fold")
+        out[str(name)] = {
+            m: vars(cv_estimate(g[m].to_numpy(dtype=float), folds)) for m in ("macro_f1", "auc", "accuracy")
+        } | {"folds_done": int(g["error"].isna().sum()), "errors": [e for e in g["error"] if e]}
+    return out
+
+
+def summarise_final(rows: pd.DataFrame, cands: Sequence[Candidate], folds: int) -> dict[str, Any]:
+    """The `final` block of study.json from the CV rows: each candidate's estimate, the winner, the baselines.
+
+    A candidate with a failed fold cannot win (its mean would hide the failure).
+    """
+    cv = rows[rows["split"] == CV]
+    est = _estimates(cv, folds)
+    table = []
+    for c in cands:
+        e = est.get(c.trial_id)
+        if e is None:
+            continue
+        table.append(
+            {
+                "trial_id": c.trial_id,
+                "rank": c.rank,
+                "search_score": c.search_score,
+                "params": c.params,
+                "cv": e["macro_f1"],
+                "cv_auc": e["auc"],
+                "complete": e["folds_done"] == folds,
+                "errors": e["errors"],
+            }
+        )
+    eligible = [t for t in table if t["complete"] and math.isfinite(t["cv"]["mean"])]
+    winner = max(eligible, key=lambda t: (t["cv"]["mean"], -t["rank"])) if eligible else None
+    baselines = {b: est[b] for b in BASELINES if b in est}
+    better = max(baselines, key=lambda b: baselines[b]["macro_f1"]["mean"]) if baselines else None
+    block: dict[str, Any] = {
+        "folds": folds,
+        "candidates": table,
+        "baselines": {b: {"cv": e["macro_f1"], "cv_auc": e["auc"]} for b, e in baselines.items()},
+        "better_baseline": better,
+        "winner": None,
+        "comparison": None,
+    }
+    if winner is None:
+        return block
+    mine = cv[cv["candidate"] == winner["trial_id"]].sort_values("fold")
+    epochs = int(round(float(np.median(mine["best_epoch"].to_numpy(dtype=float)))))
+    block["winner"] = {
+        **winner,
+        "epochs": max(1, epochs),
+        "optimism": winner["search_score"] - winner["cv"]["mean"],  # the search's best over its CV estimate
+    }
+    if better is not None:
+        theirs = cv[cv["candidate"] == better].sort_values("fold")
+        shared = sorted(set(mine["fold"]) & set(theirs["fold"]))
+        comparison = {}
+        for metric in ("macro_f1", "auc"):
+            a = mine.set_index("fold").loc[shared, metric].to_numpy(dtype=float)
+            b = theirs.set_index("fold").loc[shared, metric].to_numpy(dtype=float)
+            result = paired(a, b, folds)
+            comparison[metric] = {
+                **vars(result),
+                "line": verdict_line(
+                    f"trial {winner['trial_id']}", BASELINE_NAMES[better], result, METRIC_NAMES[metric]
+                ),
+            }
+        block["comparison"] = comparison
+    return block
+
+
+BASELINE_NAMES = {"tfidf_word": "TF-IDF (word 1-2-grams)", "tfidf_char": "TF-IDF (character 2-5-grams)"}
+METRIC_NAMES = {"macro_f1": "macro-F1", "auc": "AUC"}
