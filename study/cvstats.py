@@ -100,3 +100,13 @@ def verdict_line(a: str, b: str, result: Paired, metric: str = "macro-F1") -> st
     return (
         f"{a} against {b}: {result.difference:+.3f} {metric}{interval} over {result.n} folds ({p}): {result.verdict}."
     )
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjustment of p-values for several comparisons (same order as given)."""
+    p = np.asarray(p_values, dtype=float)
+    order = np.argsort(p, kind="stable")
+    adjusted = np.maximum.accumulate(p[order] * (len(p) - np.arange(len(p))))
+    out = np.empty_like(p)
+    out[order] = np.minimum(adjusted, 1.0)
+    return out.tolist()

@@ -50,6 +50,7 @@ FINAL_SCHEMA = pa.schema(
         ("loss", pa.float64()),
         ("best_epoch", pa.int64()),  # the held-out fold's best epoch (by macro-F1); null for baselines
         ("epochs", pa.int64()),  # epochs run
+        ("curve", pa.list_(pa.float64())),  # the held-out macro-F1 of every epoch; null for baselines
         ("started_at", pa.float64()),  # Unix seconds, in the task
         ("finished_at", pa.float64()),
         ("time_s", pa.float64()),
@@ -135,6 +136,7 @@ def fit_fold_task(hp, data) -> dict[str, Any]:
             "loss": float(best["val_loss"]),
             "best_epoch": int(best["epoch"]),
             "epochs": len(history),
+            "curve": [float(r[METRIC]) for r in history],
             "n_train": len(data.y_train),
             "n_held_out": len(data.y_valid),
         }
@@ -181,6 +183,7 @@ def run_cv(
     cache_dir,
     done: set[tuple[str, str, int]],
     on_row: Callable[[dict[str, Any]], None],
+    baselines: Sequence[str] = BASELINES,
 ) -> None:
     """Run every (candidate or baseline, fold) not in `done` as Ray tasks; `on_row` gets each row as it ends.
 
@@ -211,11 +214,11 @@ def run_cv(
             for c in todo:
                 hp = HParams.from_dict({**plan.fixed, **c.params})
                 pending[fit.remote(hp, data)] = (c.trial_id, RNN, c.rank, CV, k)
-        for b in BASELINES:
+        for b in baselines:
             if (b, CV, k) not in done:
                 args = (list(texts[tr]), labelled.labels[tr], list(texts[ho]), labelled.labels[ho], n_classes)
                 pending[baseline.remote(b, *args, plan.fixed.get("seed", 0))] = (b, b, None, CV, k)
-    log.info("Final stage: %d fold tasks for %d candidates and %d baselines", len(pending), len(cands), len(BASELINES))
+    log.info("%d fold tasks for %d candidates and %d baselines", len(pending), len(cands), len(baselines))
     try:
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
