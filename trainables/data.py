@@ -415,7 +415,8 @@ class _Utf8Text(io.TextIOBase):
     def __init__(self, fh, path: Path):
         self._fh, self._path = fh, path
         self._decoder = codecs.getincrementaldecoder("utf-8")()
-        self.bytes_read = 0
+        self.bytes_read = len(_BOM) if fh.read(len(_BOM)) == _BOM else 0
+        fh.seek(self.bytes_read)
         self._newlines = 0  # b"\n" in the bytes read so far
         self._cr = ""  # a block's trailing "\r", held back until the next block shows whether "\n" follows
 
@@ -423,9 +424,14 @@ class _Utf8Text(io.TextIOBase):
         return True
 
     def read(self, size: int | None = -1) -> str:
-        block = self._fh.read(size if size is not None and size > 0 else -1)
-        if self.bytes_read == 0 and block.startswith(_BOM):
-            block, self.bytes_read = block[len(_BOM) :], len(_BOM)
+        """Up to `size` bytes' worth of text; "" only at the end of the file."""
+        while True:
+            text, more = self._read_block(size if size is not None and size > 0 else -1)
+            if text or not more:
+                return text
+
+    def _read_block(self, size: int) -> tuple[str, bool]:
+        block = self._fh.read(size)
         try:
             text = self._decoder.decode(block, final=not block)
         except UnicodeDecodeError as exc:
@@ -438,7 +444,7 @@ class _Utf8Text(io.TextIOBase):
         text, self._cr = self._cr + text, ""
         if block and text.endswith("\r"):
             text, self._cr = text[:-1], "\r"
-        return text.replace("\r\n", "\n")
+        return text.replace("\r\n", "\n"), bool(block)
 
 
 def read_text_chunks(
@@ -479,7 +485,7 @@ def read_text_chunks(
         if not head.strip() and len(head) < 1 << 16:
             raise _empty_file(name)
         fh.seek(0)
-        stream = _Utf8Text(fh, path)
+        stream = _Utf8Text(fh, path)  # skips the BOM
         reader = _parsed(lambda: pd.read_csv(stream, chunksize=chunk_size, **_CSV_OPTIONS), name)
         with reader:
             start = 0
