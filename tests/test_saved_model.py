@@ -183,11 +183,12 @@ def test_saving_again_replaces_the_folder_as_a_whole_and_leaves_nothing_else(sav
         loaded.vectors,
         7,
     )
-    save_model(model_dir, again, {"study": "second"})
+    save_model(model_dir, again, {"study": "second", "cv_std": float("nan"), "cv_mean": np.float32(0.5)})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no temporary or old folder left
     assert not (model_dir / "stale.txt").exists()
     info = json.loads((model_dir / CONFIG_FILE).read_text(encoding="utf-8"))
     assert info["provenance"]["study"] == "second" and info["provenance"]["training_rows"] == 7
+    assert info["provenance"]["cv_std"] is None and info["provenance"]["cv_mean"] == 0.5  # strict JSON
     texts = ["Ωραία μέρα για εκλογές", "Ντροπή σας"]
     np.testing.assert_array_equal(load_model(model_dir).predict_proba(texts), loaded.predict_proba(texts))
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib.metadata
 import json
+import math
 import os
 import pickle
 import platform
@@ -187,8 +188,8 @@ def predict_by_length(
 
     `train.predict_proba` batches neighbours in length order, so most batches mix lengths and the recurrent
     layers run on packed sequences; here every batch is cut to its one length and runs unpacked (on the CPU
-    through oneDNN), about 0.65 of the time on one core (benchmarks/predict.py). Padding never reaches the
-    result either way, so the two agree to float rounding (1e-7).
+    through oneDNN), which takes less time (BENCHMARKS.md, predict section). Padding never reaches the result
+    either way, so the two agree to float rounding (1e-7).
 
     Args:
         network: the classifier (set to evaluation mode here).
@@ -230,10 +231,21 @@ def _package_versions() -> dict[str, str | None]:
 
 def _plain(o: Any) -> Any:
     if hasattr(o, "item"):  # numpy scalars
-        return o.item()
+        return _finite(o.item())
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"provenance values must be JSON values, but got {type(o).__name__}: {o!r}.")
+
+
+def _finite(o: Any) -> Any:
+    """NaN and infinities become None (strict JSON, as study.results writes it)."""
+    if isinstance(o, float) and not math.isfinite(o):
+        return None
+    if isinstance(o, dict):
+        return {k: _finite(v) for k, v in o.items()}
+    if isinstance(o, list | tuple):
+        return [_finite(v) for v in o]
+    return o
 
 
 def model_info(model: FinalModel, provenance: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -264,8 +276,9 @@ def save_model(folder: str | Path, model: FinalModel, provenance: dict[str, Any]
     Args:
         folder: where the model goes, e.g. results/<name>/model; its parent is created when missing.
         model: the model to save.
-        provenance: JSON values to keep beside it, e.g. {"study": name, "trial_id": ..., "cv_macro_f1": ...};
-            created_at, training_rows, epochs, history and packages are added (and win over same-named keys).
+        provenance: JSON values to keep beside it, e.g. {"study": name, "trial_id": ..., "cv_macro_f1": ...}
+            (numpy scalars are fine; NaN becomes null); created_at, training_rows, epochs, history and packages
+            are added (and win over same-named keys).
 
     Returns:
         The folder.
@@ -279,7 +292,9 @@ def save_model(folder: str | Path, model: FinalModel, provenance: dict[str, Any]
         raise ValueError(f"vocabulary words must be non-empty and free of line breaks, but got {bad[:5]}.")
     if len(model.words.vocab) != len(model.words.vectors):
         raise ValueError(f"{len(model.words.vocab)} words but {len(model.words.vectors)} vectors; they must match.")
-    info = json.dumps(model_info(model, provenance), indent=2, ensure_ascii=False, allow_nan=False, default=_plain)
+    info = json.dumps(
+        _finite(model_info(model, provenance)), indent=2, ensure_ascii=False, allow_nan=False, default=_plain
+    )
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
     old = None
