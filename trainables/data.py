@@ -1,26 +1,32 @@
 """Reading labelled and unlabelled tweet CSV files, validated up front, plus seeded splits and subsets.
 
 Here: `DataSpec` (which columns, how labels map to classes, what to do with bad rows), `read_labelled`,
-`read_unlabelled`, `stratified_split` and `subset`. Not here: text cleaning (preprocess.py), tokenising and
-vectorising (vectorize.py).
+`read_unlabelled`, `read_text_chunks` (a large file's texts in chunks of rows, for prediction),
+`compose_texts` (the party prefix), `stratified_split` and `subset`. Not here: text cleaning (preprocess.py),
+tokenising and vectorising (vectorize.py).
 
-Every problem with an input file raises one `DataError` before any work is done. Its message names the file,
-the column or rows at fault, and the fix (usually a command-line flag). Rows are reported as "data row N":
-1-based, counting data records after the header, so a quoted multi-line tweet is one row. This differs from
-the file's line numbers whenever a tweet spans several lines, which is why line numbers are not used.
+Every problem with an input file raises one `DataError` before any work is done (`read_text_chunks` checks
+the file and its columns with its first chunk, and a bad byte or row further on when it gets there). Its
+message names the file, the column or rows at fault, and the fix (usually a command-line flag). Rows are
+reported as "data row N": 1-based, counting data records after the header, so a quoted multi-line tweet is one
+row. This differs from the file's line numbers whenever a tweet spans several lines, which is why line numbers
+are not used.
 
-Identifier columns such as `New_ID` are never read into the result: in the Greek election data the id
-encodes the label.
+Identifier columns such as `New_ID` are never read into labelled data: in the Greek election data the id
+encodes the label. `read_text_chunks` passes the id columns it is asked for through, as read.
 """
 
 from __future__ import annotations
 
+import codecs
 import difflib
 import io
 import logging
 import warnings
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -28,6 +34,7 @@ import pandas as pd
 log = logging.getLogger(__name__)
 
 EMPTY_TEXTS_CHOICES = ("refuse", "drop")
+_T = TypeVar("_T")
 _MAX_LISTED = 5  # how many bad rows or values an error message lists
 
 
@@ -126,50 +133,80 @@ def _rows(positions: np.ndarray) -> str:
     return shown + (f" (and {more} more)" if more > 0 else "")
 
 
+def _file_error(path: Path) -> DataError | None:
+    """The error for a path that is not a readable file, or None."""
+    if not path.exists():
+        return DataError(f"Data file {path} does not exist; check the path (relative paths start at {Path.cwd()}).")
+    if path.is_dir():
+        return DataError(f"Data file {path} is a directory, not a file; give the path of a CSV file inside it.")
+    return None
+
+
+def _unreadable(name: str, exc: OSError) -> DataError:
+    return DataError(f"Data file {name} cannot be read ({exc}); check its permissions.")
+
+
+def _empty_file(name: str) -> DataError:
+    return DataError(f"Data file {name} is empty; it needs a header line and at least one data row.")
+
+
+def _not_utf8(path: Path, bad: bytes, offset: int, line: int) -> DataError:
+    return DataError(
+        f"Data file {path} is not UTF-8: byte {bad!r} at byte offset {offset} "
+        f"(line {line} of the file) cannot be decoded. Re-encode the file as UTF-8, "
+        f"e.g. `iconv -f cp1253 -t utf-8 {path.name} > fixed.csv` for Greek Windows text."
+    )
+
+
+def _unparseable(name: str, exc: Exception) -> DataError:
+    detail = str(exc).strip().removeprefix("Error tokenizing data. C error: ")  # pandas' own prefix
+    return DataError(
+        f"Data file {name} cannot be parsed as CSV: {detail}. Check that it is "
+        "comma-separated, that every row has as many fields as the header, and that quotes inside texts "
+        'are doubled ("").'
+    )
+
+
+def _no_rows(name: str, frame: pd.DataFrame) -> DataError:
+    return DataError(
+        f"Data file {name} has a header ({', '.join(map(str, frame.columns))}) but no data rows; "
+        "add rows or pick another file."
+    )
+
+
+_CSV_OPTIONS = {"dtype": str, "keep_default_na": False, "index_col": False}  # strings only, never NaN
+_PARSE_ERRORS = (pd.errors.ParserError, pd.errors.ParserWarning, pd.errors.EmptyDataError)
+_BOM = b"\xef\xbb\xbf"
+
+
 def _read_frame(path: str | Path) -> tuple[pd.DataFrame, str]:
     """Reads a CSV file as strings only (no NaN), turning every read or parse failure into a `DataError`."""
     path = Path(path)
     name = str(path)
-    if not path.exists():
-        raise DataError(f"Data file {name} does not exist; check the path (relative paths start at {Path.cwd()}).")
-    if path.is_dir():
-        raise DataError(f"Data file {name} is a directory, not a file; give the path of a CSV file inside it.")
+    if (error := _file_error(path)) is not None:
+        raise error
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise DataError(f"Data file {name} cannot be read ({exc}); check its permissions.") from exc
+        raise _unreadable(name, exc) from exc
     if not raw.strip():
-        raise DataError(f"Data file {name} is empty; it needs a header line and at least one data row.")
-    bom = b"\xef\xbb\xbf"
-    skip = len(bom) if raw.startswith(bom) else 0
+        raise _empty_file(name)
+    skip = len(_BOM) if raw.startswith(_BOM) else 0
     try:
         text = raw[skip:].decode("utf-8")
     except UnicodeDecodeError as exc:
         offset = exc.start + skip
-        line = raw.count(b"\n", 0, offset) + 1
-        raise DataError(
-            f"Data file {name} is not UTF-8: byte {raw[offset : offset + 1]!r} at byte offset {offset} "
-            f"(line {line} of the file) cannot be decoded. Re-encode the file as UTF-8, "
-            f"e.g. `iconv -f cp1253 -t utf-8 {path.name} > fixed.csv` for Greek Windows text."
-        ) from exc
+        raise _not_utf8(path, raw[offset : offset + 1], offset, raw.count(b"\n", 0, offset) + 1) from exc
     text = text.replace("\r\n", "\n")  # CRLF files and CRLF inside quoted tweets read like LF ones
     try:
         with warnings.catch_warnings():
             # Rows longer than the header would otherwise lose fields silently.
             warnings.simplefilter("error", pd.errors.ParserWarning)
-            frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, index_col=False)
-    except (pd.errors.ParserError, pd.errors.ParserWarning, pd.errors.EmptyDataError) as exc:
-        detail = str(exc).strip().removeprefix("Error tokenizing data. C error: ")  # pandas' own prefix
-        raise DataError(
-            f"Data file {name} cannot be parsed as CSV: {detail}. Check that it is "
-            "comma-separated, that every row has as many fields as the header, and that quotes inside texts "
-            'are doubled ("").'
-        ) from exc
+            frame = pd.read_csv(io.StringIO(text), **_CSV_OPTIONS)
+    except _PARSE_ERRORS as exc:
+        raise _unparseable(name, exc) from exc
     if frame.empty:
-        raise DataError(
-            f"Data file {name} has a header ({', '.join(map(str, frame.columns))}) but no data rows; "
-            "add rows or pick another file."
-        )
+        raise _no_rows(name, frame)
     return frame.fillna(""), name  # fields missing at the end of a short row
 
 
@@ -187,10 +224,19 @@ def _require_column(frame: pd.DataFrame, column: str, flag: str, name: str, extr
     )
 
 
-def _compose_texts(texts: pd.Series, parties: pd.Series | None) -> list[str]:
+def compose_texts(texts: Sequence[str], parties: Sequence[str] | None) -> list[str]:
+    """The texts a model reads: f"{party} {text}" where a row has a (non-empty) party, else the text.
+
+    Args:
+        texts: The raw texts.
+        parties: One party per text (already stripped), or None for no prefix.
+
+    Returns:
+        The composed texts in order.
+    """
     if parties is None:
-        return texts.tolist()
-    return [f"{p} {t}" if p else t for p, t in zip(parties.tolist(), texts.tolist(), strict=True)]
+        return list(texts)
+    return [f"{p} {t}" if p else t for p, t in zip(parties, texts, strict=True)]
 
 
 def read_labelled(
@@ -298,12 +344,12 @@ def read_labelled(
 
     index = {c: i for i, c in enumerate(classes)}
     kept = frame.loc[keep]
-    parties = kept[spec.party_column].str.strip() if spec.party_column else None
+    parties = kept[spec.party_column].str.strip().tolist() if spec.party_column else None
     return LabelledData(
-        texts=tuple(_compose_texts(kept[spec.text_column], parties if spec.prepend_party else None)),
+        texts=tuple(compose_texts(kept[spec.text_column].tolist(), parties if spec.prepend_party else None)),
         labels=np.fromiter((index[v] for v in labels_str[keep]), dtype=np.int64, count=int(keep.sum())),
         classes=classes,
-        parties=tuple(parties.tolist()) if parties is not None else None,
+        parties=tuple(parties) if parties is not None else None,
         source=name,
         dropped=dropped,
     )
@@ -342,7 +388,135 @@ def read_unlabelled(path: str | Path, spec: DataSpec = DataSpec()) -> list[str]:
             parties = frame.loc[keep, spec.party_column].str.strip()
         else:
             log.warning("No column %r in %s; reading its texts without the party prefix", spec.party_column, name)
-    return _compose_texts(texts[keep], parties)
+    return compose_texts(texts[keep].tolist(), parties.tolist() if parties is not None else None)
+
+
+@dataclass(frozen=True, eq=False)
+class TextChunk:
+    """Consecutive data rows of a CSV file read by `read_text_chunks`."""
+
+    texts: list[str]  # the text column, as read (no party prefix)
+    parties: list[str] | None  # the party column, stripped; None when not asked for
+    ids: pd.DataFrame  # the id columns asked for, as read (strings)
+    start: int  # 0-based position of the chunk's first data row in the file
+    bytes_read: int  # how far into the file the reader has got (for progress; pandas reads ahead)
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+class _Utf8Text(io.TextIOBase):
+    """A CSV file's bytes as the text `_read_frame` would parse, decoded block by block for pandas' reader.
+
+    The BOM is dropped, CRLF becomes LF (also when a block ends between the two), and a byte that is not UTF-8
+    raises the same DataError as `_read_frame`, with the same byte offset and line of the file.
+    """
+
+    def __init__(self, fh, path: Path):
+        self._fh, self._path = fh, path
+        self._decoder = codecs.getincrementaldecoder("utf-8")()
+        self.bytes_read = len(_BOM) if fh.read(len(_BOM)) == _BOM else 0
+        fh.seek(self.bytes_read)
+        self._newlines = 0  # b"\n" in the bytes read so far
+        self._cr = ""  # a block's trailing "\r", held back until the next block shows whether "\n" follows
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> str:
+        """Up to `size` bytes' worth of text; "" only at the end of the file."""
+        while True:
+            text, more = self._read_block(size if size is not None and size > 0 else -1)
+            if text or not more:
+                return text
+
+    def _read_block(self, size: int) -> tuple[str, bool]:
+        block = self._fh.read(size)
+        try:
+            text = self._decoder.decode(block, final=not block)
+        except UnicodeDecodeError as exc:
+            # exc.object is the decoder's buffered bytes (never a newline) followed by `block`
+            offset = self.bytes_read - len(exc.object) + len(block) + exc.start
+            line = self._newlines + exc.object.count(b"\n", 0, exc.start) + 1
+            raise _not_utf8(self._path, exc.object[exc.start : exc.start + 1], offset, line) from exc
+        self.bytes_read += len(block)
+        self._newlines += block.count(b"\n")
+        text, self._cr = self._cr + text, ""
+        if block and text.endswith("\r"):
+            text, self._cr = text[:-1], "\r"
+        return text.replace("\r\n", "\n"), bool(block)
+
+
+def read_text_chunks(
+    path: str | Path, spec: DataSpec = DataSpec(), id_columns: Sequence[str] = (), chunk_size: int = 10_000
+) -> Iterator[TextChunk]:
+    """Reads the texts of a CSV file in chunks of rows, with the checks and messages of `read_labelled`.
+
+    The first chunk is read, and the file and its columns checked, when the first chunk is asked for; a byte
+    that is not UTF-8 or a row that cannot be parsed further on raises when its chunk is reached. Every row is
+    kept, empty texts too.
+
+    Args:
+        path: The CSV file; the same formats as `read_labelled` accepts.
+        spec: `text_column`, and `party_column` when `prepend_party` is set (else parties are not read).
+        id_columns: Columns passed through as read, e.g. to identify the rows of a prediction.
+        chunk_size: Data rows per chunk (the last may hold fewer).
+
+    Yields:
+        The chunks in file order.
+
+    Raises:
+        DataError: The file is missing, unreadable, empty, not UTF-8 or not parseable, has no data rows, or lacks
+            a column asked for.
+    """
+    if chunk_size < 1:
+        raise ValueError(f"`chunk_size` must be >= 1, but got {chunk_size}.")
+    path = Path(path)
+    name = str(path)
+    if (error := _file_error(path)) is not None:
+        raise error
+    party = spec.party_column if spec.prepend_party else ""
+    try:
+        fh = open(path, "rb")  # closed by the `with` below, after the last chunk
+    except OSError as exc:
+        raise _unreadable(name, exc) from exc
+    with fh:
+        head = fh.read(1 << 16)
+        if not head.strip() and len(head) < 1 << 16:
+            raise _empty_file(name)
+        fh.seek(0)
+        stream = _Utf8Text(fh, path)  # skips the BOM
+        reader = _parsed(lambda: pd.read_csv(stream, chunksize=chunk_size, **_CSV_OPTIONS), name)
+        with reader:
+            start = 0
+            while (frame := _parsed(lambda: next(reader, None), name)) is not None:
+                if start == 0:
+                    if frame.empty:
+                        raise _no_rows(name, frame)
+                    _require_column(frame, spec.text_column, "--text-column", name)
+                    if party:
+                        _require_column(frame, party, "--party-column", name, extra=", or `--party-column ''` for none")
+                    for column in id_columns:
+                        _require_column(frame, column, "--id-columns", name)
+                frame = frame.fillna("")
+                yield TextChunk(
+                    texts=frame[spec.text_column].tolist(),
+                    parties=frame[party].str.strip().tolist() if party else None,
+                    ids=frame[list(id_columns)].reset_index(drop=True),
+                    start=start,
+                    bytes_read=stream.bytes_read,
+                )
+                start += len(frame)
+
+
+def _parsed(parse: Callable[[], _T], name: str) -> _T:
+    """`parse()` with pandas' parse failures (and rows longer than the header) as `_read_frame`'s DataError."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            return parse()
+    except _PARSE_ERRORS as exc:
+        raise _unparseable(name, exc) from exc
 
 
 def concat(a: LabelledData, b: LabelledData) -> LabelledData:

@@ -17,6 +17,7 @@ from trainables.data import LabelledData
 from trainables.preprocess import CleanConfig, clean_corpus
 from trainables.vectorize import (
     VectorConfig,
+    WordVectors,
     corpus_fingerprint,
     embedding_matrix,
     encode_mean,
@@ -48,6 +49,19 @@ class EncodedData:
         return sum(a.nbytes for a in arrays) + (self.embeddings.nbytes if self.embeddings is not None else 0)
 
 
+def encode(tokens: Sequence[Sequence[str]], wv: WordVectors, vectors: VectorConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The model's input for tokenised texts, in `vectors.mode`; training and prediction both encode here.
+
+    Returns:
+        x: (N, max_len) int32 token ids (`sequence`) or (N, D) float32 mean vectors (`mean`); lengths: (N,) int64
+        real lengths (D for every row in `mean` mode).
+    """
+    if vectors.mode == "mean":
+        x = encode_mean(tokens, wv)
+        return x, np.full(len(x), x.shape[1], dtype=np.int64)
+    return encode_sequence(tokens, wv, vectors.max_len)
+
+
 def prepare(
     train: LabelledData,
     valid: LabelledData,
@@ -60,27 +74,36 @@ def prepare(
 
     The validation texts and every label stay out of Word2Vec.
     """
+    return prepare_with_vectors(train, valid, unlabelled, clean, vectors, cache_dir)[0]
+
+
+def prepare_with_vectors(
+    train: LabelledData,
+    valid: LabelledData,
+    unlabelled: Sequence[str] = (),
+    clean: CleanConfig = CleanConfig(),
+    vectors: VectorConfig = VectorConfig(),
+    cache_dir: Path | None = None,
+) -> tuple[EncodedData, WordVectors]:
+    """`prepare`, also returning the Word2Vec vectors that encoded the texts (a saved model needs them).
+
+    `valid` may have no rows (a final model trained on every labelled row).
+    """
     if train.classes != valid.classes:
         raise ValueError(f"training classes {train.classes} differ from validation classes {valid.classes}.")
     tok_train = clean_corpus(train.texts, clean)
     tok_valid = clean_corpus(valid.texts, clean)
     tok_extra = clean_corpus(list(unlabelled), clean) if len(unlabelled) else []
     wv = train_word2vec(tok_train + tok_extra, vectors, cache_dir)
-    if vectors.mode == "mean":
-        x_tr, x_va = encode_mean(tok_train, wv), encode_mean(tok_valid, wv)
-        len_tr = np.full(len(x_tr), x_tr.shape[1], dtype=np.int64)
-        len_va = np.full(len(x_va), x_va.shape[1], dtype=np.int64)
-        emb = None
-    else:
-        x_tr, len_tr = encode_sequence(tok_train, wv, vectors.max_len)
-        x_va, len_va = encode_sequence(tok_valid, wv, vectors.max_len)
-        emb = embedding_matrix(wv)
+    x_tr, len_tr = encode(tok_train, wv, vectors)
+    x_va, len_va = encode(tok_valid, wv, vectors)
+    emb = embedding_matrix(wv) if vectors.mode == "sequence" else None
     h = hashlib.sha256()
     h.update(corpus_fingerprint(tok_train + tok_extra, vectors).encode())
     h.update(corpus_fingerprint(tok_valid, vectors).encode())
     h.update(repr((asdict(clean), asdict(vectors), train.classes)).encode())
     h.update(train.labels.tobytes() + valid.labels.tobytes())
-    return EncodedData(
+    data = EncodedData(
         mode=vectors.mode,
         x_train=x_tr,
         len_train=len_tr,
@@ -92,3 +115,4 @@ def prepare(
         classes=train.classes,
         fingerprint=h.hexdigest()[:20],
     )
+    return data, wv

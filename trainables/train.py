@@ -197,7 +197,8 @@ def fit(
 
     Args:
         hp: hyperparameters.
-        data: encoded training and validation data (see prepare.py).
+        data: encoded training and validation data (see prepare.py); with no validation rows, the metrics
+            hold only the training ones and `val_probs` is (0, C).
         report: called after every epoch; may raise to stop training (Ray stops trials this way).
         state: a state returned by an earlier EpochReport.state(); training continues after its epoch.
 
@@ -246,22 +247,23 @@ def fit(
                 f"training loss became {train_loss} in epoch {epoch} (lr={hp.lr}, clip={hp.clip}); "
                 "lower `lr`" + (" or set `clip` > 0." if hp.clip == 0 else ".")
             )
-        val_probs = predict_proba(model, x_va, l_va, max(hp.batch_size, 512), trim, device)
-        val_loss = float(
-            nn.functional.nll_loss(
-                torch.log(torch.from_numpy(val_probs).clamp_min(1e-12)), torch.from_numpy(data.y_valid)
-            )
-        )
         train_f1 = classification_metrics(y_tr.numpy(), np.eye(len(data.classes))[train_pred.numpy()], "train_")
         metrics = {
             "epoch": epoch,
             "train_loss": train_loss,
             "train_macro_f1": train_f1["train_macro_f1"],
             "train_accuracy": train_f1["train_accuracy"],
-            "val_loss": val_loss,
-            **classification_metrics(data.y_valid, val_probs, "val_"),
-            "epoch_time_s": time.perf_counter() - t0,
         }
+        val_probs = np.empty((0, len(data.classes)), np.float32)
+        if len(data.y_valid):  # a final model trained on every labelled row has no validation rows
+            val_probs = predict_proba(model, x_va, l_va, max(hp.batch_size, 512), trim, device)
+            val_loss = float(
+                nn.functional.nll_loss(
+                    torch.log(torch.from_numpy(val_probs).clamp_min(1e-12)), torch.from_numpy(data.y_valid)
+                )
+            )
+            metrics.update({"val_loss": val_loss, **classification_metrics(data.y_valid, val_probs, "val_")})
+        metrics["epoch_time_s"] = time.perf_counter() - t0
         history.append(metrics)
         if report is not None:
             report(EpochReport(metrics, val_probs, _state_fn(model, optimizer, shuffle, epoch)))

@@ -1,0 +1,250 @@
+"""Tests for trainables/saved_model.py on real Greek tweets: a model saved from a training state and reloaded in a
+fresh process gives the validation probabilities `fit` reported for the same weights, in both vectorizer modes;
+the final model trains on every labelled row; the folder's format, versions and atomic replacement."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from trainables.data import DataSpec, read_labelled, subset
+from trainables.prepare import prepare_with_vectors
+from trainables.preprocess import CleanConfig, clean_corpus
+from trainables.saved_model import (
+    CONFIG_FILE,
+    FORMAT_VERSION,
+    VECTORS_FILE,
+    VOCAB_FILE,
+    WEIGHTS_FILE,
+    ModelError,
+    final_model_from_state,
+    load_model,
+    save_model,
+    train_final_model,
+)
+from trainables.train import HParams, fit
+from trainables.vectorize import VectorConfig
+
+REPO = Path(__file__).resolve().parents[1]
+GREEK = "greek-election-tweets-ys19-2023/valid_set.csv"
+
+# sequence: ids, a stacked bidirectional LSTM with attention; mean: the mean vector as steps, a GRU without it
+SETTINGS = {
+    "sequence": (
+        HParams(cell="lstm", hidden_size=8, num_layers=2, attention=True, batch_size=64, lr=3e-3, num_threads=1),
+        VectorConfig(mode="sequence", vector_size=16, epochs=5, max_len=24),
+    ),
+    "mean": (
+        HParams(cell="gru", hidden_size=8, num_layers=1, attention=False, batch_size=64, lr=3e-3, num_threads=1),
+        VectorConfig(mode="mean", vector_size=16, epochs=5),
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def greek(shared_data_dir):
+    """The real file read raw (for texts and parties as a user has them) and as labelled data; 600 seeded rows."""
+    path = shared_data_dir / GREEK
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    data = read_labelled(path)
+    assert len(data) == len(frame)  # nothing dropped: row i of the file is row i of `data`
+    rows = np.random.default_rng(0).permutation(len(data))[:600]
+    return frame, data, rows[:450], rows[450:]
+
+
+PREDICT_IN_FRESH_PROCESS = """
+import json, sys
+import numpy as np
+from trainables.saved_model import load_model
+model = load_model(sys.argv[1])
+rows = json.loads(open(sys.argv[2], encoding="utf-8").read())
+np.save(sys.argv[3], model.predict_proba(rows["texts"], rows["parties"]))
+"""
+
+
+def _predict_elsewhere(folder: Path, texts: list[str], parties: list[str], tmp: Path) -> np.ndarray:
+    """`load_model(folder).predict_proba(texts, parties)` in a new Python process."""
+    rows, out = tmp / "rows.json", tmp / "probs.npy"
+    rows.write_text(json.dumps({"texts": texts, "parties": parties}, ensure_ascii=False), encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, "-c", PREDICT_IN_FRESH_PROCESS, str(folder), str(rows), str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return np.load(out)
+
+
+@pytest.mark.parametrize("mode", ["sequence", "mean"])
+def test_saved_model_reloaded_elsewhere_gives_the_validation_probabilities_of_its_weights(greek, mode, tmp_path):
+    frame, data, train_rows, valid_rows = greek
+    hp, vectors = SETTINGS[mode]
+    train, valid = subset(data, train_rows), subset(data, valid_rows)
+    encoded, words = prepare_with_vectors(train, valid, (), CleanConfig(), vectors)
+    at_epoch: dict[int, tuple] = {}
+    fit(replace(hp, max_epochs=3), encoded, lambda r: at_epoch.update({r.metrics["epoch"]: (r.val_probs, r.state())}))
+    val_probs, state = at_epoch[2]  # not the last epoch: the saved weights must be that epoch's
+    model = final_model_from_state(hp, state, encoded, words, DataSpec(), CleanConfig(), vectors, len(train))
+    folder = save_model(tmp_path / "model", model, {"study": "test"})
+
+    raw = frame.iloc[valid_rows]
+    texts, parties = raw["Text"].tolist(), raw["Party"].tolist()
+    assert load_model(folder).compose(texts, parties) == list(valid.texts)  # the party prefix as in training
+    probs = _predict_elsewhere(folder, texts, parties, tmp_path)
+
+    assert probs.shape == (len(valid), 3)
+    np.testing.assert_allclose(probs, val_probs, rtol=0, atol=1e-6)
+    assert not np.allclose(probs, at_epoch[3][0], atol=1e-4)  # the test tells epochs apart
+
+
+@pytest.fixture(scope="module")
+def saved(greek, tmp_path_factory) -> Path:
+    """A small sequence-mode model saved from one epoch of training."""
+    _, data, train_rows, valid_rows = greek
+    hp, vectors = SETTINGS["sequence"]
+    train, valid = subset(data, train_rows[:200]), subset(data, valid_rows)
+    encoded, words = prepare_with_vectors(train, valid, (), CleanConfig(), vectors)
+    states = []
+    fit(replace(hp, max_epochs=1), encoded, lambda r: states.append(r.state()))
+    model = final_model_from_state(hp, states[0], encoded, words, DataSpec(), CleanConfig(), vectors, len(train))
+    return save_model(tmp_path_factory.mktemp("saved") / "model", model, {"study": "fixture"})
+
+
+def _copy(folder: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(folder, tmp_path / "copy"))
+
+
+def test_the_folder_holds_json_text_npy_and_weights_only(saved):
+    assert sorted(p.name for p in saved.iterdir()) == sorted([CONFIG_FILE, WEIGHTS_FILE, VOCAB_FILE, VECTORS_FILE])
+    info = json.loads((saved / CONFIG_FILE).read_text(encoding="utf-8"))
+    assert info["format_version"] == FORMAT_VERSION
+    assert info["classes"] == ["NEGATIVE", "NEUTRAL", "POSITIVE"]
+    assert info["vectorizer"]["mode"] == "sequence" and info["vectorizer"]["max_len"] == 24
+    assert info["texts"]["party_column"] == "Party" and info["texts"]["prepend_party"] is True
+    assert info["hparams"]["cell"] == "lstm" and info["model"]["input_size"] == 16
+    provenance = info["provenance"]
+    assert provenance["study"] == "fixture" and provenance["training_rows"] == 200 and provenance["epochs"] == 1
+    assert provenance["packages"]["torch"] and provenance["created_at"].endswith("+00:00")
+    vocab = (saved / VOCAB_FILE).read_text(encoding="utf-8").split("\n")[:-1]
+    assert np.load(saved / VECTORS_FILE, allow_pickle=False).shape == (len(vocab), 16)
+    model = load_model(saved)
+    assert model.network.embedding.weight.shape == (len(vocab) + 2, 16)  # the embedding came with the weights
+
+
+def test_another_format_version_is_refused_with_the_readable_ones(saved, tmp_path):
+    folder = _copy(saved, tmp_path)
+    info = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
+    (folder / CONFIG_FILE).write_text(json.dumps({**info, "format_version": 99}), encoding="utf-8")
+    with pytest.raises(ModelError, match=r"format version 99, .* reads format version\(s\) 1\b"):
+        load_model(folder)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda f: (f / WEIGHTS_FILE).unlink(), "damaged or incomplete"),
+        (lambda f: (f / CONFIG_FILE).unlink(), "is not a model folder: it has no model.json"),
+        (lambda f: (f / CONFIG_FILE).write_text("{not json"), "cannot be read as JSON"),
+        (lambda f: (f / VOCAB_FILE).write_text("one\nword\n"), "damaged or incomplete"),
+        (lambda f: shutil.rmtree(f), "does not exist"),
+    ],
+    ids=["no weights", "no model.json", "bad json", "short vocabulary", "no folder"],
+)
+def test_a_damaged_folder_is_refused_with_a_message(saved, tmp_path, damage, message):
+    folder = _copy(saved, tmp_path)
+    damage(folder)
+    with pytest.raises(ModelError, match=message):
+        load_model(folder)
+
+
+def test_saving_again_replaces_the_folder_as_a_whole_and_leaves_nothing_else(saved, tmp_path):
+    model_dir = _copy(saved, tmp_path).rename(tmp_path / "model")
+    (model_dir / "stale.txt").write_text("from an older model")
+    loaded = load_model(model_dir)
+    again = final_model_from_state(
+        loaded.hp,
+        {"model": loaded.network.state_dict(), "epoch": 1},
+        _encoded_like(loaded),
+        loaded.words,
+        loaded.spec,
+        loaded.clean,
+        loaded.vectors,
+        7,
+    )
+    save_model(model_dir, again, {"study": "second", "cv_std": float("nan"), "cv_mean": np.float32(0.5)})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no temporary or old folder left
+    assert not (model_dir / "stale.txt").exists()
+    info = json.loads((model_dir / CONFIG_FILE).read_text(encoding="utf-8"))
+    assert info["provenance"]["study"] == "second" and info["provenance"]["training_rows"] == 7
+    assert info["provenance"]["cv_std"] is None and info["provenance"]["cv_mean"] == 0.5  # strict JSON
+    texts = ["Ωραία μέρα για εκλογές", "Ντροπή σας"]
+    np.testing.assert_array_equal(load_model(model_dir).predict_proba(texts), loaded.predict_proba(texts))
+
+
+def _encoded_like(loaded):
+    """An EncodedData that carries a loaded model's embedding matrix and classes (no rows)."""
+    from trainables.prepare import EncodedData
+
+    empty = np.zeros((0, loaded.vectors.max_len), np.int32)
+    no_len = np.zeros(0, np.int64)
+    emb = loaded.network.embedding.weight.detach().numpy()
+    return EncodedData("sequence", empty, no_len, no_len, empty, no_len, no_len, emb, loaded.classes, "loaded")
+
+
+def test_final_model_trains_on_every_labelled_row_with_word2vec_on_the_unlabelled_texts(greek, tmp_path):
+    frame, data, train_rows, valid_rows = greek
+    labelled = subset(data, train_rows[:300])
+    unlabelled = list(subset(data, valid_rows).texts)  # texts only: the labels never reach Word2Vec
+    hp, _ = SETTINGS["sequence"]
+    vectors = VectorConfig(mode="sequence", vector_size=16, epochs=5, min_count=1, max_len=24)
+    model = train_final_model(hp, labelled, unlabelled, DataSpec(), CleanConfig(), vectors, epochs=2)
+
+    assert model.epochs == 2 and model.training_rows == 300 and model.hp.max_epochs == 2
+    assert [m["epoch"] for m in model.history] == [1, 2]
+    assert not any(k.startswith("val_") for m in model.history for k in m)  # nothing held out, nothing scored
+    only_unlabelled = {t for ts in clean_corpus(unlabelled) for t in ts} - {
+        t for ts in clean_corpus(labelled.texts) for t in ts
+    }
+    assert only_unlabelled and only_unlabelled <= set(model.words.vocab)
+
+    loaded = load_model(save_model(tmp_path / "model", model))
+    raw = frame.iloc[valid_rows[:40]]
+    probs = loaded.predict_proba(raw["Text"].tolist(), raw["Party"].tolist())
+    assert probs.shape == (40, 3) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
+    labels = loaded.predict(raw["Text"].tolist(), raw["Party"].tolist())
+    assert labels == [loaded.classes[i] for i in probs.argmax(axis=1)]
+    assert loaded.predict_proba(["", "   "]).shape == (2, 3)  # empty tweets are classified too
+
+
+@pytest.mark.slow
+def test_final_model_trains_in_a_ray_task_as_in_the_driver(greek):
+    import ray
+
+    _, data, train_rows, _ = greek
+    labelled = subset(data, train_rows[:200])
+    hp, vectors = SETTINGS["mean"]
+    args = (hp, labelled, (), DataSpec(), CleanConfig(), vectors, 1)
+    here = train_final_model(*args)
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+    try:
+        there = ray.get(ray.remote(train_final_model).options(num_cpus=1).remote(*args))
+    finally:
+        if started:
+            ray.shutdown()
+    assert there.classes == here.classes and there.words.vocab == here.words.vocab
+    for name, tensor in here.weights.items():
+        np.testing.assert_array_equal(there.weights[name].numpy(), tensor.numpy(), err_msg=name)

@@ -1,0 +1,486 @@
+"""A trained classifier as a folder on disk, and applying it to raw tweets.
+
+Here: `FinalModel` (everything a network needs to classify new tweets, in memory and picklable),
+`train_final_model` (Word2Vec and `fit` on every labelled row for a fixed number of epochs),
+`final_model_from_state` (the same from a training state, e.g. a trial's checkpoint), `save_model` /
+`load_model` (the folder below) and `LoadedModel` (`predict_proba` / `predict` on raw texts).
+Not here: reading CSV files (data.py), the `python -m study.predict` command (study/predict.py).
+
+The folder, format version 1 (JSON, text, .npy and a tensor file; nothing pickled):
+
+    model.json   format_version, classes, hparams (HParams), model (ModelConfig), cleaning (CleanConfig),
+                 vectorizer (VectorConfig: mode, max_len, the Word2Vec settings), texts (DataSpec: the columns
+                 and the party prefix used in training), provenance (study, created_at, training rows, epochs,
+                 per-epoch training metrics, package versions, and what the caller adds)
+    weights.pt   the network's state_dict, embedding matrix included; torch.load(..., weights_only=True)
+    vocab.txt    the Word2Vec vocabulary, one word a line, in index order (UTF-8)
+    vectors.npy  (V, D) float32 Word2Vec vectors; np.load(..., allow_pickle=False)
+
+`save_model` writes the files into a temporary sibling folder and renames it into place, so a reader sees the
+whole old model or the whole new one. A new tweet goes through the functions training used (`compose_texts`,
+`clean_corpus`, `prepare.encode`), so a saved model gives the probabilities its weights gave during training
+(to float rounding: `predict_by_length` batches tweets by length, see there).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.metadata
+import json
+import math
+import os
+import pickle
+import platform
+import shutil
+import tempfile
+import uuid
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from trainables.data import DataSpec, LabelledData, compose_texts, subset
+from trainables.files import atomic_write, write_text
+from trainables.model import ModelConfig, RNNClassifier
+from trainables.prepare import EncodedData, encode, prepare_with_vectors
+from trainables.preprocess import CleanConfig, clean_corpus
+from trainables.train import EpochReport, HParams, build_model, fit, resolve_device
+from trainables.vectorize import VectorConfig, WordVectors
+
+FORMAT_VERSION = 1  # the version `save_model` writes
+READABLE_VERSIONS = (1,)  # the versions `load_model` reads
+MODEL_FOLDER = "model"  # a study's final model: results/<name>/model
+CONFIG_FILE, WEIGHTS_FILE, VOCAB_FILE, VECTORS_FILE = "model.json", "weights.pt", "vocab.txt", "vectors.npy"
+PACKAGES = ("rnn-sentiment-studies", "torch", "numpy", "gensim", "pandas")
+PREDICT_BATCH = 512  # rows per forward pass when predicting (batches group tweets of similar length)
+
+
+class ModelError(ValueError):
+    """A model folder that cannot be loaded; the message names the folder and the fix."""
+
+
+@dataclass(frozen=True, eq=False)
+class FinalModel:
+    """A trained network and everything needed to turn a raw tweet into its input."""
+
+    hp: HParams
+    config: ModelConfig
+    classes: tuple[str, ...]
+    spec: DataSpec  # how training texts were composed: columns and the party prefix
+    clean: CleanConfig
+    vectors: VectorConfig  # mode, max_len and the Word2Vec settings
+    words: WordVectors  # the Word2Vec vocabulary and vectors the texts were encoded with
+    weights: dict[str, torch.Tensor]  # the network's state_dict on the CPU, embedding matrix included
+    epochs: int  # epochs trained
+    training_rows: int  # labelled rows trained on
+    history: tuple[dict[str, Any], ...] = ()  # `fit`'s metrics of each epoch
+
+
+def _frozen(model: torch.nn.Module) -> set[str]:
+    return {name for name, p in model.named_parameters() if not p.requires_grad}
+
+
+def final_model_from_state(
+    hp: HParams,
+    state: dict[str, Any],
+    data: EncodedData,
+    words: WordVectors,
+    spec: DataSpec,
+    clean: CleanConfig,
+    vectors: VectorConfig,
+    training_rows: int,
+    history: Sequence[dict[str, Any]] = (),
+) -> FinalModel:
+    """A FinalModel from a training state (`EpochReport.state()`, or a trial checkpoint's state.pt).
+
+    Such a state holds the weights without the frozen embedding matrix, which comes from `data`.
+
+    Args:
+        hp: the hyperparameters the state was trained with.
+        state: a dict with "model" (weights) and "epoch".
+        data: the EncodedData the state was trained on (its embedding matrix and classes).
+        words: the Word2Vec vectors `data` was encoded with (`prepare_with_vectors` returns them).
+        spec: how the training texts were composed (columns, party prefix).
+        clean: the cleaning settings of `data`.
+        vectors: the vectorizer settings of `data`.
+        training_rows: the labelled rows the weights were trained on.
+        history: the per-epoch metrics, kept as provenance.
+
+    Raises:
+        ValueError: the state's weights do not fit the network `hp` and `data` describe.
+    """
+    network = build_model(hp, data)
+    missing, unexpected = network.load_state_dict(state["model"], strict=False)
+    if unexpected or set(missing) - _frozen(network):
+        raise ValueError(f"the state does not fit this model: missing {missing}, unexpected {unexpected}.")
+    weights = {k: v.detach().cpu().clone() for k, v in network.state_dict().items()}
+    return FinalModel(
+        hp=hp,
+        config=network.cfg,
+        classes=tuple(data.classes),
+        spec=spec,
+        clean=clean,
+        vectors=vectors,
+        words=words,
+        weights=weights,
+        epochs=int(state["epoch"]),
+        training_rows=int(training_rows),
+        history=tuple(history),
+    )
+
+
+def train_final_model(
+    hp: HParams,
+    labelled: LabelledData,
+    unlabelled: Sequence[str],
+    spec: DataSpec,
+    clean: CleanConfig,
+    vectors: VectorConfig,
+    epochs: int,
+    cache_dir: Path | None = None,
+) -> FinalModel:
+    """Train the final model: Word2Vec on every labelled and unlabelled text, then `epochs` epochs of `fit`.
+
+    Every labelled row is trained on; nothing is held out, so `fit` reports training metrics only. Pure and
+    picklable in and out, so it can run as a Ray task (resources and threads come from the caller and `hp`).
+
+    Args:
+        hp: the configuration; its `max_epochs` is replaced by `epochs`.
+        labelled: every labelled row, texts already composed by `spec` (as `read_labelled` returns them).
+        unlabelled: extra texts for Word2Vec only.
+        spec: how `labelled`'s texts were composed; stored as the defaults for prediction.
+        clean: cleaning settings.
+        vectors: vectorizer and Word2Vec settings.
+        epochs: epochs to train, e.g. the median best epoch of the configuration's CV folds.
+        cache_dir: the Word2Vec cache; None trains the vectors afresh.
+
+    Returns:
+        The trained FinalModel, ready for `save_model`.
+    """
+    if epochs < 1:
+        raise ValueError(f"`epochs` must be >= 1, but got {epochs}.")
+    hp = replace(hp, max_epochs=epochs)
+    no_rows = subset(labelled, np.zeros(0, dtype=np.int64))
+    data, words = prepare_with_vectors(labelled, no_rows, unlabelled, clean, vectors, cache_dir)
+    last: dict[str, Any] = {}
+
+    def keep_last(r: EpochReport) -> None:
+        if r.metrics["epoch"] == epochs:
+            last["state"] = r.state()
+
+    history = fit(hp, data, keep_last)
+    return final_model_from_state(hp, last["state"], data, words, spec, clean, vectors, len(labelled), history)
+
+
+@torch.inference_mode()
+def predict_by_length(
+    network: RNNClassifier,
+    x: torch.Tensor,
+    lengths: torch.Tensor,
+    batch_size: int,
+    trim: bool,
+    device: torch.device,
+) -> np.ndarray:
+    """Class probabilities (N, C) float32 in the rows' order, each batch holding tweets of ONE length.
+
+    `train.predict_proba` batches neighbours in length order, so most batches mix lengths and the recurrent
+    layers run on packed sequences; here every batch is cut to its one length and runs unpacked (on the CPU
+    through oneDNN), which takes less time (BENCHMARKS.md, predict section). Padding never reaches the result
+    either way, so the two agree to float rounding (1e-7).
+
+    Args:
+        network: the classifier (set to evaluation mode here).
+        x: (N, T) token ids, or (N, D) mean vectors (`trim` False: every row has the same length).
+        lengths: (N,) int64 real lengths, on the CPU.
+        batch_size: the most rows per forward pass.
+        trim: cut each batch's ids to its length (`sequence` mode).
+        device: where the network is.
+    """
+    network.eval()
+    order = torch.argsort(lengths, stable=True)  # (N,)
+    counts = torch.unique_consecutive(lengths[order], return_counts=True)[1].tolist()
+    probs = torch.empty(len(x), network.cfg.num_classes)  # (N, C)
+    start = 0
+    for count in counts:
+        for s in range(start, start + count, batch_size):
+            idx = order[s : min(s + batch_size, start + count)]  # (B,) rows of one length
+            lb = lengths[idx]
+            xb = x[idx, : int(lb[0])] if trim else x[idx]
+            logits, _ = network(xb.to(device), lb)
+            probs[idx] = torch.softmax(logits.float(), dim=-1).cpu()
+        start += count
+    return probs.numpy()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the folder
+
+
+def _package_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def _plain(o: Any) -> Any:
+    if hasattr(o, "item"):  # numpy scalars
+        return _finite(o.item())
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"provenance values must be JSON values, but got {type(o).__name__}: {o!r}.")
+
+
+def _finite(o: Any) -> Any:
+    """NaN and infinities become None (strict JSON, as study.results writes it)."""
+    if isinstance(o, float) and not math.isfinite(o):
+        return None
+    if isinstance(o, dict):
+        return {k: _finite(v) for k, v in o.items()}
+    if isinstance(o, list | tuple):
+        return [_finite(v) for v in o]
+    return o
+
+
+def model_info(model: FinalModel, provenance: dict[str, Any] | None = None) -> dict[str, Any]:
+    """model.json's content: the settings to rebuild and feed the network, and provenance."""
+    return {
+        "format_version": FORMAT_VERSION,
+        "classes": list(model.classes),
+        "hparams": asdict(model.hp),
+        "model": asdict(model.config),
+        "cleaning": asdict(model.clean),
+        "vectorizer": asdict(model.vectors),
+        "texts": asdict(model.spec),
+        "vocabulary_size": len(model.words.vocab),
+        "provenance": {
+            **(provenance or {}),
+            "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "training_rows": model.training_rows,
+            "epochs": model.epochs,
+            "history": list(model.history),
+            "packages": _package_versions(),
+        },
+    }
+
+
+def save_model(folder: str | Path, model: FinalModel, provenance: dict[str, Any] | None = None) -> Path:
+    """Save `model` as a model folder (see the module docstring), replacing an existing one as a whole.
+
+    Args:
+        folder: where the model goes, e.g. results/<name>/model; its parent is created when missing.
+        model: the model to save.
+        provenance: JSON values to keep beside it, e.g. {"study": name, "trial_id": ..., "cv_macro_f1": ...}
+            (numpy scalars are fine; NaN becomes null); created_at, training_rows, epochs, history and packages
+            are added (and win over same-named keys).
+
+    Returns:
+        The folder.
+
+    Raises:
+        OSError: the folder cannot be written (the disk is full, no permission); an existing model stays whole.
+    """
+    folder = Path(folder)
+    bad = [w for w in model.words.vocab if not w or any(c in w for c in "\n\r")]
+    if bad:
+        raise ValueError(f"vocabulary words must be non-empty and free of line breaks, but got {bad[:5]}.")
+    if len(model.words.vocab) != len(model.words.vectors):
+        raise ValueError(f"{len(model.words.vocab)} words but {len(model.words.vectors)} vectors; they must match.")
+    info = json.dumps(
+        _finite(model_info(model, provenance)), indent=2, ensure_ascii=False, allow_nan=False, default=_plain
+    )
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
+    old = None
+    try:
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700 folders; a results folder may be shared
+        write_text(tmp / CONFIG_FILE, info + "\n")
+        atomic_write(tmp / WEIGHTS_FILE, lambda p: torch.save(model.weights, p))
+        write_text(tmp / VOCAB_FILE, "".join(w + "\n" for w in model.words.vocab))
+
+        def save_vectors(p: str) -> None:
+            with open(p, "wb") as fh:  # a file object: np.save would add ".npy" to a path
+                np.save(fh, np.ascontiguousarray(model.words.vectors, dtype=np.float32), allow_pickle=False)
+
+        atomic_write(tmp / VECTORS_FILE, save_vectors)
+        if folder.exists() or folder.is_symlink():
+            old = folder.with_name(f".{folder.name}.old-{uuid.uuid4().hex[:8]}")
+            os.rename(folder, old)
+        os.rename(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None and not folder.exists():
+            os.rename(old, folder)
+        raise
+    if old is not None:
+        if old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.unlink()
+    return folder
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _read_info(folder: Path) -> dict[str, Any]:
+    """model.json, checked for its format version before anything else is read."""
+    if not folder.is_dir():
+        what = "does not exist" if not folder.exists() else "is not a folder"
+        raise ModelError(
+            f"Model folder {folder} {what}; give the folder a study saved its model in "
+            f"(results/<name>/{MODEL_FOLDER}) or that `save_model` wrote."
+        )
+    path = folder / CONFIG_FILE
+    if not path.is_file():
+        raise ModelError(
+            f"{folder} is not a model folder: it has no {CONFIG_FILE}. Give the folder a study saved its model "
+            f"in (results/<name>/{MODEL_FOLDER}) or that `save_model` wrote."
+        )
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ModelError(f"Model file {path} cannot be read as JSON ({e}); save the model again.") from None
+    version = info.get("format_version") if isinstance(info, dict) else None
+    if version not in READABLE_VERSIONS:
+        raise ModelError(
+            f"Model folder {folder} has format version {version!r}, but this version of rnn-sentiment-studies "
+            f"reads format version(s) {', '.join(map(str, READABLE_VERSIONS))}. Load it with the version that "
+            "saved it (see provenance.packages in its model.json), or train and save the model again."
+        )
+    return info
+
+
+def load_model(path: str | Path, device: str = "cpu") -> LoadedModel:
+    """Load a model folder written by `save_model`.
+
+    Args:
+        path: the model folder, e.g. results/<name>/model.
+        device: "cpu", "cuda", "cuda:N" or "auto" (CUDA when present).
+
+    Returns:
+        The model, in evaluation mode on `device`.
+
+    Raises:
+        ModelError: the folder is missing, is not a model folder, has another format version, or is damaged.
+        ValueError: `device` names a CUDA device on a machine without one.
+    """
+    folder = Path(path)
+    info = _read_info(folder)
+    target = resolve_device(device)
+    try:
+        spec_values = dict(info["texts"])
+        spec_values["label_map"] = tuple(tuple(pair) for pair in spec_values.get("label_map", ()))
+        cleaning = dict(info["cleaning"])
+        cleaning["stopword_languages"] = tuple(cleaning.get("stopword_languages", ()))
+        vocab = tuple((folder / VOCAB_FILE).read_text(encoding="utf-8").split("\n")[:-1])
+        vectors = np.load(folder / VECTORS_FILE, allow_pickle=False)
+        if vectors.ndim != 2 or len(vectors) != len(vocab):
+            raise ValueError(f"{len(vocab)} words in {VOCAB_FILE} but vectors of shape {vectors.shape}")
+        config = ModelConfig(**info["model"])
+        weights = torch.load(folder / WEIGHTS_FILE, weights_only=True, map_location="cpu")
+        network = RNNClassifier(config, weights.get("embedding.weight"))
+        network.load_state_dict(weights)
+        loaded = LoadedModel(
+            network=network.to(target).eval(),
+            classes=tuple(info["classes"]),
+            spec=DataSpec(**spec_values),
+            clean=CleanConfig(**cleaning),
+            vectors=VectorConfig(**info["vectorizer"]),
+            words=WordVectors(vocab, vectors.astype(np.float32, copy=False)),
+            hp=HParams.from_dict(info["hparams"]),
+            device=target,
+            info=info,
+        )
+    except (OSError, KeyError, TypeError, ValueError, RuntimeError, pickle.UnpicklingError) as e:
+        raise ModelError(f"Model folder {folder} is damaged or incomplete ({e}); save the model again.") from None
+    if len(loaded.classes) != config.num_classes:
+        raise ModelError(
+            f"Model folder {folder} is damaged: {len(loaded.classes)} classes in {CONFIG_FILE} but the network has "
+            f"{config.num_classes} outputs; save the model again."
+        )
+    return loaded
+
+
+@dataclass(frozen=True, eq=False)
+class LoadedModel:
+    """A saved model, ready to classify raw tweets: `predict_proba(texts)` and `predict(texts)`.
+
+    The steps (`compose`, `tokens`, `encode`, `forward`) are public so that a caller can time them.
+    """
+
+    network: RNNClassifier  # in evaluation mode, on `device`
+    classes: tuple[str, ...]
+    spec: DataSpec  # how training texts were composed: the defaults for prediction
+    clean: CleanConfig
+    vectors: VectorConfig
+    words: WordVectors
+    hp: HParams
+    device: torch.device
+    info: dict[str, Any]  # model.json as read, provenance included
+
+    @property
+    def party_prefix(self) -> bool:
+        """Whether training texts began with their party (so a prediction's texts should too)."""
+        return bool(self.spec.prepend_party and self.spec.party_column)
+
+    def compose(self, texts: Sequence[str], parties: Sequence[str] | None = None) -> list[str]:
+        """The texts as training composed them: each party before its text when the model was trained so.
+
+        `parties` is ignored for a model trained without the party prefix.
+        """
+        if parties is None or not self.party_prefix:
+            return list(texts)
+        if len(parties) != len(texts):
+            raise ValueError(f"`parties` must have one party per text ({len(texts)}), but got {len(parties)}.")
+        return compose_texts(texts, [p.strip() for p in parties])
+
+    def tokens(self, texts: Sequence[str]) -> list[list[str]]:
+        """Composed texts cleaned and tokenised as in training."""
+        return clean_corpus(texts, self.clean)
+
+    def encode(self, tokens: Sequence[Sequence[str]]) -> tuple[np.ndarray, np.ndarray]:
+        """Tokens as the network's input: x (N, max_len) ids or (N, D) mean vectors, and lengths (N,)."""
+        return encode(tokens, self.words, self.vectors)
+
+    def forward(self, x: np.ndarray, lengths: np.ndarray, batch_size: int = PREDICT_BATCH) -> np.ndarray:
+        """Class probabilities (N, C) float32 of encoded rows, in the rows' order."""
+        if batch_size < 1:
+            raise ValueError(f"`batch_size` must be >= 1, but got {batch_size}.")
+        trim = self.vectors.mode == "sequence"
+        return predict_by_length(
+            self.network, torch.from_numpy(x), torch.from_numpy(lengths), batch_size, trim, self.device
+        )
+
+    def predict_proba(
+        self, texts: Sequence[str], parties: Sequence[str] | None = None, batch_size: int = PREDICT_BATCH
+    ) -> np.ndarray:
+        """Class probabilities of raw tweets: cleaned, party-prefixed and encoded exactly as in training.
+
+        Args:
+            texts: raw tweet texts. An empty text is classified too (as a tweet with no known word).
+            parties: one party per text, put before it as in training (when the model was trained with the
+                party prefix; ignored otherwise). None: the texts are used as given.
+            batch_size: rows per forward pass.
+
+        Returns:
+            (N, C) float32 probabilities, columns in `classes` order.
+        """
+        x, lengths = self.encode(self.tokens(self.compose(texts, parties)))
+        return self.forward(x, lengths, batch_size)
+
+    def predict(
+        self, texts: Sequence[str], parties: Sequence[str] | None = None, batch_size: int = PREDICT_BATCH
+    ) -> list[str]:
+        """The most probable class of each raw tweet (see `predict_proba`)."""
+        probs = self.predict_proba(texts, parties, batch_size)
+        return [self.classes[i] for i in probs.argmax(axis=1).tolist()]
