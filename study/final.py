@@ -149,10 +149,9 @@ def baseline_task(kind, train_texts, train_labels, test_texts, test_labels, n_cl
 
     def work() -> dict[str, Any]:
         probs = baseline_proba(kind, train_texts, train_labels, test_texts, n_classes, seed)
-        loss = float(-np.mean(np.log(np.clip(probs[np.arange(len(test_labels)), test_labels], 1e-12, None))))
         return {
             **_scores(classification_metrics(test_labels, probs)),
-            "loss": loss,
+            "loss": _log_loss(probs, test_labels),
             "n_train": len(train_labels),
             "n_held_out": len(test_labels),
         }
@@ -234,6 +233,94 @@ def run_cv(
         for ref in pending:
             ray.cancel(ref, force=True)
         raise
+
+
+def run_final_model(
+    plan: FinalPlan,
+    winner: dict[str, Any],
+    labelled,
+    unlabelled: Sequence[str],
+    spec,
+    clean,
+    vectors,
+    cache_dir,
+    folder,
+    provenance: dict[str, Any],
+    test=None,
+    done: set[tuple[str, str, int]] = frozenset(),
+    on_row: Callable[[dict[str, Any]], None] = lambda row: None,
+) -> None:
+    """Retrain the winner on every labelled row for its epochs, save it to `folder`, score it on `test`.
+
+    A model already saved for the same trial and epochs (an interrupted stage) is kept. With a test set, the
+    saved model and the baselines (fitted on every labelled row) score it; rows in `done` are not run again.
+    """
+    import ray
+
+    from trainables.saved_model import load_model, save_model, train_final_model
+    from trainables.train import HParams
+
+    resources = {"num_cpus": plan.cpus, "num_gpus": plan.gpus, "max_retries": plan.max_retries}
+    pending: dict[Any, tuple[str, str, int | None, str, int]] = {}
+    if test is not None:
+        from trainables.preprocess import clean_corpus
+
+        train_texts, test_texts = (joined(clean_corpus(d.texts, clean)) for d in (labelled, test))
+        task = ray.remote(baseline_task).options(num_cpus=plan.cpus, max_retries=plan.max_retries)
+        for b in BASELINES:
+            if (b, TEST, 0) not in done:
+                args = (train_texts, labelled.labels, test_texts, test.labels, len(labelled.classes))
+                pending[task.remote(b, *args, plan.fixed.get("seed", 0))] = (b, b, None, TEST, 0)
+    if not _saved_for(folder, winner):
+        hp = HParams.from_dict({**plan.fixed, **winner["params"]})
+        train = ray.remote(train_final_model).options(**resources)
+        ref = train.remote(hp, labelled, tuple(unlabelled), spec, clean, vectors, winner["epochs"], cache_dir)
+        log.info(
+            "Final model: trial %s retrained on %d rows for %d epochs",
+            winner["trial_id"],
+            len(labelled),
+            winner["epochs"],
+        )
+        save_model(folder, ray.get(ref), {**provenance, "trial_id": winner["trial_id"], "epochs": winner["epochs"]})
+    if test is not None and (winner["trial_id"], TEST, 0) not in done:
+        started = time.time()
+        probs = load_model(folder).predict_proba(list(test.texts))
+        finished = time.time()
+        on_row(
+            _row(
+                winner["trial_id"],
+                RNN,
+                winner["rank"],
+                TEST,
+                0,
+                **_scores(classification_metrics(test.labels, probs)),
+                loss=_log_loss(probs, test.labels),
+                n_train=len(labelled),
+                n_held_out=len(test),
+                epochs=winner["epochs"],
+                started_at=started,
+                finished_at=finished,
+                time_s=finished - started,
+                hostname=platform.node(),
+            )
+        )
+    for ref, key in pending.items():
+        on_row(_row(*key, **ray.get(ref)))
+
+
+def _saved_for(folder, winner: dict[str, Any]) -> bool:
+    """Whether `folder` holds the model of this winner already (a stage interrupted after saving it)."""
+    from trainables.saved_model import ModelError, load_info
+
+    try:
+        saved = load_info(folder).get("provenance", {})
+    except ModelError:
+        return False
+    return saved.get("trial_id") == winner["trial_id"] and saved.get("epochs") == winner["epochs"]
+
+
+def _log_loss(probs: np.ndarray, labels: np.ndarray) -> float:
+    return float(-np.mean(np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, None))))
 
 
 # ------------------------------------------------------------------------------------------- summary

@@ -332,8 +332,13 @@ def _umask() -> int:
     return mask
 
 
-def _read_info(folder: Path) -> dict[str, Any]:
-    """model.json, checked for its format version before anything else is read."""
+def load_info(folder: str | Path) -> dict[str, Any]:
+    """model.json of a model folder, checked for its format version before anything else is read.
+
+    Raises:
+        ModelError: no model folder there, an unreadable model.json, or another format version.
+    """
+    folder = Path(folder)
     if not folder.is_dir():
         what = "does not exist" if not folder.exists() else "is not a folder"
         raise ModelError(
@@ -375,7 +380,7 @@ def load_model(path: str | Path, device: str = "cpu") -> LoadedModel:
         ValueError: `device` names a CUDA device on a machine without one.
     """
     folder = Path(path)
-    info = _read_info(folder)
+    info = load_info(folder)
     target = resolve_device(device)
     try:
         spec_values = dict(info["texts"])
