@@ -7,6 +7,8 @@ import shutil
 import subprocess
 import sys
 
+import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
@@ -270,6 +272,8 @@ def test_slice_and_parallel_coordinates_drawn_by_optuna():
     assert below.get_tightbbox(renderer).y1 < lowest_of_top_row
     parallel = search.parallel_figure(study, list(params))
     assert [t.get_text() for t in parallel.axes[0].get_xticklabels()] == [BEST_METRIC, *sorted(params)]
+    assert plt.get_fignums() == []  # every figure Optuna drew through pyplot was taken out of it
+    assert matplotlib.rcParams["axes.facecolor"] == "white"  # and Optuna's ggplot style did not stay behind
 
 
 def test_importances_count_trials_asha_stopped():

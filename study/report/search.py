@@ -105,7 +105,7 @@ def param_importances(
 
 
 def _drawn_by_optuna(draw: Callable[[], Any], size: tuple[float, float] | None = None) -> Figure:
-    """The figure of the Axes that `draw` returns, taken out of pyplot (Agg); Optuna's style stays inside."""
+    """The figure of the Axes that `draw` returns, taken out of pyplot; Optuna's style (ggplot) stays inside."""
     import matplotlib
     import matplotlib.pyplot as plt
 

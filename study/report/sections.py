@@ -150,7 +150,7 @@ def search_section(results: StudyResults, params: dict[str, BaseDistribution], f
     study = search.search_study(results.trials, results.epochs, params)
     if not study.get_trials(states=(TrialState.COMPLETE,)):
         return Section("search", "The search", (*blocks, note_html("No trial finished or was stopped with a score.")))
-    counted = f"Optuna's figures; {search.STOPPED_COUNTED}."
+    counted = f"Drawn by Optuna; {search.STOPPED_COUNTED}."
     blocks.append(save_figure(search.history_figure(study), fig_dir, "history", f"Optimisation history. {counted}"))
     if params:
         blocks += [
@@ -171,7 +171,7 @@ def search_section(results: StudyResults, params: dict[str, BaseDistribution], f
         blocks.append(note_html("The search space has no searched hyperparameters."))
     imp = search.param_importances(results.trials, results.epochs, params)
     if imp.by_evaluator:
-        caption = f"Hyperparameter importance from {imp.n_trials} trials (Optuna); {search.STOPPED_COUNTED}."
+        caption = f"Hyperparameter importance from {imp.n_trials} trials, by Optuna; {search.STOPPED_COUNTED}."
         table = pd.DataFrame(imp.by_evaluator).rename_axis("hyperparameter").reset_index()
         blocks += [
             save_figure(search.importance_figure(study, imp), fig_dir, "importance", caption),
