@@ -247,6 +247,7 @@ def pairs_table(pairs: Sequence[PairResult]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+# own drawing, as every figure below: neither Optuna nor scikit-learn sets several studies side by side
 def plot_scores(scores: dict[str, dict[str, Interval]]) -> Figure:
     """Best macro-F1 and AUC of each study with their bootstrap intervals."""
     labels = list(scores)

@@ -47,6 +47,7 @@ def plot_curves(curves: pd.DataFrame, labels: dict[str, str], title: str, best_e
 
     With `best_epoch` (one trial), that epoch is marked.
     """
+    # own drawing: Optuna's plot_intermediate_values shows one validation score, not train against validation
     fig = Figure(figsize=(11, 4.2), layout="constrained")
     axes = fig.subplots(1, 2)
     for i, (tid, g) in enumerate(curves.groupby("trial_id", sort=False)):
@@ -243,6 +244,7 @@ def plot_wordclouds(before: pd.DataFrame, after: pd.DataFrame, max_words: int = 
     from matplotlib import font_manager
     from wordcloud import WordCloud
 
+    # own drawing, as the next two: neither Optuna nor scikit-learn draws texts or their vectors
     font = font_manager.findfont("DejaVu Sans")
     fig = Figure(figsize=(12, 4.2), layout="constrained")
     for ax, freq, title in zip(fig.subplots(1, 2), (before, after), ("before cleaning", "after cleaning")):
