@@ -25,6 +25,7 @@ import pandas as pd
 from search_spaces import get_space
 from study.cli import EXIT_ERROR, EXIT_INTERRUPTED
 from study.config import ASHA_METRICS, ConfigError, StudyConfig
+from study.data_summary import DATA_FILE, DATA_SCHEMA, summarise_data
 from study.dataset import encode, load_dataset
 from study.optuna_study import write_optuna_db
 from study.results import (
@@ -312,6 +313,7 @@ def _run_locked(cfg, folder, previous, space, dataset, resources, nodes, console
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     data = encode(dataset, cfg)
+    write_table(summarise_data(dataset.train, data, cfg.clean_config(), cfg.data_seed), folder / DATA_FILE, DATA_SCHEMA)
     storage = cfg.storage or str((folder / "ray").resolve())
     experiment_path = f"{storage.rstrip('/')}/{cfg.name}"
     max_concurrent = concurrency(cfg, nodes)

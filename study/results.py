@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from trainables.files import atomic_write, write_text
+from trainables.metrics import METRIC
 
 SCHEMA_VERSION = 1
 TRIALS_FILE, EPOCHS_FILE, PREDICTIONS_FILE, STUDY_FILE = (
@@ -29,6 +30,7 @@ TRIALS_FILE, EPOCHS_FILE, PREDICTIONS_FILE, STUDY_FILE = (
     "study.json",
 )
 OPTUNA_FILE = "optuna.db"
+BEST_METRIC = f"best_{METRIC}"  # the trials.parquet column trials are ranked by
 
 
 class ResultsError(ValueError):
@@ -130,14 +132,14 @@ def write_table(rows: Iterable[dict[str, Any]], path: Path, schema: pa.Schema) -
     atomic_write(path, lambda tmp: pq.write_table(table, tmp))
 
 
-def read_table(path: Path) -> pd.DataFrame:
-    """Read one of the results files, checking its schema version and columns.
+def read_table(path: Path, schema: pa.Schema | None = None) -> pd.DataFrame:
+    """Read one of the results files (or another file of `schema`), checking its schema version and columns.
 
     Raises:
         ResultsError: missing file, unreadable file, unknown schema version or columns.
     """
     path = Path(path)
-    schema = SCHEMAS.get(path.name)
+    schema = schema or SCHEMAS.get(path.name)
     if schema is None:
         raise ResultsError(f"{str(path)!r} is not a results file; expected one of {sorted(SCHEMAS)}.")
     if not path.is_file():

@@ -79,7 +79,7 @@ CHROMIUM_FLAGS = (
 def render_html():
     """A function that opens an HTML file in headless Chromium and says what loaded.
 
-    It returns {"images_total", "images_loaded", "errors"} (the counts the page's own script writes on
+    It returns {"images_total", "images_loaded", "errors", "overflow"} (what the page's own script writes on
     <body>), "console" (console lines Chromium logged) and "screenshot" (a PNG written beside the page's
     temporary profile). Skips where Chromium is absent; fails instead when CI is set.
     """
@@ -116,6 +116,7 @@ def render_html():
             "images_total": int(attrs.get("images-total", -1)),
             "images_loaded": int(attrs.get("images-loaded", -1)),
             "errors": int(attrs.get("errors", -1)),
+            "overflow": attrs.get("overflow"),  # "false" when nothing runs off the window's right edge
             "console": [ln for ln in dom.stderr.splitlines() if ":CONSOLE" in ln],
             "screenshot": screenshot,
         }

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score, roc_auc_score
 
-from study import compare as C
-from study import report as R
+from study.compare import main
+from study.report import compare, stats
+from study.report.load import StudyResults, load_results
 from study.results import PREDICTIONS_SCHEMA, read_table, write_table
 
 FIGURES = ("scores", "cost", "curves", "trial_scores", "differences")
@@ -26,7 +27,7 @@ def _copy_study(src, dst):
 def compared(small_studies, tmp_path_factory):
     out = tmp_path_factory.mktemp("comparison")
     a, b = small_studies
-    assert C.main([str(a), str(b), "--labels", "GRU,LSTM", "--out", str(out), "--boot", "300"]) == 0
+    assert main([str(a), str(b), "--labels", "GRU,LSTM", "--out", str(out), "--boot", "300"]) == 0
     return out
 
 
@@ -74,33 +75,33 @@ def test_page_renders_in_headless_chromium(compared, render_html, tmp_path):
 
 def test_different_validation_sets(small_studies, other_validation_set, tmp_path, capsys):
     a = str(small_studies[0])
-    assert C.main([a, str(other_validation_set), "--out", str(tmp_path / "r"), "--paired", "require"]) == 2
+    assert main([a, str(other_validation_set), "--out", str(tmp_path / "r"), "--paired", "require"]) == 2
     err = capsys.readouterr().err
     assert "a paired test needs one validation set" in err and "labels differ" in err
     assert not (tmp_path / "r" / "comparison.html").exists()
     # without `require` the studies are still shown side by side, without a paired test
-    assert C.main([a, str(other_validation_set), "--out", str(tmp_path / "a"), "--boot", "200"]) == 0
+    assert main([a, str(other_validation_set), "--out", str(tmp_path / "a"), "--boot", "200"]) == 0
     page = (tmp_path / "a" / "comparison.html").read_text(encoding="utf-8")
     assert "No paired test" in page and not (tmp_path / "a" / "figures" / "differences.png").exists()
 
 
 def test_validation_match_rules(small_studies, other_validation_set):
-    a, b = (C.best_model(R.load_results(f), n) for f, n in zip(small_studies, "ab", strict=True))
-    assert C.validation_match(a, b).same
-    other = C.best_model(R.load_results(other_validation_set), "c")
-    assert not C.validation_match(a, other).same
+    a, b = (compare.best_model(load_results(f), n) for f, n in zip(small_studies, "ab", strict=True))
+    assert compare.validation_match(a, b).same
+    other = compare.best_model(load_results(other_validation_set), "c")
+    assert not compare.validation_match(a, other).same
     # same rows and labels, but another fingerprint: the split settings decide
     study = {**b.results.study, "data": {**b.results.study["data"], "fingerprint": "f" * 20}}
-    refingered = C.BestModel(
-        "d", R.StudyResults(b.results.folder, study, *_frames(b.results)), b.trial_id, b.y, b.probs, ""
+    refingered = compare.BestModel(
+        "d", StudyResults(b.results.folder, study, *_frames(b.results)), b.trial_id, b.y, b.probs, ""
     )
-    match = C.validation_match(a, refingered)
+    match = compare.validation_match(a, refingered)
     assert match.same and "same split settings" in match.reason
     study["settings"] = {**study["settings"], "valid_fraction": 0.3}
-    resplit = C.BestModel(
-        "e", R.StudyResults(b.results.folder, study, *_frames(b.results)), b.trial_id, b.y, b.probs, ""
+    resplit = compare.BestModel(
+        "e", StudyResults(b.results.folder, study, *_frames(b.results)), b.trial_id, b.y, b.probs, ""
     )
-    assert not C.validation_match(a, resplit).same
+    assert not compare.validation_match(a, resplit).same
 
 
 def _frames(r):
@@ -119,7 +120,7 @@ def _frames(r):
 )
 def test_bad_input_exits_2(small_studies, tmp_path, capsys, args, message):
     names = {"a": small_studies[0], "b": small_studies[1], "missing": tmp_path / "nope", "out": tmp_path / "out"}
-    assert C.main([a.format(**names) for a in args]) == 2
+    assert main([a.format(**names) for a in args]) == 2
     assert message in capsys.readouterr().err
 
 
@@ -128,7 +129,7 @@ def test_bad_input_exits_2(small_studies, tmp_path, capsys, args, message):
 
 def test_stratified_resamples_keep_class_counts():
     y = np.array([0] * 5 + [1] * 3 + [2] * 2)
-    idx = C.bootstrap_indices(y, 50, seed=1)
+    idx = stats.bootstrap_indices(y, 50, seed=1)
     assert idx.shape == (50, 10)
     for row in idx:
         assert np.bincount(y[row], minlength=3).tolist() == [5, 3, 2]
@@ -138,58 +139,58 @@ def test_resampled_metrics_match_scikit_learn():
     rng = np.random.default_rng(0)
     y = rng.integers(0, 3, 120)
     probs = _probs(y, 3, 0.4, seed=1)
-    idx = np.vstack([np.arange(120), C.bootstrap_indices(y, 3, seed=2)])
-    f1 = C.metric_resampled("macro_f1", y, probs, idx)
-    auc = C.metric_resampled("auc", y, probs, idx)
+    idx = np.vstack([np.arange(120), stats.bootstrap_indices(y, 3, seed=2)])
+    f1 = stats.metric_resampled("macro_f1", y, probs, idx)
+    auc = stats.metric_resampled("auc", y, probs, idx)
     for i, rows in enumerate(idx):
         yr, pr = y[rows], probs[rows]
         assert f1[i] == pytest.approx(f1_score(yr, pr.argmax(1), average="macro", labels=[0, 1, 2], zero_division=0))
         assert auc[i] == pytest.approx(roc_auc_score(yr, pr, multi_class="ovr", average="macro"))
     y2 = rng.integers(0, 2, 80)
     p2 = _probs(y2, 2, 0.3, seed=3)
-    assert C.metric_resampled("auc", y2, p2, np.arange(80)[None])[0] == pytest.approx(roc_auc_score(y2, p2[:, 1]))
+    assert stats.metric_resampled("auc", y2, p2, np.arange(80)[None])[0] == pytest.approx(roc_auc_score(y2, p2[:, 1]))
 
 
 def test_bootstrap_ci_contains_the_point_estimate():
     y = np.random.default_rng(0).integers(0, 3, 300)
     probs = _probs(y, 3, 0.5, seed=4)
-    for metric in C.METRICS:
-        ci = C.bootstrap_ci(y, probs, metric, n_boot=400, level=0.9, seed=0)
+    for metric in stats.METRICS:
+        ci = stats.bootstrap_ci(y, probs, metric, n_boot=400, level=0.9, seed=0)
         assert ci.low <= ci.point <= ci.high and ci.high - ci.low < 0.3 and ci.level == 0.9
 
 
 def test_paired_bootstrap():
     y = np.random.default_rng(0).integers(0, 3, 300)
     good, weak = _probs(y, 3, 1.0, seed=5), _probs(y, 3, 0.0, seed=6)
-    same = C.paired_bootstrap(y, good, good, "macro_f1", n_boot=300)
+    same = stats.paired_bootstrap(y, good, good, "macro_f1", n_boot=300)
     assert same.difference == 0 and same.low == same.high == 0 and same.p_value == 1.0
-    better = C.paired_bootstrap(y, good, weak, "macro_f1", n_boot=300)
+    better = stats.paired_bootstrap(y, good, weak, "macro_f1", n_boot=300)
     assert better.difference > 0.2 and better.low > 0 and better.p_value < 0.01
-    assert C.paired_bootstrap(y, weak, good, "auc", n_boot=300).high < 0
+    assert stats.paired_bootstrap(y, weak, good, "auc", n_boot=300).high < 0
 
 
 def test_mcnemar_on_a_handmade_case():
     y = np.zeros(20, int)
     a = np.array([0] * 8 + [1] * 2 + [0] * 5 + [1] * 5)  # right on 0-7 and 10-14
     b = np.array([1] * 8 + [0] * 2 + [0] * 5 + [1] * 5)  # right on 8-9 and 10-14
-    m = C.mcnemar(y, a, b)
+    m = stats.mcnemar(y, a, b)
     assert (m.only_a, m.only_b) == (8, 2)
     assert m.p_value == pytest.approx(2 * (1 + 10 + 45) / 1024)  # exact binomial, 10 discordant rows
-    assert C.mcnemar(y, a, a).p_value == 1.0
+    assert stats.mcnemar(y, a, a).p_value == 1.0
 
 
 def test_holm():
-    assert C.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
-    assert C.holm([0.5, 0.6]) == pytest.approx([1.0, 1.0])
+    assert stats.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert stats.holm([0.5, 0.6]) == pytest.approx([1.0, 1.0])
 
 
 def test_verdict_in_plain_words():
-    f1 = {"A": C.Interval(0.7, 0.65, 0.75, 0.95), "B": C.Interval(0.6, 0.55, 0.65, 0.95)}
-    match = C.ValidationMatch(True, "same")
-    tests = {m: C.PairedBootstrap(m, 0.1, 0.05, 0.15, 0.002, 1000) for m in C.METRICS}
-    pair = C.PairResult("A", "B", match, tests, C.McNemar(30, 10, 0.002), 0.004)
-    assert "Verdict: A is better than B at the 0.05 level" in C.verdict(pair, f1, 0.05, 3)
-    even = C.PairResult("A", "B", match, tests, C.McNemar(12, 10, 0.8), 0.3)
-    assert "no significant difference" in C.verdict(even, f1, 0.05, 1)
-    apart = C.PairResult("A", "B", C.ValidationMatch(False, "the labels differ"), {}, None, float("nan"))
-    assert "No paired test: the labels differ" in C.verdict(apart, f1, 0.05, 1)
+    f1 = {"A": stats.Interval(0.7, 0.65, 0.75, 0.95), "B": stats.Interval(0.6, 0.55, 0.65, 0.95)}
+    match = compare.ValidationMatch(True, "same")
+    tests = {m: stats.PairedBootstrap(m, 0.1, 0.05, 0.15, 0.002, 1000) for m in stats.METRICS}
+    pair = compare.PairResult("A", "B", match, tests, stats.McNemar(30, 10, 0.002), 0.004)
+    assert "Verdict: A is better than B at the 0.05 level" in compare.verdict(pair, f1, 0.05, 3)
+    even = compare.PairResult("A", "B", match, tests, stats.McNemar(12, 10, 0.8), 0.3)
+    assert "no significant difference" in compare.verdict(even, f1, 0.05, 1)
+    apart = compare.PairResult("A", "B", compare.ValidationMatch(False, "the labels differ"), {}, None, float("nan"))
+    assert "No paired test: the labels differ" in compare.verdict(apart, f1, 0.05, 1)

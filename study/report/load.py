@@ -1,0 +1,209 @@
+"""A study folder read into a StudyResults, and the numbers every page starts from: ranking, counts, summary.
+
+Reading only: no drawing and no HTML (plots.py, search.py and page.py). Everything here works on the
+Parquet and JSON files alone, so no Ray and no checkpoints are needed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+
+from study.data_summary import DATA_FILE, DATA_SCHEMA
+from study.results import (
+    BEST_METRIC,
+    EPOCHS_FILE,
+    PREDICTIONS_FILE,
+    SUMMARY_METRICS,
+    TRIALS_FILE,
+    ResultsError,
+    TrialStatus,
+    read_study,
+    read_table,
+)
+
+FIGURES_DIR = "figures"
+
+
+class ReportError(ValueError):
+    """A bad argument or input of a report; the message names it and the fix."""
+
+
+@dataclass(frozen=True, eq=False)
+class StudyResults:
+    """The files of one results folder, read and schema-checked."""
+
+    folder: Path
+    study: dict[str, Any]  # study.json
+    trials: pd.DataFrame  # trials.parquet
+    epochs: pd.DataFrame  # epochs.parquet
+    predictions: pd.DataFrame  # predictions.parquet
+    data: pd.DataFrame | None = None  # data.parquet; None for a study written before it existed
+
+    @property
+    def name(self) -> str:
+        return str(self.study.get("name") or self.folder.name)
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return tuple(self.study.get("classes") or ())
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return dict(self.study.get("settings") or {})
+
+
+def load_results(folder: str | Path) -> StudyResults:
+    """Read study.json, the three Parquet files of `folder` and, where the study wrote it, data.parquet.
+
+    Raises:
+        ResultsError: not a study folder, a missing or unreadable file, or an unknown schema version.
+    """
+    folder = Path(folder)
+    study = read_study(folder)
+    data = folder / DATA_FILE
+    return StudyResults(
+        folder=folder,
+        study=study,
+        trials=read_table(folder / TRIALS_FILE),
+        epochs=read_table(folder / EPOCHS_FILE),
+        predictions=read_table(folder / PREDICTIONS_FILE),
+        data=read_table(data, DATA_SCHEMA) if data.is_file() else None,
+    )
+
+
+def trial_order(trials: pd.DataFrame) -> pd.DataFrame:
+    """The trials in the order they were created, with a 0-based `order` column.
+
+    The order is `trial_number` where every row has a distinct non-negative one, else the file's row order.
+    """
+    numbers = trials["trial_number"]
+    if len(trials) and numbers.notna().all() and (numbers >= 0).all() and numbers.is_unique:
+        trials = trials.sort_values("trial_number", kind="stable")
+    out = trials.reset_index(drop=True)
+    return out.assign(order=np.arange(len(out)))
+
+
+def scored(trials: pd.DataFrame) -> pd.DataFrame:
+    """Trials with a finite best validation macro-F1, best first (ties: the earlier trial first)."""
+    t = trial_order(trials)
+    t = t[np.isfinite(t[BEST_METRIC].astype(float))]
+    return t.sort_values([BEST_METRIC, "order"], ascending=[False, True], kind="stable")
+
+
+def best_trial(trials: pd.DataFrame) -> pd.Series:
+    """The trial with the highest best validation macro-F1.
+
+    Raises:
+        ResultsError: no trial has a validation score.
+    """
+    s = scored(trials)
+    if s.empty:
+        counts = trials["status"].value_counts().to_dict()
+        raise ResultsError(f"the study has no trial with a validation score (trials by status: {counts}); no report.")
+    return s.iloc[0]
+
+
+def top_trials(trials: pd.DataFrame, k: int) -> pd.DataFrame:
+    """The `k` best trials by best validation macro-F1."""
+    if k < 1:
+        raise ReportError(f"`top` must be >= 1, but got {k}.")
+    return scored(trials).head(k)
+
+
+def status_counts(trials: pd.DataFrame) -> dict[str, int]:
+    """Trials per status, every status present (0 where none), plus `total`."""
+    counts = trials["status"].value_counts()
+    out = {s.value: int(counts.get(s.value, 0)) for s in TrialStatus}
+    out["total"] = len(trials)
+    return out
+
+
+def searched_params(results: StudyResults) -> dict[str, BaseDistribution]:
+    """The searched hyperparameters and their distributions (the fixed ones are left out).
+
+    The names are study.json's; the distributions come from the named search space when it still has
+    those names, else they are inferred from the values the trials took.
+    """
+    space = results.study.get("space") or {}
+    names = list((space.get("params") or {}).keys())
+    try:
+        from search_spaces import get_space
+
+        known = get_space(space.get("name", "")).params
+    except ValueError:
+        known = {}
+    if names and set(names) <= set(known):
+        return {k: known[k] for k in names}
+    if not names:  # an older study.json: every param column that varies
+        names = [c.removeprefix("params_") for c in results.trials.columns if c.startswith("params_")]
+        names = [n for n in names if results.trials[f"params_{n}"].dropna().nunique() > 1]
+    return {n: infer_distribution(results.trials[f"params_{n}"]) for n in names}
+
+
+def infer_distribution(values: pd.Series) -> BaseDistribution:
+    """A distribution that holds every value of a params_* column: categorical for text and flags, else a range."""
+    v = values.dropna()
+    if v.empty or v.dtype == object or v.dtype == bool or pd.api.types.is_string_dtype(v):
+        return CategoricalDistribution(sorted({plain(x) for x in v}, key=str) or [None])
+    if pd.api.types.is_integer_dtype(v):
+        lo, hi = int(v.min()), int(v.max())
+        return IntDistribution(lo, max(hi, lo))
+    lo, hi = float(v.min()), float(v.max())
+    return FloatDistribution(lo, hi if hi > lo else lo + 1e-12)
+
+
+@dataclass(frozen=True)
+class Summary:
+    trial_id: str
+    status: str
+    best_epoch: int
+    epochs_run: int
+    metrics: dict[str, float]  # validation macro_f1, auc, accuracy, loss at the best epoch
+    recall_per_class: dict[str, float]  # class -> validation recall at the best epoch
+    f1_per_class: dict[str, float]
+    searched: dict[str, Any]  # hyperparameter -> value
+    fixed: dict[str, Any]
+    counts: dict[str, int]  # status -> trials, and total
+    trial_epochs: int  # epochs run by all trials together
+    wall_time_s: float | None
+
+
+def summary(results: StudyResults) -> Summary:
+    """The best trial's scores and hyperparameters and the study's trial counts."""
+    best = best_trial(results.trials)
+    params = searched_params(results)
+    e = results.epochs
+    row = e[(e["trial_id"] == best["trial_id"]) & (e["epoch"] == best["best_epoch"])]
+    classes = results.classes
+    recall = list(row["val_recall_per_class"].iloc[0]) if len(row) else []
+    f1 = list(row["val_f1_per_class"].iloc[0]) if len(row) else []
+    param_cols = [c for c in results.trials.columns if c.startswith("params_")]
+    values = {c.removeprefix("params_"): plain(best[c]) for c in param_cols}
+    return Summary(
+        trial_id=str(best["trial_id"]),
+        status=str(best["status"]),
+        best_epoch=int(best["best_epoch"]),
+        epochs_run=int(best["epochs_run"]),
+        metrics={m.removeprefix("val_"): float(best[f"best_{m}"]) for m in SUMMARY_METRICS},
+        recall_per_class={c: float(r) for c, r in zip(classes, recall, strict=False)},
+        f1_per_class={c: float(r) for c, r in zip(classes, f1, strict=False)},
+        searched={k: values.get(k) for k in params},
+        fixed={k: v for k, v in values.items() if k not in params and v is not None},
+        counts=status_counts(results.trials),
+        trial_epochs=int(results.trials["epochs_run"].fillna(0).sum()),
+        wall_time_s=results.study.get("wall_time_s"),
+    )
+
+
+def plain(value: Any) -> Any:
+    """A cell as a plain Python value: numpy scalars unwrapped, NaN as None."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value.item() if hasattr(value, "item") else value
