@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score, roc_auc_score
 
+from study import cvstats
 from study.compare import main
 from study.report import compare, stats
 from study.report.load import StudyResults, load_results
@@ -180,8 +181,8 @@ def test_mcnemar_on_a_handmade_case():
 
 
 def test_holm():
-    assert stats.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
-    assert stats.holm([0.5, 0.6]) == pytest.approx([1.0, 1.0])
+    assert cvstats.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert cvstats.holm([0.5, 0.6]) == pytest.approx([1.0, 1.0])
 
 
 def test_verdict_in_plain_words():

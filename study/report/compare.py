@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from study.cvstats import holm
 from study.report.load import FIGURES_DIR, ReportError, StudyResults, load_results, scored, status_counts
 from study.report.page import Section, frame_table, note_html, para_html, save_figure, verdict_html, write_page
 from study.report.plots import STATUS_COLOURS, learning_curves, plot_curves, trial_predictions
@@ -26,7 +27,6 @@ from study.report.stats import (
     McNemar,
     PairedBootstrap,
     bootstrap_ci,
-    holm,
     mcnemar,
     paired_bootstrap,
 )

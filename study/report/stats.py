@@ -7,7 +7,6 @@ Which studies to compare and how to show it live in compare.py.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -156,13 +155,3 @@ def mcnemar(y: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray) -> McNemar:
     only_a, only_b = int((right_a & ~right_b).sum()), int((~right_a & right_b).sum())
     p = 1.0 if only_a + only_b == 0 else float(binomtest(only_a, only_a + only_b, 0.5).pvalue)
     return McNemar(only_a, only_b, p)
-
-
-def holm(p_values: Sequence[float]) -> list[float]:
-    """Holm's step-down adjustment of p-values for several comparisons (same order as given)."""
-    p = np.asarray(p_values, dtype=float)
-    order = np.argsort(p, kind="stable")
-    adjusted = np.maximum.accumulate(p[order] * (len(p) - np.arange(len(p))))
-    out = np.empty_like(p)
-    out[order] = np.minimum(adjusted, 1.0)
-    return out.tolist()
