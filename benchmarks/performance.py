@@ -27,7 +27,7 @@ seed, and the table shows the median over seeds:
 How the times are taken: in this script only, the trial function is wrapped so that each trial process appends
 wall-clock events (trial function entered, each epoch's end with its `epoch_time_s` and macro-F1, its memory at
 the first epoch) to a JSON-lines file; the Ray runs are otherwise `run_study` exactly as `python -m study.run`
-runs it. The no-reuse run patches `tune.TuneConfig` for its duration (the study has no setting for it).
+runs it (`run_study(..., trainable=...)`; the no-reuse run passes `reuse_actors=False`).
 
 Run (not part of CI; needs ../shared/data; about 45-60 min on 2 CPU cores):
     python benchmarks/performance.py            # 3 seeds, 30 trials, 9 epochs; updates BENCHMARKS.md
@@ -338,29 +338,28 @@ def read_timeline(folder: Path) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-def run_ray(kind: str, cfg: StudyConfig, work: Path) -> Run:
+def run_ray(kind: str, cfg: StudyConfig, work: Path, on_phase: Callable[[str], None] | None = None) -> Run:
     """`run_study(cfg)` with the timed trial function; `kind` "no-reuse" switches actor reuse off."""
     import ray.cloudpickle
-    import ray.tune
 
-    import trainables.trainable
     from study.orchestrate import run_study
 
     if __name__ != "__main__":  # Ray workers cannot import this module: ship its functions by value
         ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     timeline = work / f"{cfg.name}-timeline"
     timeline.mkdir(parents=True)
-    original_fn, original_tune_config = trainables.trainable.train_sentiment, ray.tune.TuneConfig
-    trainables.trainable.train_sentiment = timed_trainable(str(timeline))
-    if kind == "no-reuse":
-        ray.tune.TuneConfig = lambda **kw: original_tune_config(**{**kw, "reuse_actors": False})
     load0 = os.getloadavg()[0]
     t0 = time.time()
     try:
-        outcome = run_study(cfg, console=Console(file=io.StringIO()))
+        outcome = run_study(
+            cfg,
+            console=Console(file=io.StringIO()),
+            trainable=timed_trainable(str(timeline)),
+            reuse_actors=kind != "no-reuse",
+            on_phase=on_phase,
+        )
     finally:
         t_end = time.time()
-        trainables.trainable.train_sentiment, ray.tune.TuneConfig = original_fn, original_tune_config
     errored = outcome.trials[outcome.trials["status"] == "errored"]
     if len(errored):
         raise RuntimeError(f"{len(errored)} trial(s) of {cfg.name} failed: {errored['error'].iloc[0]}")

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from study.config import ConfigError, DataSettings
-from study.evaluate import encode_fold, fold_data, fold_indices, main, parse_overrides
+from study.cv import encode_fold, fold_data, fold_indices
+from study.evaluate import main, parse_overrides
 from trainables.data import LabelledData, read_labelled
 from trainables.demo import write_demo
 from trainables.preprocess import clean_corpus
