@@ -1,15 +1,8 @@
-"""What every `python -m study.*` command shares: the exit codes and how an error becomes one.
+"""What every `python -m study.*` command shares: its argument parser, the exit codes, how an error becomes one.
 
-A command's `main(argv)` parses its arguments, then hands its work to `run_command`, which sets up the console
-and turns what the work raises into one message and an exit code:
-
-- bad input (a setting, a data file, a results folder; see BAD_INPUT): the message, exit 2;
-- an exception with an `exit_code` attribute (an interrupted study, a results write that failed): its message,
-  that code;
-- Ctrl-C: exit 130;
-- anything else: the traceback in the log, exit 1.
-
-The console (stderr) and logging setup live in console.py; stdout stays free for what a command is asked for.
+A command's `main(argv)` parses its arguments with a CommandParser, then hands its work to `run_command`, which
+sets up the console (console.py; stderr, so stdout stays free for what a command is asked for) and turns
+what the work raises into one message and an exit code.
 """
 
 from __future__ import annotations
@@ -44,8 +37,7 @@ class CommandParser(argparse.ArgumentParser):
     """
 
     def __init__(self, prog: str, description: str, epilog: str):
-        self._options: set[str] = set()  # before argparse adds -h
-        self._takes_value: set[str] = set()
+        self._options, self._takes_value = set(), set()  # set first: argparse adds -h in __init__
         fmt = argparse.RawDescriptionHelpFormatter
         super().__init__(prog=prog, description=description, epilog=epilog, formatter_class=fmt)
 
@@ -101,10 +93,8 @@ def run_command(
     except Exception as e:  # noqa: BLE001 - the last line of defence: say what failed
         code = getattr(e, "exit_code", None)
         if isinstance(code, int):
-            if code == EXIT_INTERRUPTED:
-                print_error(console, str(e), style="yellow", label="interrupted:")
-            else:
-                print_error(console, str(e))
+            said_as = {"style": "yellow", "label": "interrupted:"} if code == EXIT_INTERRUPTED else {}
+            print_error(console, str(e), **said_as)
             return code
         log.exception("%s failed: %s", what, e)
         return EXIT_ERROR

@@ -26,6 +26,10 @@ class ConfigError(ValueError):
 
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+NAME_RULE = (
+    "must be 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit (it names a folder inside "
+    "`results_dir`)"
+)
 CLEAN_STEPS = tuple(f.name for f in fields(CleanConfig) if f.type in ("bool", bool))
 
 
@@ -149,37 +153,18 @@ class StudyConfig(DataSettings):
         for name in ("num_samples", "max_epochs", "grace_period", "reduction_factor"):
             _check(getattr(self, name) >= 1, name, getattr(self, name), "must be >= 1")
         _check(self.reduction_factor >= 2, "reduction_factor", self.reduction_factor, "must be >= 2")
-        _check(
-            self.asha_metric in ASHA_METRICS,
-            "asha_metric",
-            self.asha_metric,
-            f"must be one of {tuple(ASHA_METRICS)}",
-        )
-        _check(
-            self.grace_period <= self.max_epochs,
-            "grace_period",
-            self.grace_period,
-            f"must be <= `max_epochs` ({self.max_epochs})",
-        )
+        asha, grace, gpus = self.asha_metric, self.grace_period, self.gpus_per_trial
+        _check(asha in ASHA_METRICS, "asha_metric", asha, f"must be one of {tuple(ASHA_METRICS)}")
+        _check(grace <= self.max_epochs, "grace_period", grace, f"must be <= `max_epochs` ({self.max_epochs})")
         for name in ("n_startup_trials", "max_concurrent", "keep_predictions", "max_failures"):
             _check(getattr(self, name) >= 0, name, getattr(self, name), "must be >= 0")
         _check(self.cpus_per_trial > 0, "cpus_per_trial", self.cpus_per_trial, "must be > 0")
-        _check(self.gpus_per_trial >= 0, "gpus_per_trial", self.gpus_per_trial, "must be >= 0")
-        _check(
-            self.gpus_per_trial <= 1 or float(self.gpus_per_trial).is_integer(),
-            "gpus_per_trial",
-            self.gpus_per_trial,
-            "must be a fraction of one GPU (<= 1) or a whole number of GPUs",
-        )
+        _check(gpus >= 0, "gpus_per_trial", gpus, "must be >= 0")
+        whole = "must be a fraction of one GPU (<= 1) or a whole number of GPUs"
+        _check(gpus <= 1 or float(gpus).is_integer(), "gpus_per_trial", gpus, whole)
         for name in ("name", "resume"):
             value = getattr(self, name)
-            _check(
-                value == "" or (NAME_RE.match(value) is not None and ".." not in value),
-                name,
-                value,
-                "must be 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit "
-                "(it names a folder inside `results_dir`)",
-            )
+            _check(value == "" or (NAME_RE.match(value) is not None and ".." not in value), name, value, NAME_RULE)
         from search_spaces import get_space
 
         try:

@@ -77,14 +77,7 @@ def encode_fold(
     cache_dir: Path | None,
 ) -> EncodedData:
     """Word2Vec on the fold's training texts plus `unlabelled` (never `held_out`), then encode both parts."""
-    return prepare(
-        train,
-        held_out,
-        unlabelled,
-        clean=settings.clean_config(),
-        vectors=settings.vector_config(),
-        cache_dir=cache_dir,
-    )
+    return prepare(train, held_out, unlabelled, settings.clean_config(), settings.vector_config(), cache_dir)
 
 
 def _val_metrics(record: dict[str, Any], classes: tuple[str, ...]) -> dict[str, Any]:

@@ -174,26 +174,14 @@ def run(args: argparse.Namespace, flags: dict[str, Any]) -> dict[str, Any]:
     cache_dir = default_cache_dir() / "word2vec"
 
     def on_fold(r: FoldResult) -> None:
-        log.info(
-            "Fold %d: macro-F1 %.4f, AUC %.4f (best epoch %d of %d), %.1f s",
-            r.fold,
-            r.best["macro_f1"],
-            r.best["auc"],
-            r.best_epoch,
-            r.epochs,
-            r.time_s,
-        )
+        numbers = (r.fold, r.best["macro_f1"], r.best["auc"], r.best_epoch, r.epochs, r.time_s)
+        log.info("Fold %d: macro-F1 %.4f, AUC %.4f (best epoch %d of %d), %.1f s", *numbers)
 
     if settings.valid:
         mode = "train-valid"
         n_rows = len(ds.train) + len(ds.valid)
-        log.info(
-            "Training on %s (%d rows), scoring on %s (%d rows)",
-            ds.train_path,
-            len(ds.train),
-            settings.valid,
-            len(ds.valid),
-        )
+        sizes = (ds.train_path, len(ds.train), settings.valid, len(ds.valid))
+        log.info("Training on %s (%d rows), scoring on %s (%d rows)", *sizes)
         results = [evaluate_split(hp, ds.train, ds.valid, ds.unlabelled, settings, cache_dir)]
         on_fold(results[0])
     else:

@@ -1,14 +1,9 @@
 """`run_study(cfg)`: a study in named steps, from its settings to `results/<name>/`.
 
-1. `resolve` the settings and folder (new, or resumed from study.json); `load_dataset` checks every input file.
-2. Start (or connect to) Ray; `check_resources` refuses per-trial requests that no node can hold.
-3. `prepare`: claim the folder, encode the data once, plan the trials, write study.json -> a PreparedStudy.
-4. `build_tuner`: a new Tuner (OptunaSearch + ASHA) or the interrupted one restored; then `tuner.fit()` with
-   the live recorder (recorder.py) and progress view (progress.py) as callbacks.
-5. `write_results`: every row rebuilt from Ray's storage (rows.py), the Parquet files, optuna.db, study.json.
-
-Settings, input files and cluster resources are all checked before anything is written to `results/`; the
-data reaches the trials through Ray's object store. The CLI lives in run.py; the schema in results.py.
+`resolve` the settings and folder and `load_dataset` (every input checked), start Ray and `check_resources`,
+`prepare` (encode once, plan, study.json), `build_tuner` (new, or restored to finish), `tuner.fit()` with the
+live recorder and progress view as callbacks, then `write_results` from Ray's storage (rows.py). Nothing is
+written to `results/` before every check has passed. The CLI lives in run.py; the schema in results.py.
 """
 
 from __future__ import annotations
@@ -98,14 +93,11 @@ class StudyOutcome:
     trials: pd.DataFrame  # trials.parquet as written
 
 
-def _versions() -> dict[str, str]:
-    out = {}
-    for p in PACKAGES:
-        try:
-            out[p] = metadata.version(p)
-        except metadata.PackageNotFoundError:
-            out[p] = "missing"
-    return out
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "missing"
 
 
 def _hardware() -> dict[str, Any]:
@@ -276,8 +268,7 @@ def _claimed(folder: Path, name: str, new: bool):
                 f"study {folder.name!r} is in use by another `study.run` process (lock {str(folder / LOCK_FILE)!r}); "
                 "wait for it to finish or choose another `--name`."
             ) from None
-        fh.seek(0)
-        fh.truncate()
+        fh.truncate(0)
         fh.write(f"{os.getpid()}\n")
         fh.flush()
         yield
@@ -352,7 +343,7 @@ def prepare(
             "n_unlabelled": len(dataset.unlabelled),
             "encoded_bytes": data.nbytes,
         },
-        "packages": _versions(),
+        "packages": {p: _version(p) for p in PACKAGES},
         "hardware": _hardware(),
         "ray": {
             "storage": storage,
@@ -379,33 +370,25 @@ def build_tuner(study: PreparedStudy, callbacks: list, trainable: Callable, reus
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = str(max_concurrent)  # searchers otherwise keep 1 pending
-    fixed = {
-        **study.space.fixed,
-        "seed": cfg.seed,
-        "max_epochs": cfg.max_epochs,
-        "num_threads": max(1, int(cfg.cpus_per_trial)),
-        "device": "cuda" if cfg.gpus_per_trial else "cpu",
-    }
-    trainable = tune.with_resources(
-        tune.with_parameters(trainable, data=study.data, fixed=fixed),
-        {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial},
-    )
-    if study.previous is not None and tune.Tuner.can_restore(study.experiment_path):
-        tuner = tune.Tuner.restore(
-            study.experiment_path, trainable=trainable, resume_unfinished=True, resume_errored=False
-        )
+    threads, device = max(1, int(cfg.cpus_per_trial)), "cuda" if cfg.gpus_per_trial else "cpu"
+    per_study = {"seed": cfg.seed, "max_epochs": cfg.max_epochs, "num_threads": threads, "device": device}
+    fixed = {**study.space.fixed, **per_study}
+    resources = {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial}
+    trainable = tune.with_resources(tune.with_parameters(trainable, data=study.data, fixed=fixed), resources)
+    path = study.experiment_path
+    if study.previous is not None and tune.Tuner.can_restore(path):
+        tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True, resume_errored=False)
         # Tuner.restore takes no callbacks and brings back the pickled ones, which hold no state and write to
-        # the folder of the first run; Ray 2.60 offers no public way to set them (tests/test_private_apis.py).
+        # the folder of the first run; Ray 2.60 offers no public way to set them (tests/test_orchestrate.py).
         tuner._local_tuner.get_run_config().callbacks = callbacks
         return tuner
     searcher, scheduler = _search(cfg, study.space)
+    checkpoints = tune.CheckpointConfig(num_to_keep=2, checkpoint_score_attribute=METRIC, checkpoint_score_order=MODE)
     run_config = tune.RunConfig(
         name=cfg.name,
         storage_path=study.info["ray"]["storage"],
         callbacks=callbacks,
-        checkpoint_config=tune.CheckpointConfig(
-            num_to_keep=2, checkpoint_score_attribute=METRIC, checkpoint_score_order=MODE
-        ),
+        checkpoint_config=checkpoints,
         failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
         verbose=0,
     )
@@ -509,7 +492,7 @@ def run_study(
     cfg, folder, previous = resolve(cfg)
     dataset = load_dataset(cfg)  # every input file validated here, before Ray or any writing
     phase("loaded")
-    started = _init_ray(cfg)
+    ray_started = _init_ray(cfg)
     phase("ray")
     import ray
 
@@ -526,13 +509,8 @@ def run_study(
             if trainable is None:
                 from trainables.trainable import train_sentiment as trainable
             tuner = build_tuner(study, [recorder, progress], trainable, reuse_actors)
-            log.info(
-                "Running study <name=%s, trials=%d, at once=%d, storage=%s>",
-                cfg.name,
-                cfg.num_samples,
-                study.info["ray"]["max_concurrent"],
-                study.experiment_path,
-            )
+            plan = (cfg.name, cfg.num_samples, study.info["ray"]["max_concurrent"], study.experiment_path)
+            log.info("Running study <name=%s, trials=%d, at once=%d, storage=%s>", *plan)
             phase("fit")
             try:
                 grid = tuner.fit()
@@ -540,5 +518,5 @@ def run_study(
                 progress.stop()
             return write_results(study, grid)
     finally:
-        if started:
+        if ray_started:
             ray.shutdown()

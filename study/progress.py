@@ -98,17 +98,11 @@ class RichProgress(tune.Callback):
             line = progress_line(Counts.of(self.recorder.trial_rows(), self.total), time.strftime("%H:%M:%S"))
             self.console.print(line, markup=False, highlight=False, soft_wrap=True)
 
-    def on_trial_start(self, iteration, trials, trial, **info):
+    def _on_trial_event(self, **info):
         self._show()
 
-    def on_trial_result(self, iteration, trials, trial, result, **info):
-        self._show()
-
-    def on_trial_complete(self, iteration, trials, trial, **info):
-        self._show()
-
-    def on_trial_error(self, iteration, trials, trial, **info):
-        self._show()
+    # Tune passes every argument by name: one method serves the four trial events
+    on_trial_start = on_trial_result = on_trial_complete = on_trial_error = _on_trial_event
 
     def on_step_end(self, iteration, trials, **info):
         if self._live is None:  # the live view refreshes itself; a log gets a line when one is due

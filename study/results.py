@@ -23,13 +23,8 @@ from trainables.files import atomic_write, write_text
 from trainables.metrics import METRIC
 
 SCHEMA_VERSION = 1
-TRIALS_FILE, EPOCHS_FILE, PREDICTIONS_FILE, STUDY_FILE = (
-    "trials.parquet",
-    "epochs.parquet",
-    "predictions.parquet",
-    "study.json",
-)
-OPTUNA_FILE = "optuna.db"
+TRIALS_FILE, EPOCHS_FILE, PREDICTIONS_FILE = "trials.parquet", "epochs.parquet", "predictions.parquet"
+STUDY_FILE, OPTUNA_FILE = "study.json", "optuna.db"
 
 
 class ResultsError(ValueError):

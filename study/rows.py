@@ -17,20 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from study.results import BEST_METRIC, EPOCH_METRICS, PARAM_TYPES, SUMMARY_METRICS, TrialStatus
+from study.results import BEST_METRIC, EPOCH_METRICS, EPOCHS_SCHEMA, PARAM_TYPES, SUMMARY_METRICS, TrialStatus
 from trainables.metrics import METRIC
 
 log = logging.getLogger(__name__)
-
-EPOCH_KEYS = (
-    "epoch",
-    *EPOCH_METRICS,
-    "val_f1_per_class",
-    "val_recall_per_class",
-    "epoch_time_s",
-    "time_total_s",
-    "node_id",
-)
 
 
 @dataclass(frozen=True)
@@ -46,8 +36,7 @@ class RowContext:
 
 def epoch_row(trial_id: str, result: dict[str, Any]) -> dict[str, Any]:
     """An epochs.parquet row from one result a trial reported (NaN metrics become null)."""
-    row = {k: result.get(k) for k in EPOCH_KEYS}
-    row["trial_id"] = trial_id
+    row = {**{k: result.get(k) for k in EPOCHS_SCHEMA.names}, "trial_id": trial_id}
     for k in EPOCH_METRICS:
         if row[k] is not None and math.isnan(row[k]):
             row[k] = None
@@ -113,19 +102,8 @@ def trial_row(
     """The trials.parquet row of one trial from what Ray knows of it; `epochs` are its epoch rows in order."""
     status = trial_status(ray_status, error is not None, len(epochs), ctx.max_epochs)
     node_id = epochs[-1]["node_id"] if epochs else None
-    return summarise_trial(
-        trial_id,
-        number,
-        {**ctx.fixed, **config},
-        epochs,
-        status,
-        error,
-        node_id=node_id,
-        hostname=hostname,
-        seed=ctx.seed,
-        cpus=ctx.cpus,
-        gpus=ctx.gpus,
-    )
+    extra = {"node_id": node_id, "hostname": hostname, "seed": ctx.seed, "cpus": ctx.cpus, "gpus": ctx.gpus}
+    return summarise_trial(trial_id, number, {**ctx.fixed, **config}, epochs, status, error, **extra)
 
 
 def read_result_json(fs, path: str) -> list[dict[str, Any]]:
@@ -192,6 +170,8 @@ def rows_from_storage(grid, experiment_path: str, ctx: RowContext) -> tuple[list
 
 def prediction_rows(trials: list[dict], best_ckpt: dict, keep: int, y_valid: np.ndarray) -> list[dict]:
     """predictions.parquet rows: the validation probabilities at the best epoch of the `keep` best trials."""
+    from trainables.trainable import PROBS_FILE
+
     scored = [t for t in trials if t.get(BEST_METRIC) is not None and math.isfinite(t[BEST_METRIC])]
     top = sorted(scored, key=lambda t: -t[BEST_METRIC])[:keep]
     rows = []
@@ -199,7 +179,7 @@ def prediction_rows(trials: list[dict], best_ckpt: dict, keep: int, y_valid: np.
         ckpt, epoch = best_ckpt[trial_id]
         try:
             with ckpt.as_directory() as d:
-                probs = np.load(Path(d) / "val_probs.npy")
+                probs = np.load(Path(d) / PROBS_FILE)
         except (OSError, ValueError) as e:
             log.warning("No predictions for trial %s: %s", trial_id, e)
             continue
