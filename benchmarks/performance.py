@@ -305,7 +305,7 @@ class Budget:
     reduction_factor: int
     n_startup_trials: int
     optuna_threads: int
-    asha_metric: str = "val_macro_f1"  # what ASHA (and the Optuna baseline's pruner) ranks trials by at the rungs
+    asha_metric: str = METRIC  # what ASHA (and the Optuna baseline's pruner) ranks trials by at the rungs
 
 
 def study_config(greek: Path, budget: Budget, seed: int, name: str, results_dir: Path, fifo: bool) -> StudyConfig:
@@ -716,7 +716,7 @@ def markdown(figs: list[dict[str, float]], args: argparse.Namespace, budget: Bud
         f"`python benchmarks/performance.py --seeds {','.join(map(str, args.seeds))} --num-samples "
         f"{budget.num_samples} --max-epochs {budget.max_epochs} --n-startup-trials {budget.n_startup_trials} "
         f"--optuna-threads {budget.optuna_threads}"
-        + (f" --asha-metric {budget.asha_metric}" if budget.asha_metric != "val_macro_f1" else "")
+        + (f" --asha-metric {budget.asha_metric}" if budget.asha_metric != METRIC else "")
         + f"`, total {total_s / 60:.1f} min. Greek `valid_set.csv` "
         "(seeded stratified 80/20 split), Word2Vec on its training texts + `test_set.csv`, 100-d vectors, "
         f"max_len 32. Every run: {budget.num_samples} trials, at most {budget.max_epochs} epochs, TPE with "
@@ -765,7 +765,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--asha-metric",
         choices=tuple(ASHA_METRICS),
-        default="val_macro_f1",
+        default=METRIC,
         help="what ASHA and the Optuna baseline's pruner rank trials by at the rungs (default: val_macro_f1)",
     )
     p.add_argument("--n-startup-trials", type=int, default=8, help="TPE's random trials (default: 8)")

@@ -80,7 +80,7 @@ EPOCH_METRICS = (
     "train_macro_f1",
     "train_accuracy",
     "val_loss",
-    "val_macro_f1",
+    METRIC,
     "val_accuracy",
     "val_auc",
 )
