@@ -38,7 +38,7 @@ def setting(default: Any, help: str) -> Any:
     return field(default=default, metadata={"help": help})
 
 
-SPEC, VECTORS = DataSpec(), VectorConfig()  # the defaults of the settings that trainables own
+_SPEC, _VECTORS = DataSpec(), VectorConfig()  # the defaults of the settings that trainables own
 SMOKE_PRESET: dict[str, Any] = {
     "space": "smoke",
     "num_samples": 4,
@@ -58,29 +58,29 @@ class DataSettings:
     valid: str = setting("", "labelled validation CSV (default: a seeded stratified split of --train)")
     unlabelled: str = setting("", "CSV of extra texts for Word2Vec only, e.g. the original test_set.csv")
     valid_fraction: float = setting(0.2, "validation share when --valid is not given")
-    text_column: str = setting(SPEC.text_column, "column with the tweet text")
-    label_column: str = setting(SPEC.label_column, "column with the label")
-    party_column: str = setting(SPEC.party_column, "column with the party ('' for none)")
+    text_column: str = setting(_SPEC.text_column, "column with the tweet text")
+    label_column: str = setting(_SPEC.label_column, "column with the label")
+    party_column: str = setting(_SPEC.party_column, "column with the party ('' for none)")
     label_map: str = setting(
         "", "raw label to class name, e.g. '-1=NEGATIVE,0=NEUTRAL,1=POSITIVE' or '0=neutral,1=anti,2=pro'"
     )
     drop_unmapped: bool = setting(
-        SPEC.drop_unmapped, "drop rows whose label is outside --label-map instead of refusing the file"
+        _SPEC.drop_unmapped, "drop rows whose label is outside --label-map instead of refusing the file"
     )
-    empty_texts: str = setting(SPEC.empty_texts, "what to do with empty or whitespace-only texts: refuse or drop")
-    prepend_party: bool = setting(SPEC.prepend_party, "put the party name before the text, as the original work did")
+    empty_texts: str = setting(_SPEC.empty_texts, "what to do with empty or whitespace-only texts: refuse or drop")
+    prepend_party: bool = setting(_SPEC.prepend_party, "put the party name before the text, as the original work did")
     clean_off: tuple[str, ...] = setting(
         (), f"comma-separated cleaning steps to switch off, among: {', '.join(CLEAN_STEPS)}"
     )
     vectorizer: str = setting(
-        VECTORS.mode, "sequence (word vectors, attention over words) or mean (the mean vector, as the original)"
+        _VECTORS.mode, "sequence (word vectors, attention over words) or mean (the mean vector, as the original)"
     )
-    vector_size: int = setting(VECTORS.vector_size, "Word2Vec dimension")
-    max_len: int = setting(VECTORS.max_len, "tokens kept per tweet (sequence mode)")
-    w2v_epochs: int = setting(VECTORS.epochs, "Word2Vec training passes (0: auto, more for small corpora)")
-    w2v_min_count: int = setting(VECTORS.min_count, "minimum count of a word to get a vector")
+    vector_size: int = setting(_VECTORS.vector_size, "Word2Vec dimension")
+    max_len: int = setting(_VECTORS.max_len, "tokens kept per tweet (sequence mode)")
+    w2v_epochs: int = setting(_VECTORS.epochs, "Word2Vec training passes (0: auto, more for small corpora)")
+    w2v_min_count: int = setting(_VECTORS.min_count, "minimum count of a word to get a vector")
     demo_rows: int = setting(2400, "rows of the built-in demo data")
-    data_seed: int = setting(VECTORS.seed, "seed of the split and of Word2Vec")
+    data_seed: int = setting(_VECTORS.seed, "seed of the split and of Word2Vec")
 
     def __post_init__(self) -> None:
         _check(0 < self.valid_fraction < 1, "valid_fraction", self.valid_fraction, "must be in (0, 1)")
