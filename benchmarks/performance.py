@@ -27,7 +27,7 @@ seed, and the table shows the median over seeds:
 How the times are taken: in this script only, the trial function is wrapped so that each trial process appends
 wall-clock events (trial function entered, each epoch's end with its `epoch_time_s` and macro-F1, its memory at
 the first epoch) to a JSON-lines file; the Ray runs are otherwise `run_study` exactly as `python -m study.run`
-runs it. The no-reuse run patches `tune.TuneConfig` for its duration (the study has no setting for it).
+runs it (`run_study(..., trainable=...)`; the no-reuse run passes `reuse_actors=False`).
 
 Run (not part of CI; needs ../shared/data; about 45-60 min on 2 CPU cores):
     python benchmarks/performance.py            # 3 seeds, 30 trials, 9 epochs; updates BENCHMARKS.md
@@ -305,7 +305,7 @@ class Budget:
     reduction_factor: int
     n_startup_trials: int
     optuna_threads: int
-    asha_metric: str = "val_macro_f1"  # what ASHA (and the Optuna baseline's pruner) ranks trials by at the rungs
+    asha_metric: str = METRIC  # what ASHA (and the Optuna baseline's pruner) ranks trials by at the rungs
 
 
 def study_config(greek: Path, budget: Budget, seed: int, name: str, results_dir: Path, fifo: bool) -> StudyConfig:
@@ -338,29 +338,28 @@ def read_timeline(folder: Path) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-def run_ray(kind: str, cfg: StudyConfig, work: Path) -> Run:
+def run_ray(kind: str, cfg: StudyConfig, work: Path, on_phase: Callable[[str], None] | None = None) -> Run:
     """`run_study(cfg)` with the timed trial function; `kind` "no-reuse" switches actor reuse off."""
     import ray.cloudpickle
-    import ray.tune
 
-    import trainables.trainable
     from study.orchestrate import run_study
 
     if __name__ != "__main__":  # Ray workers cannot import this module: ship its functions by value
         ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     timeline = work / f"{cfg.name}-timeline"
     timeline.mkdir(parents=True)
-    original_fn, original_tune_config = trainables.trainable.train_sentiment, ray.tune.TuneConfig
-    trainables.trainable.train_sentiment = timed_trainable(str(timeline))
-    if kind == "no-reuse":
-        ray.tune.TuneConfig = lambda **kw: original_tune_config(**{**kw, "reuse_actors": False})
     load0 = os.getloadavg()[0]
     t0 = time.time()
     try:
-        outcome = run_study(cfg, console=Console(file=io.StringIO()))
+        outcome = run_study(
+            cfg,
+            console=Console(file=io.StringIO()),
+            trainable=timed_trainable(str(timeline)),
+            reuse_actors=kind != "no-reuse",
+            on_phase=on_phase,
+        )
     finally:
         t_end = time.time()
-        trainables.trainable.train_sentiment, ray.tune.TuneConfig = original_fn, original_tune_config
     errored = outcome.trials[outcome.trials["status"] == "errored"]
     if len(errored):
         raise RuntimeError(f"{len(errored)} trial(s) of {cfg.name} failed: {errored['error'].iloc[0]}")
@@ -717,7 +716,7 @@ def markdown(figs: list[dict[str, float]], args: argparse.Namespace, budget: Bud
         f"`python benchmarks/performance.py --seeds {','.join(map(str, args.seeds))} --num-samples "
         f"{budget.num_samples} --max-epochs {budget.max_epochs} --n-startup-trials {budget.n_startup_trials} "
         f"--optuna-threads {budget.optuna_threads}"
-        + (f" --asha-metric {budget.asha_metric}" if budget.asha_metric != "val_macro_f1" else "")
+        + (f" --asha-metric {budget.asha_metric}" if budget.asha_metric != METRIC else "")
         + f"`, total {total_s / 60:.1f} min. Greek `valid_set.csv` "
         "(seeded stratified 80/20 split), Word2Vec on its training texts + `test_set.csv`, 100-d vectors, "
         f"max_len 32. Every run: {budget.num_samples} trials, at most {budget.max_epochs} epochs, TPE with "
@@ -766,7 +765,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--asha-metric",
         choices=tuple(ASHA_METRICS),
-        default="val_macro_f1",
+        default=METRIC,
         help="what ASHA and the Optuna baseline's pruner rank trials by at the rungs (default: val_macro_f1)",
     )
     p.add_argument("--n-startup-trials", type=int, default=8, help="TPE's random trials (default: 8)")

@@ -37,8 +37,8 @@ from sections import (  # benchmarks/ on sys.path
 )
 
 from study.config import DataSettings
+from study.cv import cross_validate, evaluate_split, fold_data, summarise
 from study.dataset import load_dataset
-from study.evaluate import cross_validate, evaluate_split, fold_data, summarise
 from trainables.data import LabelledData, concat
 from trainables.metrics import classification_metrics
 from trainables.train import HParams

@@ -74,43 +74,17 @@ print(json.dumps({"wall": wall, "cpu": cpu}))
 
 def study_phases(greek: Path, work: Path, repeat: int) -> dict[str, float]:
     """Seconds from run_study's call to the end of each phase of a 2-trial study."""
-    import ray.tune
     from performance import Budget, run_ray, study_config
 
-    import study.orchestrate as orchestrate
-
     marks: dict[str, float] = {}
-    originals = {name: getattr(orchestrate, name) for name in ("load_dataset", "_init_ray", "encode")}
-    original_fit = ray.tune.Tuner.fit
-
-    def timed(name):
-        def call(*args, **kwargs):
-            result = originals[name](*args, **kwargs)
-            marks[name] = time.time()
-            return result
-
-        return call
-
-    def fit(self):
-        marks["tuner"] = time.time()
-        return original_fit(self)
-
-    for name in originals:
-        setattr(orchestrate, name, timed(name))
-    ray.tune.Tuner.fit = fit
-    try:
-        cfg = study_config(greek, Budget(2, 1, 1, 3, 2, 1), repeat, f"startup-{repeat}", work, fifo=False)
-        run = run_ray("asha", cfg, work)
-    finally:
-        for name, fn in originals.items():
-            setattr(orchestrate, name, fn)
-        ray.tune.Tuner.fit = original_fit
+    cfg = study_config(greek, Budget(2, 1, 1, 3, 2, 1), repeat, f"startup-{repeat}", work, fifo=False)
+    run = run_ray("asha", cfg, work, on_phase=lambda name: marks.setdefault(name, time.time()))
     first = min(run.trials, key=lambda t: t.first_step)
     return {
-        "load": marks["load_dataset"] - run.t0,
-        "ray": marks["_init_ray"] - run.t0,
-        "encode": marks["encode"] - run.t0,
-        "tuner": marks["tuner"] - run.t0,
+        "load": marks["loaded"] - run.t0,
+        "ray": marks["ray"] - run.t0,
+        "encode": marks["encoded"] - run.t0,
+        "tuner": marks["fit"] - run.t0,
         "entered": min(t.entered for t in run.trials) - run.t0,
         "first_step": first.first_step - run.t0,
     }

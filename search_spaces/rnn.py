@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
 
@@ -27,9 +28,10 @@ class SearchSpace:
         for point in self.enqueue:
             if set(point) != set(self.params):
                 raise ValueError(f"space {self.name!r}: an enqueued point must set exactly {sorted(self.params)}.")
-            for k, v in point.items():
-                if not self.params[k]._contains(self.params[k].to_internal_repr(v)):
-                    raise ValueError(f"space {self.name!r}: enqueued {k}={v!r} is outside {self.params[k]}.")
+            try:  # Optuna's public check that values lie in their distributions
+                optuna.trial.create_trial(params=point, distributions=self.params, value=0.0)
+            except ValueError as e:
+                raise ValueError(f"space {self.name!r}: an enqueued point is outside the space: {e}") from None
 
 
 DEFAULT = SearchSpace(

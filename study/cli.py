@@ -1,21 +1,16 @@
-"""What every `python -m study.*` command shares: the exit codes and how an error becomes one.
+"""What every `python -m study.*` command shares: its argument parser, the exit codes, how an error becomes one.
 
-A command's `main(argv)` parses its arguments, then hands its work to `run_command`, which sets up the console
-and turns what the work raises into one message and an exit code:
-
-- bad input (a setting, a data file, a results folder; see BAD_INPUT): the message, exit 2;
-- an exception with an `exit_code` attribute (an interrupted study, a results write that failed): its message,
-  that code;
-- Ctrl-C: exit 130;
-- anything else: the traceback in the log, exit 1.
-
-The console (stderr) and logging setup live in console.py; stdout stays free for what a command is asked for.
+A command's `main(argv)` parses its arguments with a CommandParser, then hands its work to `run_command`, which
+sets up the console (console.py; stderr, so stdout stays free for what a command is asked for) and turns
+what the work raises into one message and an exit code.
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Sequence
 
 from rich.console import Console
 from rich.markup import escape
@@ -31,6 +26,37 @@ EXIT_CODES_HELP = "exit codes: 0 done, 2 bad input or settings (nothing written)
 BAD_INPUT: tuple[type[BaseException], ...] = (ConfigError, DataError, ResultsError)
 
 log = logging.getLogger(__name__)
+
+
+class CommandParser(argparse.ArgumentParser):
+    """The argument parser of a command, with one change: an option's value may start with '-'.
+
+    argparse reads a word that starts with '-' as an option unless it looks like a negative number, so
+    `--label-map -1=NEGATIVE,0=NEUTRAL` would fail with "expected one argument". Here an option that takes a
+    value and a following word that starts with a single '-' and is not an option become `--option=word`.
+    """
+
+    def __init__(self, prog: str, description: str, epilog: str):
+        self._options, self._takes_value = set(), set()  # set first: argparse adds -h in __init__
+        fmt = argparse.RawDescriptionHelpFormatter
+        super().__init__(prog=prog, description=description, epilog=epilog, formatter_class=fmt)
+
+    def add_argument(self, *args, **kwargs) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        self._options.update(action.option_strings)
+        if action.nargs is None:  # exactly one value
+            self._takes_value.update(action.option_strings)
+        return action
+
+    def parse_known_args(self, args: Sequence[str] | None = None, namespace=None):
+        words: list[str] = []
+        for word in sys.argv[1:] if args is None else args:
+            dash_value = word.startswith("-") and not word.startswith("--") and word not in self._options
+            if dash_value and words and words[-1] in self._takes_value and "--" not in words:
+                words[-1] = f"{words[-1]}={word}"
+            else:
+                words.append(word)
+        return super().parse_known_args(words, namespace)
 
 
 def print_error(console: Console, message: str, style: str = "bold red", label: str = "error:") -> None:
@@ -67,10 +93,8 @@ def run_command(
     except Exception as e:  # noqa: BLE001 - the last line of defence: say what failed
         code = getattr(e, "exit_code", None)
         if isinstance(code, int):
-            if code == EXIT_INTERRUPTED:
-                print_error(console, str(e), style="yellow", label="interrupted:")
-            else:
-                print_error(console, str(e))
+            said_as = {"style": "yellow", "label": "interrupted:"} if code == EXIT_INTERRUPTED else {}
+            print_error(console, str(e), **said_as)
             return code
         log.exception("%s failed: %s", what, e)
         return EXIT_ERROR

@@ -11,13 +11,14 @@ import difflib
 import math
 import re
 import tomllib
-from dataclasses import MISSING, asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from trainables.data import DataSpec, parse_label_map
+from trainables.metrics import METRIC, MODE
 from trainables.preprocess import CleanConfig
-from trainables.vectorize import MODES, VectorConfig
+from trainables.vectorize import VectorConfig
 
 
 class ConfigError(ValueError):
@@ -25,44 +26,70 @@ class ConfigError(ValueError):
 
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+NAME_RULE = (
+    "must be 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit (it names a folder inside "
+    "`results_dir`)"
+)
 CLEAN_STEPS = tuple(f.name for f in fields(CleanConfig) if f.type in ("bool", bool))
+
+
+def setting(default: Any, help: str) -> Any:
+    """A settings field: its default and its flag's help text, declared once."""
+    return field(default=default, metadata={"help": help})
+
+
+_SPEC, _VECTORS = DataSpec(), VectorConfig()  # the defaults of the settings that trainables own
+SMOKE_PRESET: dict[str, Any] = {
+    "space": "smoke",
+    "num_samples": 4,
+    "max_epochs": 3,
+    "grace_period": 1,
+    "demo_rows": 600,
+    "vector_size": 32,
+}
+ASHA_METRICS: dict[str, str] = {METRIC: MODE, "val_loss": "min", "val_auc": "max", "val_accuracy": "max"}
 
 
 @dataclass(frozen=True)
 class DataSettings:
     """Where the tweets come from and how they become arrays; shared by `study.run` and `study.evaluate`."""
 
-    train: str = ""  # labelled CSV; "" = the built-in demo data
-    valid: str = ""  # labelled CSV; "" = a seeded stratified split of `train`
-    unlabelled: str = ""  # CSV of extra texts for Word2Vec only
-    valid_fraction: float = 0.2  # used when `valid` is ""
-    text_column: str = "Text"
-    label_column: str = "Sentiment"
-    party_column: str = "Party"  # "" = no party column
-    label_map: str = ""  # e.g. "-1=NEGATIVE,0=NEUTRAL,1=POSITIVE"; "" = labels as they are
-    drop_unmapped: bool = False  # drop rows whose label is outside `label_map` instead of refusing
-    empty_texts: str = "refuse"  # "refuse" | "drop"
-    prepend_party: bool = True  # put the party before the text, as the original work did
-    clean_off: tuple[str, ...] = ()  # cleaning steps switched off, e.g. ("remove_stopwords",)
-    vectorizer: str = "sequence"  # "sequence" (ids + embeddings, attention over words) | "mean"
-    vector_size: int = 300  # Word2Vec dimension
-    max_len: int = 48  # tokens kept per tweet in `sequence` mode
-    w2v_epochs: int = 0  # 0 = auto (more passes for small corpora)
-    w2v_min_count: int = 2
-    demo_rows: int = 2400  # size of the built-in demo data set
-    data_seed: int = 0  # split and Word2Vec seed
+    train: str = setting("", "labelled training CSV (default: the built-in demo data)")
+    valid: str = setting("", "labelled validation CSV (default: a seeded stratified split of --train)")
+    unlabelled: str = setting("", "CSV of extra texts for Word2Vec only, e.g. the original test_set.csv")
+    valid_fraction: float = setting(0.2, "validation share when --valid is not given")
+    text_column: str = setting(_SPEC.text_column, "column with the tweet text")
+    label_column: str = setting(_SPEC.label_column, "column with the label")
+    party_column: str = setting(_SPEC.party_column, "column with the party ('' for none)")
+    label_map: str = setting(
+        "", "raw label to class name, e.g. '-1=NEGATIVE,0=NEUTRAL,1=POSITIVE' or '0=neutral,1=anti,2=pro'"
+    )
+    drop_unmapped: bool = setting(
+        _SPEC.drop_unmapped, "drop rows whose label is outside --label-map instead of refusing the file"
+    )
+    empty_texts: str = setting(_SPEC.empty_texts, "what to do with empty or whitespace-only texts: refuse or drop")
+    prepend_party: bool = setting(_SPEC.prepend_party, "put the party name before the text, as the original work did")
+    clean_off: tuple[str, ...] = setting(
+        (), f"comma-separated cleaning steps to switch off, among: {', '.join(CLEAN_STEPS)}"
+    )
+    vectorizer: str = setting(
+        _VECTORS.mode, "sequence (word vectors, attention over words) or mean (the mean vector, as the original)"
+    )
+    vector_size: int = setting(_VECTORS.vector_size, "Word2Vec dimension")
+    max_len: int = setting(_VECTORS.max_len, "tokens kept per tweet (sequence mode)")
+    w2v_epochs: int = setting(_VECTORS.epochs, "Word2Vec training passes (0: auto, more for small corpora)")
+    w2v_min_count: int = setting(_VECTORS.min_count, "minimum count of a word to get a vector")
+    demo_rows: int = setting(2400, "rows of the built-in demo data")
+    data_seed: int = setting(_VECTORS.seed, "seed of the split and of Word2Vec")
 
     def __post_init__(self) -> None:
         _check(0 < self.valid_fraction < 1, "valid_fraction", self.valid_fraction, "must be in (0, 1)")
-        _check(self.vectorizer in MODES, "vectorizer", self.vectorizer, f"must be one of {MODES}")
-        for name in ("vector_size", "max_len", "w2v_min_count"):
-            _check(getattr(self, name) >= 1, name, getattr(self, name), "must be >= 1")
-        _check(self.w2v_epochs >= 0, "w2v_epochs", self.w2v_epochs, "must be >= 0 (0: auto)")
+        _check(self.w2v_min_count >= 1, "w2v_min_count", self.w2v_min_count, "must be >= 1")
         _check(self.demo_rows >= 60, "demo_rows", self.demo_rows, "must be >= 60")
         bad = [s for s in self.clean_off if s not in CLEAN_STEPS]
         _check(not bad, "clean_off", ",".join(bad), f"must name cleaning steps among {', '.join(CLEAN_STEPS)}")
         try:
-            self.data_spec()
+            self.vector_config(), self.data_spec()  # their own checks, in the flags' names
         except ValueError as e:
             raise ConfigError(str(e)) from None
 
@@ -93,62 +120,51 @@ class DataSettings:
 
 @dataclass(frozen=True)
 class StudyConfig(DataSettings):
-    space: str = "default"  # a name in search_spaces
-    num_samples: int = 12  # trials in the study
-    max_epochs: int = 6  # epochs of a trial that is never stopped early
-    grace_period: int = 1  # epochs before ASHA may stop a trial
-    reduction_factor: int = 3  # ASHA keeps 1 / reduction_factor of trials at each rung
-    asha_metric: str = "val_macro_f1"  # what ASHA ranks trials by at its rungs (the searcher always uses macro-F1)
-    n_startup_trials: int = 0  # TPE's random trials before it models; 0 = a quarter of the budget (2..10)
-    max_concurrent: int = 0  # trials at once; 0 = as many as the cluster's CPUs and GPUs allow
-    cpus_per_trial: float = 1.0
-    gpus_per_trial: float = 0.0  # a fraction shares one card, e.g. 0.25
-    max_failures: int = 2  # retries of a failed trial (from its last checkpoint)
-    seed: int = 0  # the searcher's and the trials' seed
-    name: str = ""  # results/<name>; "" = <space>-<date>-<time>
-    results_dir: str = "results"
-    address: str = ""  # a running Ray cluster, e.g. "auto"; "" = start a local one
-    storage: str = ""  # where Ray keeps trial state (shared on a multi-node cluster); "" = results/<name>/ray
-    resume: str = ""  # the name of an interrupted study to complete
-    smoke: bool = False  # a small preset for a laptop or one GPU
-    keep_predictions: int = 5  # top trials whose validation predictions are saved
+    space: str = setting("default", "named search space (default, seed, smoke)")
+    num_samples: int = setting(12, "trials in the study")
+    max_epochs: int = setting(6, "epochs of a trial that runs to the end")
+    grace_period: int = setting(1, "epochs every trial runs before ASHA may stop it")
+    reduction_factor: int = setting(3, "ASHA keeps the best 1/N of trials at each rung")
+    asha_metric: str = setting(
+        METRIC,
+        "what ASHA ranks trials by at its rungs: val_macro_f1, or val_loss (smoother on noisy labels), val_auc, "
+        "val_accuracy; the searcher always maximises val_macro_f1",
+    )
+    n_startup_trials: int = setting(0, "random trials before TPE models the results (0: a quarter of the budget)")
+    max_concurrent: int = setting(0, "trials at once (0: as many as the cluster allows)")
+    cpus_per_trial: float = setting(1.0, "CPUs per trial")
+    gpus_per_trial: float = setting(0.0, "GPUs per trial; a fraction shares one card, e.g. 0.25")
+    max_failures: int = setting(2, "retries of a failed trial, from its last checkpoint")
+    seed: int = setting(0, "seed of the searcher and of the trials")
+    name: str = setting("", "study name: results go to RESULTS_DIR/NAME (default: SPACE-DATE-TIME)")
+    results_dir: str = setting("results", "folder holding every study's results")
+    address: str = setting("", "address of a running Ray cluster, e.g. auto (default: start Ray here)")
+    storage: str = setting(
+        "", "where Ray keeps trial state; must be shared (NFS path or s3://...) on a multi-node cluster"
+    )
+    resume: str = setting("", "complete the interrupted study NAME to its full budget")
+    smoke: bool = setting(
+        False, "small preset for a laptop or one GPU: " + ", ".join(f"{k}={v}" for k, v in SMOKE_PRESET.items())
+    )
+    keep_predictions: int = setting(5, "top trials whose validation predictions are saved")
 
     def __post_init__(self) -> None:
         super().__post_init__()
         for name in ("num_samples", "max_epochs", "grace_period", "reduction_factor"):
             _check(getattr(self, name) >= 1, name, getattr(self, name), "must be >= 1")
         _check(self.reduction_factor >= 2, "reduction_factor", self.reduction_factor, "must be >= 2")
-        _check(
-            self.asha_metric in ASHA_METRICS,
-            "asha_metric",
-            self.asha_metric,
-            f"must be one of {tuple(ASHA_METRICS)}",
-        )
-        _check(
-            self.grace_period <= self.max_epochs,
-            "grace_period",
-            self.grace_period,
-            f"must be <= `max_epochs` ({self.max_epochs})",
-        )
+        asha, grace, gpus = self.asha_metric, self.grace_period, self.gpus_per_trial
+        _check(asha in ASHA_METRICS, "asha_metric", asha, f"must be one of {tuple(ASHA_METRICS)}")
+        _check(grace <= self.max_epochs, "grace_period", grace, f"must be <= `max_epochs` ({self.max_epochs})")
         for name in ("n_startup_trials", "max_concurrent", "keep_predictions", "max_failures"):
             _check(getattr(self, name) >= 0, name, getattr(self, name), "must be >= 0")
         _check(self.cpus_per_trial > 0, "cpus_per_trial", self.cpus_per_trial, "must be > 0")
-        _check(self.gpus_per_trial >= 0, "gpus_per_trial", self.gpus_per_trial, "must be >= 0")
-        _check(
-            self.gpus_per_trial <= 1 or float(self.gpus_per_trial).is_integer(),
-            "gpus_per_trial",
-            self.gpus_per_trial,
-            "must be a fraction of one GPU (<= 1) or a whole number of GPUs",
-        )
+        _check(gpus >= 0, "gpus_per_trial", gpus, "must be >= 0")
+        whole = "must be a fraction of one GPU (<= 1) or a whole number of GPUs"
+        _check(gpus <= 1 or float(gpus).is_integer(), "gpus_per_trial", gpus, whole)
         for name in ("name", "resume"):
             value = getattr(self, name)
-            _check(
-                value == "" or (NAME_RE.match(value) is not None and ".." not in value),
-                name,
-                value,
-                "must be 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit "
-                "(it names a folder inside `results_dir`)",
-            )
+            _check(value == "" or (NAME_RE.match(value) is not None and ".." not in value), name, value, NAME_RULE)
         from search_spaces import get_space
 
         try:
@@ -164,60 +180,6 @@ class StudyConfig(DataSettings):
         d = asdict(self)
         d["clean_off"] = list(self.clean_off)
         return d
-
-
-ASHA_METRICS: dict[str, str] = {"val_macro_f1": "max", "val_loss": "min", "val_auc": "max", "val_accuracy": "max"}
-
-SMOKE_PRESET: dict[str, Any] = {
-    "space": "smoke",
-    "num_samples": 4,
-    "max_epochs": 3,
-    "grace_period": 1,
-    "demo_rows": 600,
-    "vector_size": 32,
-}
-
-FLAG_HELP: dict[str, str] = {
-    "train": "labelled training CSV (default: the built-in demo data)",
-    "valid": "labelled validation CSV (default: a seeded stratified split of --train)",
-    "unlabelled": "CSV of extra texts for Word2Vec only, e.g. the original test_set.csv",
-    "valid_fraction": "validation share when --valid is not given",
-    "text_column": "column with the tweet text",
-    "label_column": "column with the label",
-    "party_column": "column with the party ('' for none)",
-    "label_map": "raw label to class name, e.g. '-1=NEGATIVE,0=NEUTRAL,1=POSITIVE' or '0=neutral,1=anti,2=pro'",
-    "drop_unmapped": "drop rows whose label is outside --label-map instead of refusing the file",
-    "empty_texts": "what to do with empty or whitespace-only texts: refuse or drop",
-    "prepend_party": "put the party name before the text, as the original work did",
-    "clean_off": f"comma-separated cleaning steps to switch off, among: {', '.join(CLEAN_STEPS)}",
-    "vectorizer": "sequence (word vectors, attention over words) or mean (the mean vector, as the original)",
-    "vector_size": "Word2Vec dimension",
-    "max_len": "tokens kept per tweet (sequence mode)",
-    "w2v_epochs": "Word2Vec training passes (0: auto, more for small corpora)",
-    "w2v_min_count": "minimum count of a word to get a vector",
-    "demo_rows": "rows of the built-in demo data",
-    "data_seed": "seed of the split and of Word2Vec",
-    "space": "named search space (default, seed, smoke)",
-    "num_samples": "trials in the study",
-    "max_epochs": "epochs of a trial that runs to the end",
-    "grace_period": "epochs every trial runs before ASHA may stop it",
-    "reduction_factor": "ASHA keeps the best 1/N of trials at each rung",
-    "asha_metric": "what ASHA ranks trials by at its rungs: val_macro_f1, or val_loss (smoother on noisy labels), "
-    "val_auc, val_accuracy; the searcher always maximises val_macro_f1",
-    "n_startup_trials": "random trials before TPE models the results (0: a quarter of the budget)",
-    "max_concurrent": "trials at once (0: as many as the cluster allows)",
-    "cpus_per_trial": "CPUs per trial",
-    "gpus_per_trial": "GPUs per trial; a fraction shares one card, e.g. 0.25",
-    "max_failures": "retries of a failed trial, from its last checkpoint",
-    "seed": "seed of the searcher and of the trials",
-    "name": "study name: results go to RESULTS_DIR/NAME (default: SPACE-DATE-TIME)",
-    "results_dir": "folder holding every study's results",
-    "address": "address of a running Ray cluster, e.g. auto (default: start Ray here)",
-    "storage": "where Ray keeps trial state; must be shared (NFS path or s3://...) on a multi-node cluster",
-    "resume": "complete the interrupted study NAME to its full budget",
-    "smoke": "small preset for a laptop or one GPU: " + ", ".join(f"{k}={v}" for k, v in SMOKE_PRESET.items()),
-    "keep_predictions": "top trials whose validation predictions are saved",
-}
 
 
 def _check(ok: bool, name: str, value: Any, rule: str) -> None:
@@ -271,21 +233,13 @@ def field_types(cls: type) -> dict[str, type]:
 
 def add_arguments(parser: argparse.ArgumentParser, cls: type = StudyConfig) -> None:
     """One flag per field of `cls`, all defaulting to "not given" so that TOML values can fill the gaps."""
-    for name, kind in field_types(cls).items():
-        help_text = FLAG_HELP.get(name, "")
-        default = next(f.default for f in fields(cls) if f.name == name)
-        if default is not MISSING and default not in ("", ()):
-            help_text += f" (default: {default})"
-        if kind is bool:
-            parser.add_argument(
-                _flag(name),
-                dest=name,
-                action=argparse.BooleanOptionalAction,
-                default=argparse.SUPPRESS,
-                help=help_text,
-            )
-        else:
-            parser.add_argument(_flag(name), dest=name, default=argparse.SUPPRESS, help=help_text, metavar=name.upper())
+    types = field_types(cls)
+    for f in fields(cls):
+        name, kind, help_text = f.name, types[f.name], f.metadata.get("help", "")
+        if f.default is not MISSING and f.default not in ("", ()):
+            help_text += f" (default: {f.default})"
+        extra = {"action": argparse.BooleanOptionalAction} if kind is bool else {"metavar": name.upper()}
+        parser.add_argument(_flag(name), dest=name, default=argparse.SUPPRESS, help=help_text, **extra)
 
 
 def read_toml(path: str | Path, cls: type = StudyConfig) -> dict[str, Any]:

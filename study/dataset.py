@@ -53,11 +53,5 @@ def load_dataset(s: DataSettings) -> Dataset:
 
 def encode(ds: Dataset, s: DataSettings, cache_dir: Path | None = None) -> EncodedData:
     """Clean, train (or reuse) Word2Vec on training + unlabelled texts, and encode both splits."""
-    return prepare(
-        ds.train,
-        ds.valid,
-        ds.unlabelled,
-        clean=s.clean_config(),
-        vectors=s.vector_config(),
-        cache_dir=default_cache_dir() / "word2vec" if cache_dir is None else cache_dir,
-    )
+    cache_dir = default_cache_dir() / "word2vec" if cache_dir is None else cache_dir
+    return prepare(ds.train, ds.valid, ds.unlabelled, s.clean_config(), s.vector_config(), cache_dir)

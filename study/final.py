@@ -192,7 +192,7 @@ def run_cv(
     """
     import ray
 
-    from study.evaluate import fold_indices  # TODO(merge): study.cv
+    from study.cv import fold_indices
     from trainables.data import subset
     from trainables.preprocess import clean_corpus
     from trainables.train import HParams

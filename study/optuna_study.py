@@ -18,8 +18,9 @@ import sqlalchemy.exc
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.trial import TrialState
 
-from study.results import TrialStatus
+from study.results import BEST_METRIC, TrialStatus
 from trainables.files import atomic_write
+from trainables.metrics import METRIC
 
 STATES = {
     TrialStatus.COMPLETED.value: TrialState.COMPLETE,
@@ -64,14 +65,14 @@ def build_study(
     for row in trials.sort_values("trial_number").itertuples(index=False):
         row = row._asdict()
         state = STATES[row["status"]]
-        value = row["best_val_macro_f1"]
+        value = row[BEST_METRIC]
         if state == TrialState.COMPLETE and (value is None or not math.isfinite(value)):
             state = TrialState.FAIL
         g = by_trial.get(row["trial_id"])
         intermediate = (
             {
                 int(e): float(v)
-                for e, v in zip(g["epoch"], g["val_macro_f1"], strict=False)
+                for e, v in zip(g["epoch"], g[METRIC], strict=False)
                 if v is not None and math.isfinite(v)
             }
             if g is not None

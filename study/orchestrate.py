@@ -1,12 +1,14 @@
-"""`run_study(cfg)`: validate, prepare the data once, run Ray Tune (OptunaSearch + ASHA), write results.
+"""`run_study(cfg)`: a study in named steps, from its settings to `results/<name>/`.
 
-Order matters: settings, input files and cluster resources are all checked before anything is written to
-`results/`; the data is encoded once in the driver and reaches the trials through Ray's object store.
-The CLI lives in run.py; the schema and atomic writes in results.py; the live view in progress.py.
+`resolve` the settings and folder and `load_dataset` (every input checked), start Ray and `check_resources`,
+`prepare` (encode once, plan, study.json), `build_tuner` (new, or restored to finish), `tuner.fit()` with the
+live recorder and progress view as callbacks, then `write_results` from Ray's storage (rows.py). Nothing is
+written to `results/` before every check has passed. The CLI lives in run.py; the schema in results.py.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import fcntl
 import logging
@@ -14,21 +16,22 @@ import math
 import os
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from search_spaces import get_space
+from search_spaces import SearchSpace, get_space
 from study.cli import EXIT_ERROR, EXIT_INTERRUPTED
 from study.config import ASHA_METRICS, ConfigError, StudyConfig
 from study.data_summary import DATA_FILE, DATA_SCHEMA, summarise_data
-from study.dataset import encode, load_dataset
+from study.dataset import Dataset, encode, load_dataset
 from study.optuna_study import write_optuna_db
 from study.results import (
+    BEST_METRIC,
     EPOCHS_FILE,
     EPOCHS_SCHEMA,
     OPTUNA_FILE,
@@ -39,12 +42,14 @@ from study.results import (
     TRIALS_FILE,
     TRIALS_SCHEMA,
     ResultsError,
+    TrialStatus,
     read_study,
-    summarise_trial,
     write_json,
     write_table,
 )
+from study.rows import RowContext, prediction_rows, rows_from_storage
 from trainables.metrics import METRIC, MODE
+from trainables.prepare import EncodedData
 
 log = logging.getLogger(__name__)
 
@@ -89,19 +94,18 @@ class StudyOutcome:
     trials: pd.DataFrame  # trials.parquet as written
 
 
-def _versions() -> dict[str, str]:
-    out = {}
-    for p in PACKAGES:
-        try:
-            out[p] = metadata.version(p)
-        except metadata.PackageNotFoundError:
-            out[p] = "missing"
-    return out
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "missing"
 
 
-def _hardware(ray_resources: dict[str, float]) -> dict[str, Any]:
+def _hardware() -> dict[str, Any]:
+    import ray
     import torch
 
+    ray_resources = ray.cluster_resources()
     return {
         "driver_host": platform.node(),
         "python": platform.python_version(),
@@ -175,8 +179,8 @@ def _autoscaler_capacity() -> list[dict[str, float]]:
     ]
 
 
-def _cluster_resources(cfg: StudyConfig) -> tuple[dict[str, float], list[dict[str, float]]]:
-    """The cluster's resources now, and the nodes to plan trials on (the launcher's workers included).
+def _cluster_nodes(cfg: StudyConfig) -> list[dict[str, float]]:
+    """The resources of every node to plan trials on: the nodes up, and the workers the launcher may start.
 
     Raises:
         ConfigError: the cluster spans several machines but `storage` is not shared.
@@ -196,7 +200,7 @@ def _cluster_resources(cfg: StudyConfig) -> tuple[dict[str, float], list[dict[st
     if capacity:
         workers = [n["Resources"] for n in alive if "node:__internal_head__" not in n["Resources"]]
         nodes = [r for r in nodes if r not in workers] + capacity  # running workers count within max_workers
-    return ray.cluster_resources(), nodes
+    return nodes
 
 
 def check_resources(cfg: StudyConfig, nodes: list[dict[str, float]]) -> None:
@@ -232,23 +236,6 @@ def concurrency(cfg: StudyConfig, nodes: list[dict[str, float]]) -> int:
     return max(1, min(fit, cfg.num_samples))
 
 
-def _acquire_lock(folder: Path):
-    fh = open(folder / LOCK_FILE, "a+")
-    try:
-        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        fh.close()
-        raise ConfigError(
-            f"study {folder.name!r} is in use by another `study.run` process (lock {str(folder / LOCK_FILE)!r}); "
-            "wait for it to finish or choose another `--name`."
-        ) from None
-    fh.seek(0)
-    fh.truncate()
-    fh.write(f"{os.getpid()}\n")
-    fh.flush()
-    return fh
-
-
 def _init_ray(cfg: StudyConfig) -> bool:
     """Connect to `address` or start a local Ray; returns whether this call started it."""
     import ray
@@ -264,61 +251,78 @@ def _init_ray(cfg: StudyConfig) -> bool:
     return True
 
 
-def run_study(cfg: StudyConfig, console=None) -> StudyOutcome:
-    """Run (or resume) a study to its full budget and write `results/<name>/`.
+@contextlib.contextmanager
+def _claimed(folder: Path, name: str, new: bool):
+    """The study's folder, created when `new`, locked against a second `study.run` while the study runs."""
+    if new:
+        try:
+            folder.mkdir(parents=True, exist_ok=False)
+        except FileExistsError:
+            raise ConfigError(
+                f"`name`: a study named {name!r} was just created by another process; choose another `--name`."
+            ) from None
+    with open(folder / LOCK_FILE, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(
+                f"study {folder.name!r} is in use by another `study.run` process (lock {str(folder / LOCK_FILE)!r}); "
+                "wait for it to finish or choose another `--name`."
+            ) from None
+        fh.truncate(0)
+        fh.write(f"{os.getpid()}\n")
+        fh.flush()
+        yield
 
-    Ray is imported only once settings and input files have passed their checks, so refusals are quick.
+
+@dataclass(frozen=True, eq=False)
+class PreparedStudy:
+    """A study ready for its trials: settings, folder, space, the encoded data and study.json as first written."""
+
+    cfg: StudyConfig  # resolved: named, and a resumed study's own settings
+    folder: Path
+    previous: dict[str, Any] | None  # study.json of the run this one resumes
+    space: SearchSpace
+    data: EncodedData
+    info: dict[str, Any]  # study.json, status "running"
+    started: float  # time.time() when this run began
+
+    @property
+    def experiment_path(self) -> str:
+        return self.info["ray"]["experiment_path"]
+
+    @property
+    def rows(self) -> RowContext:
+        c = self.cfg
+        return RowContext(self.space.fixed, c.max_epochs, c.seed, c.cpus_per_trial, c.gpus_per_trial)
+
+
+def prepare(
+    cfg: StudyConfig,
+    folder: Path,
+    previous: dict[str, Any] | None,
+    dataset: Dataset,
+    nodes: list[dict[str, float]],
+    on_phase: Callable[[str], None],
+) -> PreparedStudy:
+    """Encode the data once, plan the trials and write study.json; the folder is claimed by then.
 
     Raises:
-        ConfigError, DataError: bad settings, input files or resources; nothing is written then.
-        StudyInterrupted: stopped by Ctrl-C before the budget was spent; the study is resumable.
+        ConfigError: a resumed study whose data changed since it started.
     """
-    cfg, folder, previous = resolve(cfg)
+    started = time.time()
     space = get_space(cfg.space)
-    dataset = load_dataset(cfg)  # every input file validated here, before Ray or any writing
-    started = _init_ray(cfg)
-    import ray
-
-    try:
-        resources, nodes = _cluster_resources(cfg)
-        check_resources(cfg, nodes)
-        if previous is None:
-            try:
-                folder.mkdir(parents=True, exist_ok=False)
-            except FileExistsError:
-                raise ConfigError(
-                    f"`name`: a study named {cfg.name!r} was just created by another process; choose another `--name`."
-                ) from None
-        lock = _acquire_lock(folder)
-        try:
-            return _run_locked(cfg, folder, previous, space, dataset, resources, nodes, console)
-        finally:
-            lock.close()
-    finally:
-        if started:
-            ray.shutdown()
-
-
-def _run_locked(cfg, folder, previous, space, dataset, resources, nodes, console) -> StudyOutcome:
-    import optuna
-    from ray import tune
-    from ray.tune.search.optuna import OptunaSearch
-
-    from study.progress import RichProgress
-    from study.recorder import ResultsRecorder
-    from study.scheduler import FullRungASHA, min_rung_size
-    from trainables.trainable import train_sentiment
-
-    t0 = time.time()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     data = encode(dataset, cfg)
+    on_phase("encoded")
+    if previous and previous.get("data", {}).get("fingerprint") not in (None, data.fingerprint):
+        raise ConfigError(
+            f"`resume`: the data of study {cfg.name!r} changed since it started (fingerprint "
+            f"{previous['data']['fingerprint']} then, {data.fingerprint} now); restore the files."
+        )
     write_table(summarise_data(dataset.train, data, cfg.clean_config(), cfg.data_seed), folder / DATA_FILE, DATA_SCHEMA)
     storage = cfg.storage or str((folder / "ray").resolve())
-    experiment_path = f"{storage.rstrip('/')}/{cfg.name}"
-    max_concurrent = concurrency(cfg, nodes)
-    os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = str(max_concurrent)  # searchers otherwise keep 1 pending
-    study_info = {
+    now = dt.datetime.now(dt.UTC).isoformat()
+    info = {
         "schema_version": SCHEMA_VERSION,
         "name": cfg.name,
         "status": "running",
@@ -341,209 +345,180 @@ def _run_locked(cfg, folder, previous, space, dataset, resources, nodes, console
             "n_unlabelled": len(dataset.unlabelled),
             "encoded_bytes": data.nbytes,
         },
-        "packages": _versions(),
-        "hardware": _hardware(resources),
+        "packages": {p: _version(p) for p in PACKAGES},
+        "hardware": _hardware(),
         "ray": {
             "storage": storage,
-            "experiment_path": experiment_path,
-            "max_concurrent": max_concurrent,
+            "experiment_path": f"{storage.rstrip('/')}/{cfg.name}",
+            "max_concurrent": concurrency(cfg, nodes),
             "startup_trials": cfg.startup_trials(),
         },
-        "started_at": (previous or {}).get("started_at") or dt.datetime.now(dt.UTC).isoformat(),
-        "resumed_at": [
-            *((previous or {}).get("resumed_at") or []),
-            *([dt.datetime.now(dt.UTC).isoformat()] if previous else []),
-        ],
+        "started_at": (previous or {}).get("started_at") or now,
+        "resumed_at": [*((previous or {}).get("resumed_at") or []), *([now] if previous else [])],
         "finished_at": None,
         "best_trial": None,
     }
-    if previous and previous.get("data", {}).get("fingerprint") not in (None, data.fingerprint):
-        raise ConfigError(
-            f"`resume`: the data of study {cfg.name!r} changed since it started (fingerprint "
-            f"{previous['data']['fingerprint']} then, {data.fingerprint} now); restore the files."
-        )
-    write_json(study_info, folder / STUDY_FILE)
+    write_json(info, folder / STUDY_FILE)
+    return PreparedStudy(cfg, folder, previous, space, data, info, started)
 
-    resources_per_trial = {"cpus": cfg.cpus_per_trial, "gpus": cfg.gpus_per_trial}
-    recorder = ResultsRecorder(folder, cfg.max_epochs, resources_per_trial, cfg.seed, space.fixed)
-    progress = RichProgress(cfg.num_samples, cfg.max_epochs, console)
-    fixed = {
-        **space.fixed,
-        "seed": cfg.seed,
-        "max_epochs": cfg.max_epochs,
-        "num_threads": max(1, int(cfg.cpus_per_trial)),
-        "device": "cuda" if cfg.gpus_per_trial else "cpu",
-    }
-    trainable = tune.with_resources(
-        tune.with_parameters(train_sentiment, data=data, fixed=fixed),
-        {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial},
-    )
+
+def build_tuner(study: PreparedStudy, callbacks: list, trainable: Callable, reuse_actors: bool):
+    """The Tuner of a new study, or of an interrupted one restored from Ray's storage to run to its budget."""
+    import optuna
+    from ray import tune
+
+    cfg = study.cfg
+    max_concurrent = study.info["ray"]["max_concurrent"]
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = str(max_concurrent)  # searchers otherwise keep 1 pending
+    threads, device = max(1, int(cfg.cpus_per_trial)), "cuda" if cfg.gpus_per_trial else "cpu"
+    per_study = {"seed": cfg.seed, "max_epochs": cfg.max_epochs, "num_threads": threads, "device": device}
+    fixed = {**study.space.fixed, **per_study}
+    resources = {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial}
+    trainable = tune.with_resources(tune.with_parameters(trainable, data=study.data, fixed=fixed), resources)
+    path = study.experiment_path
+    if study.previous is not None and tune.Tuner.can_restore(path):
+        tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True, resume_errored=False)
+        # Tuner.restore takes no callbacks and brings back the pickled ones, which hold no state and write to
+        # the folder of the first run; Ray 2.60 offers no public way to set them (tests/test_orchestrate.py).
+        tuner._local_tuner.get_run_config().callbacks = callbacks
+        return tuner
+    searcher, scheduler = _search(cfg, study.space)
+    checkpoints = tune.CheckpointConfig(num_to_keep=2, checkpoint_score_attribute=METRIC, checkpoint_score_order=MODE)
     run_config = tune.RunConfig(
         name=cfg.name,
-        storage_path=storage,
-        callbacks=[recorder, progress],
-        checkpoint_config=tune.CheckpointConfig(
-            num_to_keep=2, checkpoint_score_attribute=METRIC, checkpoint_score_order=MODE
-        ),
+        storage_path=study.info["ray"]["storage"],
+        callbacks=callbacks,
+        checkpoint_config=checkpoints,
         failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
         verbose=0,
     )
-    if previous is not None and tune.Tuner.can_restore(experiment_path):
-        tuner = tune.Tuner.restore(
-            experiment_path,
-            trainable=trainable,
-            resume_unfinished=True,
-            resume_errored=False,
-            restart_errored=False,
-        )
-        tuner._local_tuner._run_config.callbacks = [recorder, progress]  # the pickled ones hold no state
-    else:
-        sampler = optuna.samplers.TPESampler(seed=cfg.seed, n_startup_trials=cfg.startup_trials(), constant_liar=True)
-        # metric and mode go to the searcher and the scheduler themselves: with max_concurrent_trials Ray wraps
-        # the searcher in a ConcurrencyLimiter that does not pass TuneConfig's metric on to OptunaSearch
-        searcher = OptunaSearch(
-            space=space.params,
-            metric=METRIC,
-            mode=MODE,
-            points_to_evaluate=list(space.enqueue) or None,
-            sampler=sampler,
-        )
-        scheduler = FullRungASHA(
-            min_rung_size(cfg.reduction_factor, cfg.num_samples),
-            metric=cfg.asha_metric,
-            mode=ASHA_METRICS[cfg.asha_metric],
-            time_attr="training_iteration",
-            max_t=cfg.max_epochs,
-            grace_period=cfg.grace_period,
-            reduction_factor=cfg.reduction_factor,
-        )
-        tuner = tune.Tuner(
-            trainable,
-            tune_config=tune.TuneConfig(
-                search_alg=searcher,
-                scheduler=scheduler,
-                num_samples=cfg.num_samples,
-                max_concurrent_trials=max_concurrent,
-                # a finished trial's worker process runs the next one: no new process, no re-imports
-                reuse_actors=True,
-            ),
-            run_config=run_config,
-        )
-    log.info(
-        "Running study <name=%s, trials=%d, at once=%d, storage=%s>",
-        cfg.name,
-        cfg.num_samples,
-        max_concurrent,
-        experiment_path,
+    tune_config = tune.TuneConfig(
+        search_alg=searcher,
+        scheduler=scheduler,
+        num_samples=cfg.num_samples,
+        max_concurrent_trials=max_concurrent,
+        reuse_actors=reuse_actors,
     )
-    try:
-        grid = tuner.fit()
-    finally:
-        progress.stop()
+    return tune.Tuner(trainable, tune_config=tune_config, run_config=run_config)
 
-    trials_df, epochs, predictions = collect(grid, experiment_path, cfg, space.fixed, data.y_valid)
+
+def _search(cfg: StudyConfig, space: SearchSpace):
+    """Optuna's TPE (seeded, constant liar for parallel trials) and ASHA with full rungs (scheduler.py)."""
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    from study.scheduler import FullRungASHA, min_rung_size
+
+    sampler = optuna.samplers.TPESampler(seed=cfg.seed, n_startup_trials=cfg.startup_trials(), constant_liar=True)
+    # metric and mode go to the searcher and the scheduler themselves: with max_concurrent_trials Ray wraps
+    # the searcher in a ConcurrencyLimiter that does not pass TuneConfig's metric on to OptunaSearch
+    searcher = OptunaSearch(
+        space=space.params, metric=METRIC, mode=MODE, points_to_evaluate=list(space.enqueue) or None, sampler=sampler
+    )
+    scheduler = FullRungASHA(
+        min_rung_size(cfg.reduction_factor, cfg.num_samples),
+        metric=cfg.asha_metric,
+        mode=ASHA_METRICS[cfg.asha_metric],
+        time_attr="training_iteration",
+        max_t=cfg.max_epochs,
+        grace_period=cfg.grace_period,
+        reduction_factor=cfg.reduction_factor,
+    )
+    return searcher, scheduler
+
+
+def write_results(study: PreparedStudy, grid) -> StudyOutcome:
+    """Every row rebuilt from Ray's storage, written with optuna.db and the final study.json.
+
+    Raises:
+        StudyWriteError: a file could not be written (the trials stay safe in Ray's storage).
+        StudyInterrupted: the study stopped before its budget was spent.
+    """
+    cfg, folder = study.cfg, study.folder
+    trial_rows, epoch_rows, best_ckpt = rows_from_storage(grid, study.experiment_path, study.rows)
+    predictions = prediction_rows(trial_rows, best_ckpt, cfg.keep_predictions, study.data.y_valid)
+    trials = pd.DataFrame(trial_rows, columns=TRIALS_SCHEMA.names)
+    done = int((trials["status"] != TrialStatus.RUNNING).sum())
+    finished = done >= cfg.num_samples
+    best = trials.sort_values(BEST_METRIC, ascending=False).head(1)
     try:
-        write_table(epochs, folder / EPOCHS_FILE, EPOCHS_SCHEMA)
-        write_table(trials_df.to_dict("records"), folder / TRIALS_FILE, TRIALS_SCHEMA)
+        write_table(epoch_rows, folder / EPOCHS_FILE, EPOCHS_SCHEMA)
+        write_table(trial_rows, folder / TRIALS_FILE, TRIALS_SCHEMA)
         write_table(predictions, folder / PREDICTIONS_FILE, PREDICTIONS_SCHEMA)
-        write_optuna_db(
-            trials_df,
-            pd.DataFrame(epochs, columns=[f.name for f in EPOCHS_SCHEMA]),
-            space.params,
-            folder / OPTUNA_FILE,
-            cfg.name,
-        )
-        done = int((trials_df["status"] != "running").sum())
-        finished = done >= cfg.num_samples
-        best = trials_df.sort_values("best_val_macro_f1", ascending=False).head(1)
-        study_info.update(
-            status="completed" if finished else "interrupted",
-            finished_at=dt.datetime.now(dt.UTC).isoformat() if finished else None,
-            wall_time_s=time.time() - t0 + float((previous or {}).get("wall_time_s") or 0),
-            trial_counts=trials_df["status"].value_counts().to_dict(),
-            best_trial=best.iloc[0].to_dict() if len(best) else None,
-        )
-        write_json(study_info, folder / STUDY_FILE)
+        epochs = pd.DataFrame(epoch_rows, columns=EPOCHS_SCHEMA.names)
+        write_optuna_db(trials, epochs, study.space.params, folder / OPTUNA_FILE, cfg.name)
+        end = {
+            "status": "completed" if finished else "interrupted",
+            "finished_at": dt.datetime.now(dt.UTC).isoformat() if finished else None,
+            "wall_time_s": time.time() - study.started + float((study.previous or {}).get("wall_time_s") or 0),
+            "trial_counts": trials["status"].value_counts().to_dict(),
+            "best_trial": best.iloc[0].to_dict() if len(best) else None,
+        }
+        write_json({**study.info, **end}, folder / STUDY_FILE)
     except OSError as e:
         raise StudyWriteError(folder, cfg.name, e) from e
     if not finished:
         raise StudyInterrupted(folder, cfg.name, done, cfg.num_samples)
-    return StudyOutcome(cfg.name, folder, trials_df)
+    return StudyOutcome(cfg.name, folder, trials)
 
 
-def collect(
-    grid, experiment_path: str, cfg: StudyConfig, fixed: dict[str, Any], y_valid: np.ndarray
-) -> tuple[pd.DataFrame, list[dict], list[dict]]:
-    """Every trial's rows, rebuilt from Ray's storage, and the best-epoch predictions of the top trials."""
-    from ray.tune import ExperimentAnalysis
+def run_study(
+    cfg: StudyConfig,
+    console=None,
+    *,
+    trainable: Callable | None = None,
+    reuse_actors: bool = True,
+    on_phase: Callable[[str], None] | None = None,
+) -> StudyOutcome:
+    """Run (or resume) a study to its full budget and write `results/<name>/`.
 
-    from study.recorder import epoch_row, error_message, read_result_json, trial_status
-    from trainables.trainable import load_history
+    Ray is imported only once settings and input files have passed their checks, so refusals are quick.
 
-    # The trial states as saved on storage: after Ctrl-C, Ray's in-memory trials all read TERMINATED, while the
-    # saved state keeps the interrupted ones PENDING (and resumes them). In creation order.
-    quiet = logging.getLogger("ray.tune.analysis.experiment_analysis")
-    level, _ = quiet.level, quiet.setLevel(logging.ERROR)  # not-yet-run trials have no metrics: expected
+    Args:
+        cfg: the study's settings.
+        console: where the progress goes (default: a rich console on stderr).
+        trainable: the trial function, called as `trainable(config, data=..., fixed=...)`; default
+            `trainables.trainable.train_sentiment` (benchmarks pass a wrapper that times it).
+        reuse_actors: a finished trial's worker process runs the next one (no new process, no re-imports);
+            False starts a process per trial.
+        on_phase: called with "loaded", "ray", "encoded" and "fit" as those steps end and fitting begins.
+
+    Raises:
+        ConfigError, DataError: bad settings, input files or resources; nothing is written then.
+        StudyInterrupted: stopped by Ctrl-C before the budget was spent; the study is resumable.
+        StudyWriteError: the results could not be written; the study is resumable.
+    """
+    phase = on_phase or (lambda name: None)
+    cfg, folder, previous = resolve(cfg)
+    dataset = load_dataset(cfg)  # every input file validated here, before Ray or any writing
+    phase("loaded")
+    ray_started = _init_ray(cfg)
+    phase("ray")
+    import ray
+
+    from study.progress import RichProgress
+    from study.recorder import ResultsRecorder
+
     try:
-        ray_trials = ExperimentAnalysis(experiment_path, storage_filesystem=grid.filesystem).trials
+        nodes = _cluster_nodes(cfg)
+        check_resources(cfg, nodes)
+        with _claimed(folder, cfg.name, new=previous is None):
+            study = prepare(cfg, folder, previous, dataset, nodes, phase)
+            recorder = ResultsRecorder(folder, study.rows)
+            progress = RichProgress(cfg.num_samples, recorder, console)
+            if trainable is None:
+                from trainables.trainable import train_sentiment as trainable
+            tuner = build_tuner(study, [recorder, progress], trainable, reuse_actors)
+            plan = (cfg.name, cfg.num_samples, study.info["ray"]["max_concurrent"], study.experiment_path)
+            log.info("Running study <name=%s, trials=%d, at once=%d, storage=%s>", *plan)
+            phase("fit")
+            try:
+                grid = tuner.fit()
+            finally:
+                progress.stop()
+            return write_results(study, grid)
     finally:
-        quiet.setLevel(level)
-    statuses = {t.trial_id: t.status for t in ray_trials}
-    numbers = {t.trial_id: i for i, t in enumerate(ray_trials)}
-    trial_rows, epoch_rows, best_ckpt = [], [], {}
-    for result in grid:
-        trial_id = result.metrics.get("trial_id") if result.metrics else None
-        if trial_id is None:  # never reported: take the id from its folder name's trial
-            trial_id = next((t.trial_id for t in ray_trials if t.path == result.path), None)
-        if trial_id is None:
-            continue
-        reported = read_result_json(result.filesystem, result.path)
-        saved = load_history(result.checkpoint) if result.checkpoint else []
-        # result.json first, then the latest checkpoint's history fills epochs a killed worker never got logged
-        by_epoch = {int(r["epoch"]): epoch_row(trial_id, r) for r in saved if "epoch" in r}
-        by_epoch.update({int(r["epoch"]): epoch_row(trial_id, r) for r in reported if "epoch" in r})
-        epochs = [by_epoch[e] for e in sorted(by_epoch)]
-        error = error_message(str(result.error)) if result.error else None
-        status = trial_status(statuses.get(trial_id, "PENDING"), error is not None, len(epochs), cfg.max_epochs)
-        config = {**fixed, **next((t.config for t in ray_trials if t.trial_id == trial_id), {})}
-        hostname = reported[-1].get("hostname") if reported else None
-        trial_rows.append(
-            summarise_trial(
-                trial_id,
-                numbers.get(trial_id, len(numbers)),
-                config,
-                epochs,
-                status,
-                error,
-                node_id=epochs[-1]["node_id"] if epochs else None,
-                hostname=hostname,
-                seed=cfg.seed,
-                cpus=cfg.cpus_per_trial,
-                gpus=cfg.gpus_per_trial,
-            )
-        )
-        epoch_rows.extend(epochs)
-        if result.best_checkpoints:
-            ckpt, metrics = max(
-                result.best_checkpoints, key=lambda cm: (cm[1].get(METRIC, -1), -int(cm[1].get("epoch", 0)))
-            )
-            best_ckpt[trial_id] = (ckpt, int(metrics.get("epoch", 0)))
-    trials_df = pd.DataFrame(trial_rows, columns=[f.name for f in TRIALS_SCHEMA])
-    trials_df = trials_df.sort_values("trial_number").reset_index(drop=True)
-    predictions = []
-    top = trials_df.dropna(subset=["best_val_macro_f1"]).sort_values("best_val_macro_f1", ascending=False)
-    for trial_id in top["trial_id"].head(cfg.keep_predictions):
-        if trial_id not in best_ckpt:
-            continue
-        ckpt, epoch = best_ckpt[trial_id]
-        try:
-            with ckpt.as_directory() as d:
-                probs = np.load(Path(d) / "val_probs.npy")
-        except (OSError, ValueError) as e:
-            log.warning("No predictions for trial %s: %s", trial_id, e)
-            continue
-        predictions.extend(
-            {"trial_id": trial_id, "epoch": epoch, "row": i, "label": int(y), "probs": p.tolist()}
-            for i, (y, p) in enumerate(zip(y_valid, probs, strict=False))
-        )
-    return trials_df, epoch_rows, predictions
+        if ray_started:
+            ray.shutdown()

@@ -23,14 +23,8 @@ from trainables.files import atomic_write, write_text
 from trainables.metrics import METRIC
 
 SCHEMA_VERSION = 1
-TRIALS_FILE, EPOCHS_FILE, PREDICTIONS_FILE, STUDY_FILE = (
-    "trials.parquet",
-    "epochs.parquet",
-    "predictions.parquet",
-    "study.json",
-)
-OPTUNA_FILE = "optuna.db"
-BEST_METRIC = f"best_{METRIC}"  # the trials.parquet column trials are ranked by
+TRIALS_FILE, EPOCHS_FILE, PREDICTIONS_FILE = "trials.parquet", "epochs.parquet", "predictions.parquet"
+STUDY_FILE, OPTUNA_FILE = "study.json", "optuna.db"
 
 
 class ResultsError(ValueError):
@@ -58,7 +52,8 @@ PARAM_TYPES: dict[str, pa.DataType] = {
     "batch_size": pa.int64(),
     "freeze_embeddings": pa.bool_(),
 }
-SUMMARY_METRICS = ("val_macro_f1", "val_auc", "val_accuracy", "val_loss")
+SUMMARY_METRICS = (METRIC, "val_auc", "val_accuracy", "val_loss")
+BEST_METRIC = f"best_{METRIC}"  # the trials.parquet column that ranks trials
 
 TRIALS_SCHEMA = pa.schema(
     [
@@ -85,7 +80,7 @@ EPOCH_METRICS = (
     "train_macro_f1",
     "train_accuracy",
     "val_loss",
-    "val_macro_f1",
+    METRIC,
     "val_accuracy",
     "val_auc",
 )
@@ -210,38 +205,3 @@ def read_study(folder: Path) -> dict[str, Any]:
             f"code reads version {SCHEMA_VERSION}; use the matching version of this tool."
         )
     return study
-
-
-def summarise_trial(
-    trial_id: str,
-    trial_number: int,
-    params: dict[str, Any],
-    epochs: list[dict[str, Any]],
-    status: TrialStatus,
-    error: str | None = None,
-    **extra: Any,
-) -> dict[str, Any]:
-    """A trials.parquet row from a trial's settings and its epoch rows (sorted by epoch).
-
-    The best epoch is the one with the highest validation macro-F1 (the earliest on ties).
-    """
-    row: dict[str, Any] = {
-        "trial_id": trial_id,
-        "trial_number": trial_number,
-        "status": status.value,
-        "error": error,
-        "epochs_run": len(epochs),
-        **extra,
-    }
-    for k in PARAM_TYPES:
-        row[f"params_{k}"] = params.get(k)
-    if epochs:
-        scores = [e["val_macro_f1"] if math.isfinite(e["val_macro_f1"]) else -math.inf for e in epochs]
-        best = epochs[scores.index(max(scores))]
-        last = epochs[-1]
-        row["best_epoch"] = best["epoch"]
-        row["time_total_s"] = last.get("time_total_s")
-        for m in SUMMARY_METRICS:
-            row[f"best_{m}"] = best[m]
-            row[f"last_{m}"] = last[m]
-    return row

@@ -6,10 +6,9 @@ Exit codes: 0 done, 2 bad input or settings (said before Ray starts), 130 interr
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from study.cli import run_command
+from study.cli import CommandParser, run_command
 from study.config import StudyConfig, add_arguments, build_config
 
 DESCRIPTION = """\
@@ -34,13 +33,8 @@ exit codes: 0 done, 2 bad input or settings, 130 interrupted (resume with --resu
 """
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m study.run",
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def parser() -> CommandParser:
+    p = CommandParser("python -m study.run", DESCRIPTION, EPILOG)
     p.add_argument("--config", metavar="FILE", help="TOML file with the same keys as the flags")
     add_arguments(p, StudyConfig)
     return p

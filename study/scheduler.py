@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import math
 
+# Private: Ray's ASHA has no setting for the rung rule, and its rungs live in `_Bracket` objects that it builds
+# into `_brackets` itself; subclassing `_Bracket.cutoff` and replacing `_brackets` is the only hook. Pinned
+# (ray 2.60.x); tests/test_scheduler.py fails when Ray changes either (test_rays_private_bracket_api_...).
 from ray.tune.schedulers.async_hyperband import AsyncHyperBandScheduler, _Bracket
 
 

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from study.config import ConfigError, DataSettings
-from study.evaluate import encode_fold, fold_data, fold_indices, main, parse_overrides
+from study.cv import encode_fold, fold_data, fold_indices
+from study.evaluate import main, parse_overrides
 from trainables.data import LabelledData, read_labelled
 from trainables.demo import write_demo
 from trainables.preprocess import clean_corpus
@@ -145,3 +146,30 @@ def test_word2vec_never_sees_the_held_out_fold(demo_files):
     assert _marker_ids(enc_1.x_valid, held_1, settings) == [OOV] * 4
     in_training = _marker_ids(enc_2.x_train, train_2, settings)
     assert len(in_training) == 4 and len(set(in_training)) == 1 and in_training[0] > OOV
+
+
+def test_an_option_value_may_start_with_a_dash(capsys, demo_files, tmp_path):
+    """`--label-map -1=NEGATIVE,...` with a space, as most people type it (issue #14)."""
+    frame = pd.read_csv(demo_files[0], dtype=str, keep_default_na=False)
+    frame["Sentiment"] = frame["Sentiment"].map({"NEGATIVE": "-1", "NEUTRAL": "0", "POSITIVE": "1"})
+    frame.to_csv(tmp_path / "numeric.csv", index=False)
+    argv = [*SMALL, "--train", str(tmp_path / "numeric.csv"), "--label-map", "-1=NEGATIVE,0=NEUTRAL,1=POSITIVE"]
+    code, out, err = _run(capsys, [*argv, "--folds", "2", "--json"])
+    assert code == 0, err
+    assert json.loads(out)["classes"] == ["NEGATIVE", "NEUTRAL", "POSITIVE"]
+
+
+def test_a_fold_pickles_and_gives_the_same_result_elsewhere(demo_files):
+    """evaluate_split is a pure function of picklable arguments, so a fold can run in a Ray task (issue #11)."""
+    import pickle
+
+    from study.cv import evaluate_split
+    from trainables.train import HParams
+
+    (train, held_out), _ = fold_data(_labelled(demo_files), 2, seed=0)
+    args = (HParams(hidden_size=4, num_layers=1, max_epochs=1, num_threads=1), train, held_out, ())
+    args += (DataSettings(vector_size=8, w2v_epochs=1), None, 1)
+    here = evaluate_split(*args)
+    function, copied = pickle.loads(pickle.dumps((evaluate_split, args)))
+    there = function(*copied)
+    assert (there.best, there.last, there.n_train, there.n_valid) == (here.best, here.last, 150, 150)

@@ -14,10 +14,10 @@ from study.results import (
     TrialStatus,
     read_study,
     read_table,
-    summarise_trial,
     write_json,
     write_table,
 )
+from study.rows import summarise_trial
 
 
 def _epochs(trial_id, scores):

@@ -156,3 +156,17 @@ def test_help_reads_well(capsys):
         "exit codes",
     ):
         assert flag in out, flag
+
+
+def test_an_option_value_may_start_with_a_dash(tmp_path, capsys):
+    """`--label-map -1=NEGATIVE,...` with a space, as most people type it, reaches the data check (issue #14)."""
+    rows = [f"tweet {i},{label},ND" for i, label in enumerate(["-1", "0", "1", "2"] * 3)]
+    (tmp_path / "numeric.csv").write_text("\n".join(["Text,Sentiment,Party", *rows]) + "\n")
+    argv = ["--train", str(tmp_path / "numeric.csv"), "--label-map", "-1=NEGATIVE,0=NEUTRAL,1=POSITIVE"]
+    assert main([*argv, "--data-seed", "-1", "--results-dir", str(tmp_path / "r")]) == 2
+    message = " ".join(capsys.readouterr().err.split())
+    assert "not in the label map ['-1', '0', '1']: '2'" in message  # the map as given, read by the data check
+    assert not (tmp_path / "r").exists()
+    with pytest.raises(SystemExit) as e:  # an option right after still means the value is missing
+        main(["--label-map", "--train", "x.csv"])
+    assert e.value.code == 2 and "--label-map: expected one argument" in capsys.readouterr().err

@@ -136,9 +136,20 @@ def test_hparams_errors(kwargs, message):
     assert message in str(e.value)
 
 
-def test_hparams_from_dict_ignores_other_keys():
-    hp = HParams.from_dict({"hidden_size": 16, "lr": 0.01, "vectorizer": "mean"})
+def test_hparams_from_dict_refuses_unknown_keys():
+    hp = HParams.from_dict({"hidden_size": 16, "lr": 0.01})
     assert hp.hidden_size == 16 and hp.lr == 0.01
+    with pytest.raises(ValueError, match=r"must be among cell, hidden_size, .*num_threads, but got `vectorizer`"):
+        HParams.from_dict({"hidden_size": 16, "vectorizer": "mean"})
+
+
+def test_hparams_take_the_model_defaults_and_build_its_config():
+    hp = HParams()
+    for f in dataclasses.fields(ModelConfig):
+        if hasattr(hp, f.name):
+            assert getattr(hp, f.name) == f.default, f.name
+    cfg = HParams(cell="gru", hidden_size=8, attention=False).model_config(input_size=5, num_classes=4)
+    assert (cfg.cell, cfg.hidden_size, cfg.attention, cfg.input_size, cfg.num_classes) == ("gru", 8, False, 5, 4)
 
 
 @pytest.mark.parametrize("freeze", [True, False])

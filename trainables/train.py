@@ -26,13 +26,15 @@ from trainables.prepare import EncodedData
 
 @dataclass(frozen=True)
 class HParams:
-    cell: str = "lstm"  # "rnn" | "lstm" | "gru"
-    hidden_size: int = 64  # per direction
-    num_layers: int = 2
-    bidirectional: bool = True
-    dropout: float = 0.3
-    skip: bool = True
-    attention: bool = True
+    """The settings of one training run: the model's (their defaults and checks are ModelConfig's), then fit's."""
+
+    cell: str = ModelConfig.cell
+    hidden_size: int = ModelConfig.hidden_size
+    num_layers: int = ModelConfig.num_layers
+    bidirectional: bool = ModelConfig.bidirectional
+    dropout: float = ModelConfig.dropout
+    skip: bool = ModelConfig.skip
+    attention: bool = ModelConfig.attention
     clip: float = 1.0  # max gradient L2 norm; 0 disables clipping
     lr: float = 1e-3  # Adam learning rate
     batch_size: int = 128
@@ -43,7 +45,7 @@ class HParams:
     num_threads: int = 0  # torch intra-op threads; 0 leaves torch's default
 
     def __post_init__(self) -> None:
-        ModelConfig(cell=self.cell, hidden_size=self.hidden_size, num_layers=self.num_layers, dropout=self.dropout)
+        self.model_config(ModelConfig.input_size, ModelConfig.num_classes)  # the model's own checks
         for name in ("batch_size", "max_epochs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"`{name}` must be >= 1, but got {getattr(self, name)}.")
@@ -54,11 +56,23 @@ class HParams:
         if self.num_threads < 0:
             raise ValueError(f"`num_threads` must be >= 0, but got {self.num_threads}.")
 
+    def model_config(self, input_size: int, num_classes: int) -> ModelConfig:
+        """The model of these settings for data of `input_size` features per step and `num_classes` classes."""
+        shared = {f.name: getattr(self, f.name) for f in fields(ModelConfig) if hasattr(self, f.name)}
+        return ModelConfig(input_size=input_size, num_classes=num_classes, **shared)
+
     @classmethod
     def from_dict(cls, config: dict[str, Any]) -> HParams:
-        """Build from a Tune config or settings dict; keys that are not hyperparameters are ignored."""
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in config.items() if k in names})
+        """Build from a Tune config or settings dict, whose every key must be a field.
+
+        Raises:
+            ValueError: a key that is no field (the message names it and the fields), or a bad value.
+        """
+        names = [f.name for f in fields(cls)]
+        unknown = sorted(set(config) - set(names))
+        if unknown:
+            raise ValueError(f"hyperparameters must be among {', '.join(names)}, but got `{unknown[0]}`.")
+        return cls(**config)
 
 
 @dataclass(frozen=True)
@@ -70,6 +84,8 @@ class EpochReport:
 
 class NonFiniteLossError(RuntimeError):
     """The training loss became NaN or infinite (e.g. a learning rate far too large)."""
+
+    exit_code = 1  # a command says the message and exits 1 (study.cli.run_command): the traceback tells no more
 
 
 def resolve_device(name: str) -> torch.device:
@@ -97,17 +113,7 @@ def build_model(hp: HParams, data: EncodedData) -> RNNClassifier:
         # Frozen vectors share the (read-only, zero-copy) array that every trial reads from Ray's object store;
         # vectors that training changes get a private copy.
         embeddings = _shared(data.embeddings if hp.freeze_embeddings else data.embeddings.copy())
-    cfg = ModelConfig(
-        cell=hp.cell,
-        input_size=data.input_size,
-        hidden_size=hp.hidden_size,
-        num_layers=hp.num_layers,
-        bidirectional=hp.bidirectional,
-        dropout=hp.dropout,
-        skip=hp.skip,
-        attention=hp.attention,
-        num_classes=len(data.classes),
-    )
+    cfg = hp.model_config(data.input_size, len(data.classes))
     return RNNClassifier(cfg, embeddings, freeze_embeddings=hp.freeze_embeddings)
 
 
