@@ -46,6 +46,8 @@ SMOKE_PRESET: dict[str, Any] = {
     "grace_period": 1,
     "demo_rows": 600,
     "vector_size": 32,
+    "final_top": 2,
+    "final_folds": 2,
 }
 ASHA_METRICS: dict[str, str] = {METRIC: MODE, "val_loss": "min", "val_auc": "max", "val_accuracy": "max"}
 
@@ -58,6 +60,10 @@ class DataSettings:
     valid: str = setting("", "labelled validation CSV (default: a seeded stratified split of --train)")
     unlabelled: str = setting("", "CSV of extra texts for Word2Vec only, e.g. the original test_set.csv")
     valid_fraction: float = setting(0.2, "validation share when --valid is not given")
+    test: str = setting("", "labelled CSV held out from the search and the final stage; the final model's score on it")
+    test_fraction: float = setting(
+        0.0, "share of --train held out as the test set (a seeded stratified split taken first); 0: none"
+    )
     text_column: str = setting(_SPEC.text_column, "column with the tweet text")
     label_column: str = setting(_SPEC.label_column, "column with the label")
     party_column: str = setting(_SPEC.party_column, "column with the party ('' for none)")
@@ -84,6 +90,13 @@ class DataSettings:
 
     def __post_init__(self) -> None:
         _check(0 < self.valid_fraction < 1, "valid_fraction", self.valid_fraction, "must be in (0, 1)")
+        _check(0 <= self.test_fraction < 1, "test_fraction", self.test_fraction, "must be in [0, 1) (0: no test set)")
+        _check(
+            not (self.test and self.test_fraction),
+            "test_fraction",
+            self.test_fraction,
+            "must be 0 when `test` names a test file (give one of them)",
+        )
         _check(self.w2v_min_count >= 1, "w2v_min_count", self.w2v_min_count, "must be >= 1")
         _check(self.demo_rows >= 60, "demo_rows", self.demo_rows, "must be >= 60")
         bad = [s for s in self.clean_off if s not in CLEAN_STEPS]
@@ -147,6 +160,10 @@ class StudyConfig(DataSettings):
         False, "small preset for a laptop or one GPU: " + ", ".join(f"{k}={v}" for k, v in SMOKE_PRESET.items())
     )
     keep_predictions: int = setting(5, "top trials whose validation predictions are saved")
+    final_top: int = setting(
+        3, "configurations the final stage re-scores by k-fold CV on every labelled row (0: no final stage)"
+    )
+    final_folds: int = setting(5, "k of the final stage's stratified k-fold CV")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -156,7 +173,8 @@ class StudyConfig(DataSettings):
         asha, grace, gpus = self.asha_metric, self.grace_period, self.gpus_per_trial
         _check(asha in ASHA_METRICS, "asha_metric", asha, f"must be one of {tuple(ASHA_METRICS)}")
         _check(grace <= self.max_epochs, "grace_period", grace, f"must be <= `max_epochs` ({self.max_epochs})")
-        for name in ("n_startup_trials", "max_concurrent", "keep_predictions", "max_failures"):
+        _check(self.final_folds >= 2, "final_folds", self.final_folds, "must be >= 2")
+        for name in ("n_startup_trials", "max_concurrent", "keep_predictions", "max_failures", "final_top"):
             _check(getattr(self, name) >= 0, name, getattr(self, name), "must be >= 0")
         _check(self.cpus_per_trial > 0, "cpus_per_trial", self.cpus_per_trial, "must be > 0")
         _check(gpus >= 0, "gpus_per_trial", gpus, "must be >= 0")

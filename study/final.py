@@ -401,3 +401,155 @@ def summarise_final(rows: pd.DataFrame, cands: Sequence[Candidate], folds: int) 
 
 BASELINE_NAMES = {"tfidf_word": "TF-IDF (word 1-2-grams)", "tfidf_char": "TF-IDF (character 2-5-grams)"}
 METRIC_NAMES = {"macro_f1": "macro-F1", "auc": "AUC"}
+
+
+# ------------------------------------------------------------------------------------------- the stage
+
+
+def _test_block(rows: pd.DataFrame, winner: dict[str, Any] | None) -> dict[str, Any] | None:
+    test = rows[rows["split"] == TEST]
+    if not len(test):
+        return None
+    by = {str(r["candidate"]): {m: r[m] for m in ("macro_f1", "auc", "accuracy")} for _, r in test.iterrows()}
+    baselines = {b: by[b] for b in BASELINES if b in by}
+    return {
+        "n": int(test["n_held_out"].iloc[0]),
+        "model": by.get(winner["trial_id"]) if winner else None,
+        "baselines": baselines,
+    }
+
+
+def headline(block: dict[str, Any]) -> dict[str, Any] | None:
+    """The study's answer in one figure: the final model on the test set when there is one, else its CV mean."""
+    winner, test = block.get("winner"), block.get("test")
+    if winner is None:
+        return None
+    if test and test.get("model"):
+        return {"source": "test", "n": test["n"], **test["model"]}
+    cv = winner["cv"]
+    return {
+        "source": "cv",
+        "macro_f1": cv["mean"],
+        "low": cv["low"],
+        "high": cv["high"],
+        "auc": winner["cv_auc"]["mean"],
+    }
+
+
+def run_final_stage(
+    folder,
+    plan: FinalPlan,
+    trials: pd.DataFrame,
+    dataset,
+    clean,
+    vectors,
+    cache_dir,
+    provenance: dict[str, Any],
+    on_phase: Callable[[str], None] = lambda name: None,
+) -> dict[str, Any]:
+    """Run (or resume) the final stage of a study whose search is complete; returns study.json's `final` block.
+
+    `on_phase` is called with "final-row" each time a row has been written to final.parquet.
+
+    final.parquet is rewritten as each fold task ends, so a stage interrupted by Ctrl-C or a lost driver
+    resumes without redoing a finished fold; the model is saved under `folder/model`.
+
+    Raises:
+        OSError: final.parquet or the model could not be written.
+        KeyboardInterrupt: Ctrl-C; what finished is in final.parquet.
+    """
+    from study.results import BEST_METRIC, PARAM_TYPES, ResultsError, read_table, write_table
+    from trainables.saved_model import MODEL_FOLDER
+
+    path = folder / FINAL_FILE
+    cands = candidates(trials, plan.top, BEST_METRIC, list(PARAM_TYPES))
+    known = {c.trial_id for c in cands} | set(BASELINES)
+    try:
+        previous = read_table(path, FINAL_SCHEMA) if path.exists() else pd.DataFrame(columns=FINAL_SCHEMA.names)
+    except ResultsError as e:  # a damaged file from a killed driver: its folds run again
+        log.warning("Ignoring %s: %s", path, e)
+        previous = pd.DataFrame(columns=FINAL_SCHEMA.names)
+    rows = [r for r in previous.to_dict("records") if r["candidate"] in known and not _is_error(r)]
+    done = {(r["candidate"], r["split"], int(r["fold"])) for r in rows}
+    total = len(cands) * plan.folds + len(BASELINES) * plan.folds
+
+    def on_row(row: dict[str, Any]) -> None:
+        rows.append(row)
+        write_table(rows, path, FINAL_SCHEMA)
+        what = f"trial {row['candidate']}" if row["kind"] == RNN else BASELINE_NAMES[row["kind"]]
+        where = f"fold {row['fold']}" if row["split"] == CV else "test set"
+        score = "failed: " + str(row["error"]) if row.get("error") else f"macro-F1 {row['macro_f1']:.4f}"
+        log.info("Final stage %d/%d: %s, %s, %s", sum(r["split"] == CV for r in rows), total, what, where, score)
+        on_phase("final-row")
+
+    log.info(
+        "Final stage: the top %d configurations and %d baselines, %d-fold CV on %d labelled rows (%d done before)",
+        len(cands),
+        len(BASELINES),
+        plan.folds,
+        len(dataset.labelled),
+        len(done),
+    )
+    labelled = dataset.labelled
+    run_cv(plan, cands, labelled, dataset.unlabelled, clean, vectors, cache_dir, done, on_row)
+    block = summarise_final(pd.DataFrame(rows, columns=FINAL_SCHEMA.names), cands, plan.folds)
+    winner = block["winner"]
+    if winner is not None:
+        provenance = {**provenance, "cv_macro_f1": winner["cv"]["mean"], "search_score": winner["search_score"]}
+        run_final_model(
+            plan,
+            winner,
+            labelled,
+            dataset.unlabelled,
+            dataset.spec,
+            clean,
+            vectors,
+            cache_dir,
+            folder / MODEL_FOLDER,
+            provenance,
+            dataset.test,
+            done,
+            on_row,
+        )
+        block["model"] = MODEL_FOLDER
+    block["test"] = _test_block(pd.DataFrame(rows, columns=FINAL_SCHEMA.names), winner)
+    block["headline"] = headline(block)
+    return block
+
+
+def _is_error(row: dict[str, Any]) -> bool:
+    """A row whose task failed is run again on resume."""
+    error = row.get("error")
+    return isinstance(error, str) and bool(error)
+
+
+def answer_lines(block: dict[str, Any], folder) -> list[str]:
+    """The study's answer in a few plain lines, for the terminal: the search's best, the CV estimate, the baseline."""
+    winner = block.get("winner")
+    if winner is None:
+        return ["Final stage: no configuration finished all its folds; there is no final model."]
+    cv, gap, best = winner["cv"], winner["optimism"], block["candidates"][0]
+    lines = [
+        f"Search's best trial {best['trial_id']}: validation macro-F1 {best['search_score']:.4f} "
+        "(on the split the search chose it on: optimistic).",
+        f"Final stage, {block['folds']}-fold CV on every labelled row: trial {winner['trial_id']} macro-F1 "
+        f"{cv['mean']:.4f} [{cv['low']:.4f}, {cv['high']:.4f}] (95%; {abs(gap):.4f} "
+        f"{'below' if gap >= 0 else 'above'} its search score).",
+    ]
+    better = block.get("better_baseline")
+    if better and block.get("comparison"):
+        b = block["baselines"][better]["cv"]
+        lines.append(f"Baseline {BASELINE_NAMES[better]}: macro-F1 {b['mean']:.4f} [{b['low']:.4f}, {b['high']:.4f}].")
+        lines.append(block["comparison"]["macro_f1"]["line"])
+    test = block.get("test")
+    if test and test.get("model"):
+        m = test["model"]
+        base = "".join(f"; {BASELINE_NAMES[b]} {v['macro_f1']:.4f}" for b, v in test["baselines"].items())
+        lines.append(
+            f"Test set ({test['n']} tweets, never seen): macro-F1 {m['macro_f1']:.4f}, AUC {m['auc']:.4f}{base}."
+        )
+    if block.get("model"):
+        lines.append(
+            f"Model: {folder}/{block['model']}  ·  predict: python -m study.predict {folder} --input FILE --out FILE"
+        )
+    return lines

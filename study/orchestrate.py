@@ -62,10 +62,10 @@ class StudyInterrupted(Exception):
 
     exit_code = EXIT_INTERRUPTED
 
-    def __init__(self, folder: Path, name: str, done: int, total: int):
-        self.folder, self.name, self.done, self.total = folder, name, done, total
+    def __init__(self, folder: Path, name: str, when: str):
+        self.folder, self.name = folder, name
         super().__init__(
-            f"study {name!r} interrupted after {done} of {total} trials; its results so far are in {folder}. "
+            f"study {name!r} interrupted {when}; its results so far are in {folder}. "
             f"Complete it with: python -m study.run --resume {name}"
             + (f" --results-dir {folder.parent}" if str(folder.parent) != "results" else "")
         )
@@ -92,6 +92,7 @@ class StudyOutcome:
     name: str
     folder: Path
     trials: pd.DataFrame  # trials.parquet as written
+    info: dict[str, Any]  # study.json as written
 
 
 def _version(package: str) -> str:
@@ -372,9 +373,7 @@ def build_tuner(study: PreparedStudy, callbacks: list, trainable: Callable, reus
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = str(max_concurrent)  # searchers otherwise keep 1 pending
-    threads, device = max(1, int(cfg.cpus_per_trial)), "cuda" if cfg.gpus_per_trial else "cpu"
-    per_study = {"seed": cfg.seed, "max_epochs": cfg.max_epochs, "num_threads": threads, "device": device}
-    fixed = {**study.space.fixed, **per_study}
+    fixed = trial_fixed(cfg, study.space)
     resources = {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial}
     trainable = tune.with_resources(tune.with_parameters(trainable, data=study.data, fixed=fixed), resources)
     path = study.experiment_path
@@ -456,12 +455,62 @@ def write_results(study: PreparedStudy, grid) -> StudyOutcome:
             "trial_counts": trials["status"].value_counts().to_dict(),
             "best_trial": best.iloc[0].to_dict() if len(best) else None,
         }
-        write_json({**study.info, **end}, folder / STUDY_FILE)
+        info = {**study.info, **end}
+        write_json(info, folder / STUDY_FILE)
     except OSError as e:
         raise StudyWriteError(folder, cfg.name, e) from e
     if not finished:
-        raise StudyInterrupted(folder, cfg.name, done, cfg.num_samples)
-    return StudyOutcome(cfg.name, folder, trials)
+        raise StudyInterrupted(folder, cfg.name, f"after {done} of {cfg.num_samples} trials")
+    return StudyOutcome(cfg.name, folder, trials, info)
+
+
+def trial_fixed(cfg: StudyConfig, space: SearchSpace) -> dict[str, Any]:
+    """The hyperparameters every trial (and every final-stage fold) shares: the space's fixed ones and the study's."""
+    threads, device = max(1, int(cfg.cpus_per_trial)), "cuda" if cfg.gpus_per_trial else "cpu"
+    return {**space.fixed, "seed": cfg.seed, "max_epochs": cfg.max_epochs, "num_threads": threads, "device": device}
+
+
+def final_step(
+    study: PreparedStudy, dataset: Dataset, outcome: StudyOutcome, on_phase: Callable[[str], None]
+) -> StudyOutcome:
+    """The final stage (study/final.py) after a complete search, then study.json with its `final` block.
+
+    Raises:
+        StudyWriteError: final.parquet, the model or study.json could not be written.
+        StudyInterrupted: Ctrl-C during the final stage; `--resume` runs only the folds that did not finish.
+    """
+    from study.final import FinalPlan, run_final_stage
+    from trainables.vectorize import default_cache_dir
+
+    cfg, folder = study.cfg, study.folder
+    fixed = trial_fixed(cfg, study.space)
+    plan = FinalPlan(
+        cfg.final_top, cfg.final_folds, cfg.data_seed, fixed, cfg.cpus_per_trial, cfg.gpus_per_trial, cfg.max_failures
+    )
+    info = {**outcome.info, "status": "final_stage", "finished_at": None}
+    try:
+        write_json(info, folder / STUDY_FILE)
+        block = run_final_stage(
+            folder,
+            plan,
+            outcome.trials,
+            dataset,
+            cfg.clean_config(),
+            cfg.vector_config(),
+            default_cache_dir() / "word2vec",
+            {"study": cfg.name, "data_fingerprint": study.data.fingerprint},
+            on_phase,
+        )
+        now = dt.datetime.now(dt.UTC).isoformat()
+        info = {**info, "status": "completed", "finished_at": now, "final": block}
+        info["wall_time_s"] = time.time() - study.started + float((study.previous or {}).get("wall_time_s") or 0)
+        write_json(info, folder / STUDY_FILE)
+    except KeyboardInterrupt:
+        write_json({**info, "status": "interrupted"}, folder / STUDY_FILE)
+        raise StudyInterrupted(folder, cfg.name, "in its final stage (the search is complete)") from None
+    except OSError as e:
+        raise StudyWriteError(folder, cfg.name, e) from e
+    return replace(outcome, info=info)
 
 
 def run_study(
@@ -483,7 +532,8 @@ def run_study(
             `trainables.trainable.train_sentiment` (benchmarks pass a wrapper that times it).
         reuse_actors: a finished trial's worker process runs the next one (no new process, no re-imports);
             False starts a process per trial.
-        on_phase: called with "loaded", "ray", "encoded" and "fit" as those steps end and fitting begins.
+        on_phase: called with "loaded", "ray", "encoded" and "fit" as those steps end and fitting begins, and
+            with "final-row" as each row of the final stage is written.
 
     Raises:
         ConfigError, DataError: bad settings, input files or resources; nothing is written then.
@@ -518,7 +568,8 @@ def run_study(
                 grid = tuner.fit()
             finally:
                 progress.stop()
-            return write_results(study, grid)
+            outcome = write_results(study, grid)
+            return final_step(study, dataset, outcome, phase) if cfg.final_top else outcome
     finally:
         if ray_started:
             ray.shutdown()

@@ -52,6 +52,11 @@ def main(argv: list[str] | None = None) -> int:
         console.print(top_trials_table(outcome.trials))
         counts = outcome.trials["status"].value_counts().to_dict()
         console.print(f"Study [bold]{outcome.name}[/] done: {len(outcome.trials)} trials ({counts}).")
+        if outcome.info.get("final"):
+            from study.final import answer_lines
+
+            for line in answer_lines(outcome.info["final"], outcome.folder):
+                console.print(line, markup=False, soft_wrap=True)
         console.print(f"Results: [bold]{outcome.folder}[/]  ·  report: python -m study.report {outcome.folder}")
         print(outcome.folder)
 

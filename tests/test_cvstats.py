@@ -21,6 +21,11 @@ def test_interval_uses_the_corrected_variance():
     assert est.high - est.low > 2 * naive  # wider than the plain t-interval, which ignores shared training rows
 
 
+def test_interval_stays_within_the_metric_range():
+    est = cv_estimate([0.2, 0.9], folds=2)
+    assert est.low == 0.0 and est.high == 1.0
+
+
 def test_nan_scores_are_left_out_and_one_score_has_no_interval():
     assert cv_estimate([0.4, math.nan, 0.42], folds=3).n == 2
     one = cv_estimate([0.4], folds=5)

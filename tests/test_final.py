@@ -15,6 +15,9 @@ from study.final import (
     run_cv,
     summarise_final,
 )
+from study.final import (
+    TEST as TEST_SPLIT,
+)
 
 SMALL = {"cell": "gru", "hidden_size": 8, "num_layers": 1, "attention": True, "skip": False, "batch_size": 64}
 
@@ -139,3 +142,100 @@ def test_folds_run_side_by_side_and_a_resume_skips_finished_ones(ray_2_cpus, dem
     assert sorted((r["candidate"], r["fold"]) for r in again) == sorted(
         (r["candidate"], r["fold"]) for r in rows if r["fold"] == 2
     )
+
+
+def _study_config(tmp_path, name, **kw):
+    from study.config import StudyConfig
+
+    base = dict(
+        smoke=True,
+        space="smoke",
+        num_samples=3,
+        max_epochs=2,
+        demo_rows=400,
+        vector_size=16,
+        final_top=2,
+        final_folds=2,
+        test_fraction=0.25,
+        name=name,
+        results_dir=str(tmp_path),
+    )
+    return StudyConfig(**{**base, **kw})
+
+
+@pytest.mark.slow
+def test_a_study_ends_with_its_answer_a_baseline_and_a_saved_model(ray_2_cpus, tmp_path):
+    import json
+
+    from study.orchestrate import run_study
+    from study.results import read_table
+    from trainables.data import DataSpec, read_labelled
+    from trainables.demo import write_demo
+    from trainables.saved_model import load_model
+
+    outcome = run_study(_study_config(tmp_path, "answer"))
+    folder = outcome.folder
+    study = json.loads((folder / "study.json").read_text())
+    final = study["final"]
+    assert study["status"] == "completed" and final == outcome.info["final"]
+    rows = read_table(folder / "final.parquet", FINAL_SCHEMA)
+    cv = rows[rows["split"] == CV]
+    # (2 candidates + 2 baselines) x 2 folds on the 300 labelled rows; the 100 test rows never in a fold
+    assert len(cv) == 8 and not cv.duplicated(["candidate", "fold"]).any()
+    assert (cv["n_train"] + cv["n_held_out"] == 300).all() and cv["error"].isna().all()
+    iv = cv[["started_at", "finished_at"]].to_numpy()
+    assert any(iv[i, 0] < iv[j, 1] and iv[j, 0] < iv[i, 1] for i in range(len(iv)) for j in range(i))
+    # the winner, its epochs and the optimism of its search score
+    w = final["winner"]
+    mine = cv[cv["candidate"] == w["trial_id"]]
+    assert w["cv"]["mean"] == pytest.approx(mine["macro_f1"].mean())
+    assert w["epochs"] == int(round(mine["best_epoch"].median()))
+    best = outcome.trials.sort_values("best_val_macro_f1", ascending=False).iloc[0]
+    assert final["candidates"][0]["trial_id"] == best["trial_id"]
+    assert w["optimism"] == pytest.approx(w["search_score"] - w["cv"]["mean"])
+    assert final["better_baseline"] in ("tfidf_word", "tfidf_char")
+    assert final["comparison"]["macro_f1"]["verdict"] in ("better", "not distinguishable", "worse")
+    # the test set: the saved model's score is the headline, and the baselines score it too
+    test = rows[rows["split"] == TEST_SPLIT].set_index("candidate")
+    assert set(test.index) == {w["trial_id"], "tfidf_word", "tfidf_char"} and (test["n_held_out"] == 100).all()
+    assert final["headline"] == {"source": "test", "n": 100, **final["test"]["model"]}
+    # the saved model gives the test score it was credited with
+    train_csv, _ = write_demo(tmp_path / "demo", n_rows=400, seed=0)
+    from trainables.data import stratified_split
+
+    _, held_out = stratified_split(read_labelled(train_csv, DataSpec()), 0.25, seed=0)
+    model = load_model(folder / "model")
+    from trainables.metrics import classification_metrics
+
+    f1 = classification_metrics(held_out.labels, model.predict_proba(list(held_out.texts)))["val_macro_f1"]
+    assert f1 == pytest.approx(final["test"]["model"]["macro_f1"])
+    assert model.info["provenance"]["trial_id"] == w["trial_id"] and model.info["provenance"]["epochs"] == w["epochs"]
+
+
+@pytest.mark.slow
+def test_an_interrupted_final_stage_resumes_without_redoing_finished_folds(ray_2_cpus, tmp_path):
+    from dataclasses import replace
+
+    from study.orchestrate import StudyInterrupted, run_study
+    from study.results import read_table
+
+    cfg = _study_config(tmp_path, "resumed", test_fraction=0.0)
+    written = []
+
+    def interrupt_after_three(phase):
+        if phase == "final-row":
+            written.append(phase)
+            if len(written) == 3:
+                raise KeyboardInterrupt  # the moment Ctrl-C lands: right after the third row is on disk
+
+    with pytest.raises(StudyInterrupted, match="final stage"):
+        run_study(cfg, on_phase=interrupt_after_three)
+    first = read_table(tmp_path / "resumed" / "final.parquet", FINAL_SCHEMA)
+    assert len(first) == 3
+    outcome = run_study(replace(cfg, resume="resumed"))
+    rows = read_table(outcome.folder / "final.parquet", FINAL_SCHEMA)
+    assert len(rows) == 8 and not rows.duplicated(["candidate", "split", "fold"]).any()
+    kept = rows.merge(first, on=["candidate", "fold"], suffixes=("", "_first"))
+    assert len(kept) == 3 and (kept["started_at"] == kept["started_at_first"]).all()  # not run again
+    assert outcome.info["status"] == "completed" and outcome.info["final"]["winner"] is not None
+    assert (outcome.folder / "model" / "weights.pt").is_file()
