@@ -24,40 +24,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from study.cvstats import cv_estimate, paired, verdict_line
+from study.results import BEST_METRIC, FINAL_FILE, FINAL_SCHEMA, PARAM_TYPES, ResultsError, read_table, write_table
 from trainables.baseline import BASELINES, baseline_proba, joined
 from trainables.metrics import METRIC, classification_metrics
 
 log = logging.getLogger(__name__)
 
-FINAL_FILE = "final.parquet"
 CV, TEST = "cv", "test"  # the `split` of a row
 RNN = "rnn"  # the `kind` of a searched configuration's row; baselines use their names in BASELINES
-FINAL_SCHEMA = pa.schema(
-    [
-        ("candidate", pa.string()),  # the trial id of a searched configuration, or a baseline's name
-        ("kind", pa.string()),  # "rnn" | "tfidf_word" | "tfidf_char"
-        ("rank", pa.int64()),  # 1 = the search's best; null for baselines
-        ("split", pa.string()),  # "cv" | "test"
-        ("fold", pa.int64()),  # 1-based; 0 on the test set
-        ("n_train", pa.int64()),
-        ("n_held_out", pa.int64()),
-        ("macro_f1", pa.float64()),
-        ("auc", pa.float64()),
-        ("accuracy", pa.float64()),
-        ("loss", pa.float64()),
-        ("best_epoch", pa.int64()),  # the held-out fold's best epoch (by macro-F1); null for baselines
-        ("epochs", pa.int64()),  # epochs run
-        ("curve", pa.list_(pa.float64())),  # the held-out macro-F1 of every epoch; null for baselines
-        ("started_at", pa.float64()),  # Unix seconds, in the task
-        ("finished_at", pa.float64()),
-        ("time_s", pa.float64()),
-        ("hostname", pa.string()),
-        ("error", pa.string()),
-    ]
-)
 
 
 @dataclass(frozen=True)
@@ -458,14 +434,13 @@ def run_final_stage(
         OSError: final.parquet or the model could not be written.
         KeyboardInterrupt: Ctrl-C; what finished is in final.parquet.
     """
-    from study.results import BEST_METRIC, PARAM_TYPES, ResultsError, read_table, write_table
     from trainables.saved_model import MODEL_FOLDER
 
     path = folder / FINAL_FILE
     cands = candidates(trials, plan.top, BEST_METRIC, list(PARAM_TYPES))
     known = {c.trial_id for c in cands} | set(BASELINES)
     try:
-        previous = read_table(path, FINAL_SCHEMA) if path.exists() else pd.DataFrame(columns=FINAL_SCHEMA.names)
+        previous = read_table(path) if path.exists() else pd.DataFrame(columns=FINAL_SCHEMA.names)
     except ResultsError as e:  # a damaged file from a killed driver: its folds run again
         log.warning("Ignoring %s: %s", path, e)
         previous = pd.DataFrame(columns=FINAL_SCHEMA.names)

@@ -24,7 +24,7 @@ from trainables.metrics import METRIC
 
 SCHEMA_VERSION = 1
 TRIALS_FILE, EPOCHS_FILE, PREDICTIONS_FILE = "trials.parquet", "epochs.parquet", "predictions.parquet"
-STUDY_FILE, OPTUNA_FILE = "study.json", "optuna.db"
+STUDY_FILE, OPTUNA_FILE, FINAL_FILE = "study.json", "optuna.db", "final.parquet"
 
 
 class ResultsError(ValueError):
@@ -107,7 +107,37 @@ PREDICTIONS_SCHEMA = pa.schema(
     ]
 )
 
-SCHEMAS = {TRIALS_FILE: TRIALS_SCHEMA, EPOCHS_FILE: EPOCHS_SCHEMA, PREDICTIONS_FILE: PREDICTIONS_SCHEMA}
+# The final stage (study/final.py): a row per candidate configuration or baseline and fold, and on the test set.
+FINAL_SCHEMA = pa.schema(
+    [
+        ("candidate", pa.string()),  # the trial id of a searched configuration, or a baseline's name
+        ("kind", pa.string()),  # "rnn" | "tfidf_word" | "tfidf_char"
+        ("rank", pa.int64()),  # 1 = the search's best; null for baselines
+        ("split", pa.string()),  # "cv" | "test"
+        ("fold", pa.int64()),  # 1-based; 0 on the test set
+        ("n_train", pa.int64()),
+        ("n_held_out", pa.int64()),
+        ("macro_f1", pa.float64()),
+        ("auc", pa.float64()),
+        ("accuracy", pa.float64()),
+        ("loss", pa.float64()),
+        ("best_epoch", pa.int64()),  # the held-out fold's best epoch (by macro-F1); null for baselines
+        ("epochs", pa.int64()),  # epochs run
+        ("curve", pa.list_(pa.float64())),  # the held-out macro-F1 of every epoch; null for baselines
+        ("started_at", pa.float64()),  # Unix seconds, in the task
+        ("finished_at", pa.float64()),
+        ("time_s", pa.float64()),
+        ("hostname", pa.string()),
+        ("error", pa.string()),
+    ]
+)
+
+SCHEMAS = {
+    TRIALS_FILE: TRIALS_SCHEMA,
+    EPOCHS_FILE: EPOCHS_SCHEMA,
+    PREDICTIONS_FILE: PREDICTIONS_SCHEMA,
+    FINAL_FILE: FINAL_SCHEMA,
+}
 
 
 def _cell(value: Any, kind: pa.DataType) -> Any:

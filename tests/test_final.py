@@ -8,7 +8,6 @@ import pytest
 
 from study.final import (
     CV,
-    FINAL_SCHEMA,
     Candidate,
     FinalPlan,
     candidates,
@@ -18,6 +17,7 @@ from study.final import (
 from study.final import (
     TEST as TEST_SPLIT,
 )
+from study.results import FINAL_SCHEMA
 
 SMALL = {"cell": "gru", "hidden_size": 8, "num_layers": 1, "attention": True, "skip": False, "batch_size": 64}
 
@@ -178,7 +178,7 @@ def test_a_study_ends_with_its_answer_a_baseline_and_a_saved_model(ray_2_cpus, t
     study = json.loads((folder / "study.json").read_text())
     final = study["final"]
     assert study["status"] == "completed" and final == outcome.info["final"]
-    rows = read_table(folder / "final.parquet", FINAL_SCHEMA)
+    rows = read_table(folder / "final.parquet")
     cv = rows[rows["split"] == CV]
     # (2 candidates + 2 baselines) x 2 folds on the 300 labelled rows; the 100 test rows never in a fold
     assert len(cv) == 8 and not cv.duplicated(["candidate", "fold"]).any()
@@ -230,10 +230,10 @@ def test_an_interrupted_final_stage_resumes_without_redoing_finished_folds(ray_2
 
     with pytest.raises(StudyInterrupted, match="final stage"):
         run_study(cfg, on_phase=interrupt_after_three)
-    first = read_table(tmp_path / "resumed" / "final.parquet", FINAL_SCHEMA)
+    first = read_table(tmp_path / "resumed" / "final.parquet")
     assert len(first) == 3
     outcome = run_study(replace(cfg, resume="resumed"))
-    rows = read_table(outcome.folder / "final.parquet", FINAL_SCHEMA)
+    rows = read_table(outcome.folder / "final.parquet")
     assert len(rows) == 8 and not rows.duplicated(["candidate", "split", "fold"]).any()
     kept = rows.merge(first, on=["candidate", "fold"], suffixes=("", "_first"))
     assert len(kept) == 3 and (kept["started_at"] == kept["started_at_first"]).all()  # not run again

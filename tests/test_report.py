@@ -1,6 +1,7 @@
 """`python -m study.report`: the report of a tiny real study, its plot-data functions on hand-checked cases,
 the figures Optuna draws, its refusals (exit code 2), and the page in headless Chromium."""
 
+import html
 import json
 import re
 import shutil
@@ -25,6 +26,8 @@ from study.report.sections import data_section
 from study.results import BEST_METRIC, EPOCHS_SCHEMA, TRIALS_SCHEMA, ResultsError
 
 FIGURES = (
+    "final_promise",
+    "final_folds",
     "curves_best",
     "curves_top",
     "roc",
@@ -38,7 +41,7 @@ FIGURES = (
     "token_frequencies",
     "tsne",
 )
-SECTIONS = ("summary", "curves", "model", "search", "early-stopping", "data")
+SECTIONS = ("final", "summary", "curves", "model", "search", "early-stopping", "data")
 
 
 def _copy_study(src, dst):
@@ -124,6 +127,29 @@ def test_summary_agrees_with_the_trials(reported):
     assert s.fixed["batch_size"] == 64 and "cell" not in s.fixed
     assert list(s.recall_per_class) == list(results.classes)
     assert s.counts["total"] == len(results.trials) == sum(v for k, v in s.counts.items() if k != "total")
+
+
+def test_final_section_opens_the_report_with_the_answer(reported):
+    page = (reported / "report.html").read_text(encoding="utf-8")
+    final = json.loads((reported / "study.json").read_text())["final"]
+    w = final["winner"]
+    assert page.index('<section id="final">') < page.index('<section id="summary">')
+    assert f"trial {w['trial_id']}" in page and f"{w['cv']['mean']:.4f}" in page
+    assert "optimistic" in page and f"python -m study.predict {reported}" in page
+    assert html.escape(final["comparison"]["macro_f1"]["line"]) in page  # the paired verdict, in words
+
+
+def test_final_section_says_when_the_study_has_no_final_stage(small_study, tmp_path):
+    from study.report.final import final_section
+
+    folder = _copy_study(small_study, tmp_path / "study")
+    info = json.loads((folder / "study.json").read_text())
+    del info["final"]
+    (folder / "study.json").write_text(json.dumps(info))
+    section = final_section(load_results(folder), tmp_path / "figures")
+    page = "".join(section.blocks)
+    assert "no final model" in page and "optimistic" in page and "--final-top" in page
+    assert not (tmp_path / "figures").exists()
 
 
 def test_data_section_says_when_the_study_kept_no_data_summary(small_study, tmp_path):

@@ -16,6 +16,7 @@ from optuna.trial import TrialState
 
 from study.data_summary import CLEAN, DATA_FILE, MAP, RAW
 from study.report import plots, search
+from study.report.final import final_section
 from study.report.load import (
     FIGURES_DIR,
     ReportError,
@@ -264,7 +265,7 @@ def write_report(folder: str | Path, top_k: int = 5) -> Path:
     top = top_trials(results.trials, top_k)
     fig_dir.mkdir(exist_ok=True)
     sections = [
-        # Issue #11's "Final model" section goes first, here: from study.json's `final` block and final.parquet.
+        final_section(results, fig_dir),
         summary_section(results, s, top, params),
         curves_section(results, s, top, fig_dir),
         model_section(results, s, fig_dir),
@@ -273,9 +274,15 @@ def write_report(folder: str | Path, top_k: int = 5) -> Path:
         data_section(results, fig_dir),
     ]
     path = results.folder / REPORT_FILE
+    head = (results.study.get("final") or {}).get("headline")
+    answer = (
+        f"final model macro-F1 {head['macro_f1']:.4f} ({'test set' if head['source'] == 'test' else 'k-fold CV'})"
+        if head
+        else f"best val macro-F1 {s.metrics['macro_f1']:.4f} (the search's pick: optimistic)"
+    )
     subtitle = (
         f"{results.folder} · space {(results.study.get('space') or {}).get('name')} · "
-        f"{s.counts['total']} trials · best val macro-F1 {s.metrics['macro_f1']:.4f}"
+        f"{s.counts['total']} trials · {answer}"
     )
     write_page(path, f"Study {results.name}", subtitle, sections)
     log.info("Writing report <path=%s>", path)
