@@ -15,8 +15,8 @@ from study.report import compare, stats
 from study.report.load import StudyResults, load_results
 from study.results import PREDICTIONS_SCHEMA, read_table, write_table
 
-FIGURES = ("scores", "cost", "curves", "trial_scores", "differences")
-SECTIONS = ("side-by-side", "curves", "trials", "tests")
+FIGURES = ("final", "scores", "cost", "curves", "trial_scores", "differences")
+SECTIONS = ("final", "side-by-side", "curves", "trials", "tests")
 
 
 def _copy_study(src, dst):
@@ -84,6 +84,32 @@ def test_different_validation_sets(small_studies, other_validation_set, tmp_path
     assert main([a, str(other_validation_set), "--out", str(tmp_path / "a"), "--boot", "200"]) == 0
     page = (tmp_path / "a" / "comparison.html").read_text(encoding="utf-8")
     assert "No paired test" in page and not (tmp_path / "a" / "figures" / "differences.png").exists()
+
+
+def test_final_models_ranked_by_cv_and_paired_on_shared_folds(compared, small_studies):
+    page = (compared / "comparison.html").read_text(encoding="utf-8")
+    assert page.index('<section id="final">') < page.index('<section id="side-by-side">')
+    finals = {
+        label: json.loads((f / "study.json").read_text())["final"] for label, f in zip(("GRU", "LSTM"), small_studies)
+    }
+    first = max(finals, key=lambda k: finals[k]["winner"]["cv"]["mean"])
+    ranking = page[page.index("ranked by their final models") :]
+    assert ranking.index(f"<td>{first}</td>") < ranking.index(f"<td>{'LSTM' if first == 'GRU' else 'GRU'}</td>")
+    assert "GRU against LSTM:" in page and "Holm-adjusted p" in page  # the same demo folds: a paired test
+
+
+def test_a_study_without_a_final_stage_is_ranked_last_by_its_optimistic_score(small_studies, tmp_path):
+    plain = _copy_study(small_studies[1], tmp_path / "plain")
+    info = json.loads((plain / "study.json").read_text())
+    del info["final"]
+    (plain / "study.json").write_text(json.dumps(info))
+    assert (
+        main([str(small_studies[0]), str(plain), "--labels", "A,B", "--out", str(tmp_path / "o"), "--boot", "200"]) == 0
+    )
+    page = (tmp_path / "o" / "comparison.html").read_text(encoding="utf-8")
+    assert "No final stage in B" in page and "A against B" not in page
+    ranking = page[page.index("ranked by their final models") :]
+    assert ranking.index("<td>A</td>") < ranking.index("<td>B</td>")
 
 
 def test_validation_match_rules(small_studies, other_validation_set):

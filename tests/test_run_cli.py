@@ -11,6 +11,7 @@ from study.results import read_table
 from study.run import main
 
 TINY = ["--smoke", "--num-samples", "3", "--max-epochs", "2", "--demo-rows", "300", "--vector-size", "16"]
+NO_FINAL = ["--final-top", "0"]  # where the test is about the search only (tests/test_final.py covers the stage)
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +67,13 @@ def test_end_to_end_on_demo_data(ray_2_cpus, tmp_path, capsys):
     assert main([*TINY, "--name", "demo", "--results-dir", str(tmp_path)]) == 0
     trials, epochs, study = _check_results(tmp_path / "demo", 3, 2)
     assert study["data"]["demo"] and study["settings"]["space"] == "smoke"
-    assert str(tmp_path / "demo") in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert str(tmp_path / "demo") in captured.out
+    # the answer: the search's optimistic best, the final CV estimate beside the baseline, the saved model
+    said = " ".join(captured.err.split())
+    assert "optimistic" in said and "Final stage, 2-fold CV on every labelled row: trial" in said
+    assert "Baseline TF-IDF" in said and f"python -m study.predict {tmp_path / 'demo'}" in said
+    assert (tmp_path / "demo" / "model" / "model.json").is_file() and study["final"]["winner"] is not None
     # an existing study is never overwritten
     before = (tmp_path / "demo" / "trials.parquet").read_bytes()
     assert main([*TINY, "--name", "demo", "--results-dir", str(tmp_path)]) == 2
@@ -79,7 +86,8 @@ def test_end_to_end_on_a_slice_of_the_greek_data(ray_2_cpus, tmp_path, shared_da
     full = pd.read_csv(shared_data_dir / "greek-election-tweets-ys19-2023" / "valid_set.csv")
     part = full.sample(n=360, random_state=0)  # a seeded slice; rows, not ids, pick it
     part.to_csv(tmp_path / "greek.csv", index=False)
-    args = [*TINY, "--train", str(tmp_path / "greek.csv"), "--name", "greek", "--results-dir", str(tmp_path / "r")]
+    args = [*TINY, *NO_FINAL, "--train", str(tmp_path / "greek.csv"), "--name", "greek"]
+    args += ["--results-dir", str(tmp_path / "r")]
     assert main(args) == 0
     trials, epochs, study = _check_results(tmp_path / "r" / "greek", 3, 2)
     assert study["classes"] == ["NEGATIVE", "NEUTRAL", "POSITIVE"] and study["data"]["n_valid"] == 72
@@ -87,7 +95,8 @@ def test_end_to_end_on_a_slice_of_the_greek_data(ray_2_cpus, tmp_path, shared_da
 
 @pytest.mark.slow
 def test_asha_ranks_by_the_chosen_metric(ray_2_cpus, tmp_path):
-    args = [*TINY, "--num-samples", "4", "--max-epochs", "3", "--reduction-factor", "2", "--asha-metric", "val_loss"]
+    args = [*TINY, *NO_FINAL, "--num-samples", "4", "--max-epochs", "3", "--reduction-factor", "2"]
+    args += ["--asha-metric", "val_loss"]
     assert main([*args, "--name", "loss", "--results-dir", str(tmp_path)]) == 0
     trials, epochs, study = _check_results(tmp_path / "loss", 4, 3)
     assert study["settings"]["asha_metric"] == "val_loss"

@@ -18,6 +18,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from study.cvstats import holm
+from study.report.compare_final import final_section
 from study.report.load import FIGURES_DIR, ReportError, StudyResults, load_results, scored, status_counts
 from study.report.page import Section, frame_table, note_html, para_html, save_figure, verdict_html, write_page
 from study.report.plots import STATUS_COLOURS, learning_curves, plot_curves, trial_predictions
@@ -380,6 +381,7 @@ def write_comparison(
     table = pd.DataFrame([study_row(m, scores[m.label]) for m in models])
     notes = [note_html(f"{m.label}: {m.note}.") for m in models if m.note]
     sections = [
+        final_section(results, alpha, fig_dir),
         Section(
             "side-by-side",
             "Side by side",

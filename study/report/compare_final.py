@@ -1,0 +1,145 @@
+"""The comparison's first section: studies ranked by their final models' k-fold CV estimates.
+
+A study's final stage (study/final.py) scores its winner on k folds of every labelled row; two studies whose
+final stages used the same folds (the same labelled rows, the same k and fold seed) are compared fold by fold
+with the corrected paired t-test of study/cvstats.py, Holm-corrected over the pairs. Studies without a final
+stage are listed last, with their search score marked optimistic. Own drawing: no library plots CV intervals.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from study.cvstats import holm, paired, verdict_line
+from study.final import BASELINE_NAMES, CV
+from study.report.load import StudyResults
+from study.report.page import Section, frame_table, note_html, para_html, save_figure, verdict_html
+from study.results import BEST_METRIC, FINAL_FILE, read_table
+
+
+def _final(r: StudyResults) -> dict | None:
+    block = r.study.get("final")
+    return block if block and block.get("winner") else None
+
+
+def winner_folds(r: StudyResults) -> pd.DataFrame:
+    """The final winner's CV rows (fold, n_held_out, macro_f1, auc), by fold."""
+    rows = read_table(r.folder / FINAL_FILE)
+    w = _final(r)["winner"]["trial_id"]
+    return rows[(rows["split"] == CV) & (rows["candidate"] == w)].sort_values("fold").reset_index(drop=True)
+
+
+def same_folds(a: StudyResults, b: StudyResults) -> str:
+    """ "" when both final stages used the same folds, else why not (in words)."""
+    fa, fb = _final(a), _final(b)
+    da, db = a.study.get("data") or {}, b.study.get("data") or {}
+    if da.get("fingerprint") != db.get("fingerprint"):
+        return "their data differ (fingerprints)"
+    if fa["folds"] != fb["folds"] or a.settings.get("data_seed") != b.settings.get("data_seed"):
+        return "their folds differ (k or the fold seed)"
+    ra, rb = winner_folds(a), winner_folds(b)
+    if list(ra["n_held_out"]) != list(rb["n_held_out"]):
+        return "their folds hold different rows"
+    return ""
+
+
+def ranking(results: Mapping[str, StudyResults]) -> pd.DataFrame:
+    """A row per study, those with a final stage first by CV mean, then the others by search score."""
+    rows = []
+    for label, r in results.items():
+        f = _final(r)
+        if f:
+            w, cv = f["winner"], f["winner"]["cv"]
+            test = (f.get("test") or {}).get("model") or {}
+            better = f.get("better_baseline")
+            rows.append(
+                {
+                    "study": label,
+                    "final CV macro-F1": cv["mean"],
+                    "95% interval": f"[{cv['low']:.4f}, {cv['high']:.4f}]",
+                    "CV AUC": w["cv_auc"]["mean"],
+                    "test macro-F1": test.get("macro_f1", math.nan),
+                    "search score (optimistic)": w["search_score"],
+                    "better baseline (CV)": (
+                        f"{BASELINE_NAMES[better]} {f['baselines'][better]['cv']['mean']:.4f}" if better else "-"
+                    ),
+                    "vs baseline": f["comparison"]["macro_f1"]["verdict"] if f.get("comparison") else "-",
+                }
+            )
+        else:
+            best = r.trials[BEST_METRIC].max()
+            rows.append({"study": label, "final CV macro-F1": math.nan, "search score (optimistic)": best})
+    table = pd.DataFrame(rows)
+    table["_has"] = table["final CV macro-F1"].notna()
+    table = table.sort_values(["_has", "final CV macro-F1", "search score (optimistic)"], ascending=False)
+    return table.drop(columns="_has").reset_index(drop=True)
+
+
+def plot_final(results: Mapping[str, StudyResults]) -> Figure:
+    """Each study's final CV estimate with its interval (and its better baseline's, hollow)."""
+    finals = {label: _final(r) for label, r in results.items() if _final(r)}
+    fig = Figure(figsize=(7, 0.6 * len(finals) + 2), layout="constrained")
+    ax = fig.subplots()
+    for i, f in enumerate(finals.values()):
+        cv = f["winner"]["cv"]
+        xerr = [[cv["mean"] - cv["low"]], [cv["high"] - cv["mean"]]]
+        label_cv = "final model (CV, 95%)" if i == 0 else None
+        ax.errorbar(cv["mean"], i, xerr=xerr, fmt="o", color="C0", capsize=4, label=label_cv)
+        better = f.get("better_baseline")
+        if better:
+            b = f["baselines"][better]["cv"]
+            ax.plot(b["mean"], i, "o", mfc="none", color="C2", label="better baseline (CV)" if i == 0 else None)
+    ax.set_yticks(np.arange(len(finals)), list(finals))
+    ax.invert_yaxis()
+    ax.set_xlabel("macro-F1")
+    ax.set_title("Final models, k-fold CV on every labelled row")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def final_section(results: Mapping[str, StudyResults], alpha: float, fig_dir: Path) -> Section:
+    """The ranking, the figure and the paired fold tests of the studies' final models."""
+    table = ranking(results)
+    blocks = [frame_table(table, "Studies ranked by their final models' k-fold CV estimates")]
+    finals = [label for label, r in results.items() if _final(r)]
+    missing = [label for label in results if label not in finals]
+    if missing:
+        blocks.append(
+            note_html(
+                f"No final stage in {', '.join(missing)}: only the search's own score, which is optimistic, is "
+                "shown; rerun them with `--final-top 3` (or `--resume`) to rank them by CV."
+            )
+        )
+    if not finals:
+        return Section("final", "Final models", tuple(blocks))
+    blocks.append(save_figure(plot_final(results), fig_dir, "final", "Final CV estimates with 95% intervals"))
+    tests, unpaired = [], []
+    for a, b in itertools.combinations(finals, 2):
+        why = same_folds(results[a], results[b])
+        if why:
+            unpaired.append(f"{a} and {b}: no paired test, {why}; compare their intervals.")
+            continue
+        fa, fb = winner_folds(results[a]), winner_folds(results[b])
+        tests.append((a, b, paired(fa["macro_f1"], fb["macro_f1"], _final(results[a])["folds"], 1 - alpha)))
+    adjusted = holm([t.p_value if math.isfinite(t.p_value) else 1.0 for *_, t in tests]) if tests else []
+    for (a, b, t), p in zip(tests, adjusted, strict=True):
+        verdict = ("better" if t.difference > 0 else "worse") if p < alpha else "not distinguishable"
+        line = verdict_line(a, b, t).rsplit(":", 1)[0]
+        blocks.append(verdict_html(f"{line}; Holm-adjusted p = {p:.3f} over {len(tests)} pair(s): {verdict}."))
+    blocks += [note_html(u) for u in unpaired]
+    blocks.append(
+        para_html(
+            "Studies whose final stages used the same folds are compared fold by fold (corrected paired t-test, "
+            "Nadeau and Bengio's variance for k-fold CV); the intervals are 95% and take the folds' shared "
+            "training rows into account."
+        )
+    )
+    return Section("final", "Final models", tuple(blocks))
