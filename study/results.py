@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from trainables.files import atomic_write, write_text
+from trainables.files import atomic_write, json_text, write_text
 from trainables.metrics import METRIC
 
 SCHEMA_VERSION = 1
@@ -186,29 +186,6 @@ def read_table(path: Path, schema: pa.Schema | None = None) -> pd.DataFrame:
     if table.schema.remove_metadata() != schema:
         raise ResultsError(f"{str(path)!r} does not have the expected columns of schema version {SCHEMA_VERSION}.")
     return table.to_pandas()
-
-
-def _json_default(o: Any) -> Any:
-    if hasattr(o, "item"):  # numpy scalars
-        return o.item()
-    if isinstance(o, (set, tuple, Path)):
-        return list(o) if not isinstance(o, Path) else str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
-
-def _clean_floats(o: Any) -> Any:
-    if isinstance(o, float) and not math.isfinite(o):
-        return None
-    if isinstance(o, dict):
-        return {k: _clean_floats(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_clean_floats(v) for v in o]
-    return o
-
-
-def json_text(obj: Any, indent: int | None = None) -> str:
-    """Strict JSON: NaN and infinities become null, numpy scalars plain numbers, tuples and sets lists."""
-    return json.dumps(_clean_floats(obj), indent=indent, default=_json_default, ensure_ascii=False, allow_nan=False)
 
 
 def write_json(obj: dict[str, Any], path: Path) -> None:

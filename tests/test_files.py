@@ -18,6 +18,7 @@ def umask_027():
 def test_files_follow_the_umask(tmp_path, umask_027):
     write_text(tmp_path / "a.txt", "hello")
     assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o640 == umask_mode()
+    assert umask_mode(folder=True) == 0o750
     assert (tmp_path / "a.txt").read_text() == "hello"
 
 
@@ -33,3 +34,18 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
     with pytest.raises(OSError, match="No space"):
         atomic_write(path, fail)
     assert path.read_text() == "old" and os.listdir(tmp_path) == ["b.txt"]
+
+
+def test_json_text_is_strict_json_of_numpy_and_nan():
+    import json
+    import math
+
+    import numpy as np
+
+    from trainables.files import json_text
+
+    text = json_text({"a": np.float32(0.5), "b": math.nan, "c": (1, np.int64(2)), "d": [np.float64("inf")]})
+    assert json.loads(text) == {"a": 0.5, "b": None, "c": [1, 2], "d": [None]}
+    assert json.loads(json_text(np.float64("nan"))) is None
+    with pytest.raises(TypeError, match="JSON values only"):
+        json_text({"x": object()})

@@ -1,4 +1,4 @@
-"""Atomic file writing: the one place every file of the project is written through.
+"""Atomic file writing, the one place every file of the project is written through, and strict JSON text.
 
 A file is written to a temporary name in its own folder, given the mode a plain `open()` would give it
 (0666 less the umask, so a shared results folder on a cluster stays readable by the group), then renamed
@@ -8,17 +8,20 @@ removes its temporary file and leaves the old file as it was.
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
-def umask_mode() -> int:
-    """The mode `open()` gives a new file: 0o666 less the process's umask."""
+def umask_mode(folder: bool = False) -> int:
+    """The mode a new file (0o666) or folder (0o777) gets from `open()` or `mkdir()`: less the process's umask."""
     mask = os.umask(0)
     os.umask(mask)
-    return 0o666 & ~mask
+    return (0o777 if folder else 0o666) & ~mask
 
 
 def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
@@ -51,3 +54,31 @@ def write_bytes(path: str | Path, data: bytes) -> None:
 def write_text(path: str | Path, text: str) -> None:
     """Write `text` to `path` atomically, as UTF-8."""
     write_bytes(path, text.encode("utf-8"))
+
+
+def _plain(o: Any) -> Any:
+    """NaN and infinities as None, numpy scalars as Python numbers, tuples and sets as lists, paths as strings."""
+    if hasattr(o, "item") and not hasattr(o, "__len__"):  # numpy scalars
+        o = o.item()
+    if isinstance(o, float) and not math.isfinite(o):
+        return None
+    if isinstance(o, dict):
+        return {k: _plain(v) for k, v in o.items()}
+    if isinstance(o, list | tuple | set | frozenset):
+        return [_plain(v) for v in o]
+    if isinstance(o, Path):
+        return str(o)
+    return o
+
+
+def json_text(obj: Any, indent: int | None = None) -> str:
+    """Strict JSON of `obj`: NaN and infinities become null; numpy scalars, tuples, sets and paths are welcome.
+
+    Raises:
+        TypeError: a value JSON cannot hold (say, an object), naming its type.
+    """
+
+    def refuse(o: Any) -> Any:
+        raise TypeError(f"JSON values only, but got {type(o).__name__}: {o!r}.")
+
+    return json.dumps(_plain(obj), indent=indent, ensure_ascii=False, allow_nan=False, default=refuse)

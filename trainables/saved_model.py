@@ -27,7 +27,6 @@ from __future__ import annotations
 import datetime as dt
 import importlib.metadata
 import json
-import math
 import os
 import pickle
 import platform
@@ -43,7 +42,7 @@ import numpy as np
 import torch
 
 from trainables.data import DataSpec, LabelledData, compose_texts, subset
-from trainables.files import atomic_write, write_text
+from trainables.files import atomic_write, json_text, umask_mode, write_text
 from trainables.model import ModelConfig, RNNClassifier
 from trainables.prepare import EncodedData, encode, prepare_with_vectors
 from trainables.preprocess import CleanConfig, clean_corpus
@@ -229,25 +228,6 @@ def _package_versions() -> dict[str, str | None]:
     return versions
 
 
-def _plain(o: Any) -> Any:
-    if hasattr(o, "item"):  # numpy scalars
-        return _finite(o.item())
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"provenance values must be JSON values, but got {type(o).__name__}: {o!r}.")
-
-
-def _finite(o: Any) -> Any:
-    """NaN and infinities become None (strict JSON, as study.results writes it)."""
-    if isinstance(o, float) and not math.isfinite(o):
-        return None
-    if isinstance(o, dict):
-        return {k: _finite(v) for k, v in o.items()}
-    if isinstance(o, list | tuple):
-        return [_finite(v) for v in o]
-    return o
-
-
 def model_info(model: FinalModel, provenance: dict[str, Any] | None = None) -> dict[str, Any]:
     """model.json's content: the settings to rebuild and feed the network, and provenance."""
     return {
@@ -292,14 +272,12 @@ def save_model(folder: str | Path, model: FinalModel, provenance: dict[str, Any]
         raise ValueError(f"vocabulary words must be non-empty and free of line breaks, but got {bad[:5]}.")
     if len(model.words.vocab) != len(model.words.vectors):
         raise ValueError(f"{len(model.words.vocab)} words but {len(model.words.vectors)} vectors; they must match.")
-    info = json.dumps(
-        _finite(model_info(model, provenance)), indent=2, ensure_ascii=False, allow_nan=False, default=_plain
-    )
+    info = json_text(model_info(model, provenance), indent=2)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
     old = None
     try:
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700 folders; a results folder may be shared
+        os.chmod(tmp, umask_mode(folder=True))  # mkdtemp makes 0700 folders; a results folder may be shared
         write_text(tmp / CONFIG_FILE, info + "\n")
         atomic_write(tmp / WEIGHTS_FILE, lambda p: torch.save(model.weights, p))
         write_text(tmp / VOCAB_FILE, "".join(w + "\n" for w in model.words.vocab))
@@ -324,12 +302,6 @@ def save_model(folder: str | Path, model: FinalModel, provenance: dict[str, Any]
         else:
             old.unlink()
     return folder
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def load_info(folder: str | Path) -> dict[str, Any]:
