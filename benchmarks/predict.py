@@ -9,8 +9,8 @@ one torch thread:
 - the same pipeline in a measuring process (`read_text_chunks` + `predict_file`, as the command runs them),
   timed stage by stage: start-up (imports, loading the model, the cleaner's tables), then read, clean, encode,
   forward, write;
-- the forward pass alone with batches of one length (`predict_by_length`, what the command uses) at batch
-  sizes 128 / 512 / 2048, against `train.predict_proba`'s batches of neighbours in length order.
+- the forward pass alone with batches of one length (`train.predict_proba`, what the command and `fit` use) at
+  batch sizes 128 / 512 / 2048, against batches of neighbours in length order (what `fit` used before).
 Tweets per second end to end = rows / (read + clean + encode + forward + write), cleaning included, start-up
 not (it does not grow with the file), in the process's CPU time (one thread: one core's work, however busy the
 machine); wall time and the whole command's rate are shown beside it. Target: >= 2,000.
@@ -80,8 +80,15 @@ def measure(model_dir: str, input_csv: str, out: str, core: int) -> dict:
     from study.predict import STAGES as COMMAND_STAGES
     from study.predict import Summary, predict_file
     from trainables.data import DataSpec, read_text_chunks
-    from trainables.saved_model import PREDICT_BATCH, load_model, predict_by_length
-    from trainables.train import predict_proba
+    from trainables.saved_model import PREDICT_BATCH, load_model
+    from trainables.train import _batches, predict_proba
+
+    @torch.inference_mode()
+    def neighbours(network, x, lengths, batch_size, device):
+        """The batching `fit` used before: neighbours in length order, most batches mixing lengths (packed)."""
+        order = torch.argsort(lengths, stable=True)
+        for _, xb, lb in _batches(x, lengths, list(order.split(batch_size)), True):
+            network(xb.to(device), lb)
 
     assert COMMAND_STAGES == STAGES
     torch.set_num_threads(1)
@@ -103,11 +110,8 @@ def measure(model_dir: str, input_csv: str, out: str, core: int) -> dict:
     xt, lt = torch.from_numpy(x), torch.from_numpy(lengths)
     forward = {}
     for name, run in [
-        *(
-            (f"by_length_{b}", lambda b=b: predict_by_length(model.network, xt, lt, b, True, model.device))
-            for b in BATCHES
-        ),
-        ("neighbours_512", lambda: predict_proba(model.network, xt, lt, PREDICT_BATCH, True, model.device)),
+        *((f"by_length_{b}", lambda b=b: predict_proba(model.network, xt, lt, b, True, model.device)) for b in BATCHES),
+        ("neighbours_512", lambda: neighbours(model.network, xt, lt, PREDICT_BATCH, model.device)),
     ]:
         t = _clocks()
         run()

@@ -19,7 +19,7 @@ The folder, format version 1 (JSON, text, .npy and a tensor file; nothing pickle
 `save_model` writes the files into a temporary sibling folder and renames it into place, so a reader sees the
 whole old model or the whole new one. A new tweet goes through the functions training used (`compose_texts`,
 `clean_corpus`, `prepare.encode`), so a saved model gives the probabilities its weights gave during training
-(to float rounding: `predict_by_length` batches tweets by length, see there).
+(`train.predict_proba` batches them the same way).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from trainables.files import atomic_write, json_text, umask_mode, write_text
 from trainables.model import ModelConfig, RNNClassifier
 from trainables.prepare import EncodedData, encode, prepare_with_vectors
 from trainables.preprocess import CleanConfig, clean_corpus
-from trainables.train import EpochReport, HParams, build_model, fit, resolve_device
+from trainables.train import EpochReport, HParams, build_model, fit, predict_proba, resolve_device
 from trainables.vectorize import VectorConfig, WordVectors
 
 FORMAT_VERSION = 1  # the version `save_model` writes
@@ -172,46 +172,6 @@ def train_final_model(
 
     history = fit(hp, data, keep_last)
     return final_model_from_state(hp, last["state"], data, words, spec, clean, vectors, len(labelled), history)
-
-
-@torch.inference_mode()
-def predict_by_length(
-    network: RNNClassifier,
-    x: torch.Tensor,
-    lengths: torch.Tensor,
-    batch_size: int,
-    trim: bool,
-    device: torch.device,
-) -> np.ndarray:
-    """Class probabilities (N, C) float32 in the rows' order, each batch holding tweets of ONE length.
-
-    `train.predict_proba` batches neighbours in length order, so most batches mix lengths and the recurrent
-    layers run on packed sequences; here every batch is cut to its one length and runs unpacked (on the CPU
-    through oneDNN), which takes less time (BENCHMARKS.md, predict section). Padding never reaches the result
-    either way, so the two agree to float rounding (1e-7).
-
-    Args:
-        network: the classifier (set to evaluation mode here).
-        x: (N, T) token ids, or (N, D) mean vectors (`trim` False: every row has the same length).
-        lengths: (N,) int64 real lengths, on the CPU.
-        batch_size: the most rows per forward pass.
-        trim: cut each batch's ids to its length (`sequence` mode).
-        device: where the network is.
-    """
-    network.eval()
-    order = torch.argsort(lengths, stable=True)  # (N,)
-    counts = torch.unique_consecutive(lengths[order], return_counts=True)[1].tolist()
-    probs = torch.empty(len(x), network.cfg.num_classes)  # (N, C)
-    start = 0
-    for count in counts:
-        for s in range(start, start + count, batch_size):
-            idx = order[s : min(s + batch_size, start + count)]  # (B,) rows of one length
-            lb = lengths[idx]
-            xb = x[idx, : int(lb[0])] if trim else x[idx]
-            logits, _ = network(xb.to(device), lb)
-            probs[idx] = torch.softmax(logits.float(), dim=-1).cpu()
-        start += count
-    return probs.numpy()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -434,7 +394,7 @@ class LoadedModel:
         if batch_size < 1:
             raise ValueError(f"`batch_size` must be >= 1, but got {batch_size}.")
         trim = self.vectors.mode == "sequence"
-        return predict_by_length(
+        return predict_proba(
             self.network, torch.from_numpy(x), torch.from_numpy(lengths), batch_size, trim, self.device
         )
 

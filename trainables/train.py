@@ -150,7 +150,7 @@ def _batches(x: torch.Tensor, lengths: torch.Tensor, batches: list[torch.Tensor]
         yield idx, xb, lb
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def predict_proba(
     model: RNNClassifier,
     x: torch.Tensor,
@@ -159,13 +159,33 @@ def predict_proba(
     trim: bool,
     device: torch.device,
 ) -> np.ndarray:
-    """Class probabilities (N, C) in evaluation mode, in the rows' order (batched by length when trimmed)."""
+    """Class probabilities (N, C) float32 in evaluation mode, in the rows' order.
+
+    Each batch holds tweets of ONE length and is cut to it (`trim`, `sequence` mode), so the recurrent layers
+    run unpacked (on the CPU through oneDNN): 0.72 of the time of batches that mix lengths and need packing
+    (BENCHMARKS.md, predict section). Padding never reaches the result either way.
+
+    Args:
+        model: the classifier (set to evaluation mode here).
+        x: (N, T) token ids, or (N, D) mean vectors (`trim` False: every row has the same length).
+        lengths: (N,) int64 real lengths, on the CPU.
+        batch_size: the most rows per forward pass.
+        trim: cut each batch's ids to its length.
+        device: where the model is.
+    """
     model.eval()
-    order = torch.argsort(lengths, stable=True) if trim else torch.arange(len(x))
+    order = torch.argsort(lengths, stable=True)  # (N,)
+    counts = torch.unique_consecutive(lengths[order], return_counts=True)[1].tolist()
     probs = torch.empty(len(x), model.cfg.num_classes)  # (N, C)
-    for idx, xb, lb in _batches(x, lengths, list(order.split(batch_size)), trim):
-        logits, _ = model(xb.to(device), lb)
-        probs[idx] = torch.softmax(logits.float(), dim=-1).cpu()
+    start = 0
+    for count in counts:
+        for s in range(start, start + count, batch_size):
+            idx = order[s : min(s + batch_size, start + count)]  # (B,) rows of one length
+            lb = lengths[idx]
+            xb = x[idx, : int(lb[0])] if trim else x[idx]
+            logits, _ = model(xb.to(device), lb)
+            probs[idx] = torch.softmax(logits.float(), dim=-1).cpu()
+        start += count
     return probs.numpy()
 
 
