@@ -304,11 +304,13 @@ def _run_locked(cfg, folder, previous, space, dataset, resources, nodes, console
     from ray.tune.search.optuna import OptunaSearch
 
     from study.progress import RichProgress
+    from study.ray_fixes import retry_trials_whose_worker_dies_in_reset
     from study.recorder import ResultsRecorder
     from study.scheduler import FullRungASHA, min_rung_size
     from trainables.trainable import train_sentiment
 
     t0 = time.time()
+    retry_trials_whose_worker_dies_in_reset()  # reuse_actors below: a worker killed in its reset is retried
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     data = encode(dataset, cfg)
@@ -475,7 +477,7 @@ def collect(
     """Every trial's rows, rebuilt from Ray's storage, and the best-epoch predictions of the top trials."""
     from ray.tune import ExperimentAnalysis
 
-    from study.recorder import epoch_row, error_message, read_result_json, trial_status
+    from study.recorder import epoch_row, error_message, read_result_json, retries, trial_status
     from trainables.trainable import load_history
 
     # The trial states as saved on storage: after Ctrl-C, Ray's in-memory trials all read TERMINATED, while the
@@ -488,11 +490,14 @@ def collect(
         quiet.setLevel(level)
     statuses = {t.trial_id: t.status for t in ray_trials}
     numbers = {t.trial_id: i for i, t in enumerate(ray_trials)}
+    failures = {t.trial_id: t.run_metadata.num_failures for t in ray_trials}
     trial_rows, epoch_rows, best_ckpt = [], [], {}
     for result in grid:
-        trial_id = result.metrics.get("trial_id") if result.metrics else None
-        if trial_id is None:  # never reported: take the id from its folder name's trial
-            trial_id = next((t.trial_id for t in ray_trials if t.path == result.path), None)
+        # by folder first: a trial that never reported on a reused worker has the worker's previous trial's
+        # `trial_id` in its metrics (Ray asks the worker for them before it resets it)
+        trial_id = next((t.trial_id for t in ray_trials if t.path == result.path), None)
+        if trial_id is None:
+            trial_id = result.metrics.get("trial_id") if result.metrics else None
         if trial_id is None:
             continue
         reported = read_result_json(result.filesystem, result.path)
@@ -515,6 +520,7 @@ def collect(
                 error,
                 node_id=epochs[-1]["node_id"] if epochs else None,
                 hostname=hostname,
+                retries=retries(failures.get(trial_id, 0), status),
                 seed=cfg.seed,
                 cpus=cfg.cpus_per_trial,
                 gpus=cfg.gpus_per_trial,

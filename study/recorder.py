@@ -57,6 +57,11 @@ def error_message(text: str | None) -> str | None:
     return lines[-1][:2000] if lines else None
 
 
+def retries(num_failures: int, status: TrialStatus) -> int:
+    """Restarts after a failure: every failure Ray counted (`run_metadata.num_failures`) but an errored trial's last."""
+    return max(0, num_failures - (status == TrialStatus.ERRORED))
+
+
 def trial_status(ray_status: str, errored: bool, epochs_run: int, max_epochs: int) -> TrialStatus:
     if errored or ray_status == "ERROR":
         return TrialStatus.ERRORED
@@ -96,6 +101,7 @@ class ResultsRecorder(tune.Callback):
                 "error": None,
                 "hostname": None,
                 "number": len(self.trials),
+                "failures": 0,
             },  # creation order, as Ray's trial list keeps it
         )
 
@@ -106,12 +112,18 @@ class ResultsRecorder(tune.Callback):
             self.flush()
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self._trial(trial)["status"] = "TERMINATED"
+        t = self._trial(trial)
+        t["status"], t["failures"] = "TERMINATED", trial.run_metadata.num_failures
         self.flush()
 
     def on_trial_error(self, iteration, trials, trial, **info):
         t = self._trial(trial)
         t["status"], t["error"] = "ERROR", error_message(trial.get_error())
+        t["failures"] = trial.run_metadata.num_failures
+        self.flush()
+
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        self._trial(trial)["failures"] = trial.run_metadata.num_failures
         self.flush()
 
     def on_experiment_end(self, trials, **info):
@@ -133,6 +145,7 @@ class ResultsRecorder(tune.Callback):
                     t["error"],
                     node_id=epochs[-1]["node_id"] if epochs else None,
                     hostname=t["hostname"],
+                    retries=retries(t["failures"], status),
                     seed=self.seed,
                     **self.resources,
                 )

@@ -68,6 +68,7 @@ TRIALS_SCHEMA = pa.schema(
         ("best_epoch", pa.int64()),
         *[(f"last_{m}", pa.float64()) for m in SUMMARY_METRICS],
         ("epochs_run", pa.int64()),
+        ("retries", pa.int64()),  # restarts after a failure (a killed worker, a lost node), from its checkpoint if any
         ("time_total_s", pa.float64()),
         ("node_id", pa.string()),
         ("hostname", pa.string()),
