@@ -1,0 +1,104 @@
+"""A test-only hook, a trial process stopping at a named point until a test has killed it, and the test's side.
+
+Unset (always, outside tests) it costs one environment lookup per point. tests/test_faults.py and
+benchmarks/faults.py set `RNN_STUDY_FAULT_HOOK` to a folder and arm a point by writing `<point>.arm` there,
+holding n (empty: 1): the n-th trial to reach the point stops there. It writes `<point>-<trial id>.ready` holding
+its pid and waits until `<point>.go` exists (or the folder is removed); the test waits for the ready file,
+SIGKILLs that pid, then writes `<point>.go`, so the retried trial passes. The kill lands at a known moment,
+never by racing a timer. Trials count in the order they first reach the point (`<point>.arrival-<i>` files
+hold their ids); a retried trial keeps its place.
+
+Points (trainables/trainable.py):
+- `reset`: Ray resets a reused worker process for its next trial (`reuse_actors`; `Trainable.reset_config`);
+- `start`: the trial function starts, before it loads a checkpoint or reports;
+- `checkpoint-<k>`: epoch k's checkpoint is half written (state.pt saved, nothing reported);
+- `reported-<k>`: epoch k is reported and its checkpoint saved, before epoch k+1.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from trainables.files import write_text
+
+FAULT_HOOK_VARIABLE = "RNN_STUDY_FAULT_HOOK"
+POLL_S = 0.05
+
+
+def fault_point(point: str, trial_id: str) -> None:
+    """Stop here if a test armed `point` for this trial and has not let it go (see the module docstring)."""
+    folder = os.environ.get(FAULT_HOOK_VARIABLE)
+    if not folder:
+        return
+    folder = Path(folder)
+    go = folder / f"{point}.go"
+    try:
+        wanted = int((folder / f"{point}.arm").read_text().strip() or 1)
+    except OSError:  # not armed
+        return
+    if go.exists() or _arrival(folder, point, trial_id) != wanted:
+        return
+    write_text(folder / f"{point}-{trial_id}.ready", f"{os.getpid()}\n")
+    while not go.exists() and folder.exists():
+        time.sleep(POLL_S)
+
+
+def _arrival(folder: Path, point: str, trial_id: str) -> int:
+    """This trial's place (1, 2, ...) among the trials that reached `point`; claimed atomically, kept on a retry."""
+    i = 1
+    while True:
+        claim = folder / f"{point}.arrival-{i}"
+        try:
+            fd = os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            if claim.read_text() == trial_id:
+                return i
+            i += 1
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(trial_id)
+        return i
+
+
+# ------------------------------------------------------------------------------------------- the test's side
+def arm(folder: Path, point: str, n: int = 1) -> None:
+    """Make the n-th trial to reach `point` stop there (the test's side; `folder` is RNN_STUDY_FAULT_HOOK)."""
+    write_text(Path(folder) / f"{point}.arm", f"{n}\n")
+
+
+def kill_held_trial(
+    folder: Path, point: str, study_running: Callable[[], bool], timeout_s: float = 600
+) -> tuple[str, int]:
+    """Wait until a trial stops at `point`, SIGKILL its process, then let the point go (the test's side).
+
+    Returns:
+        The trial's id and the pid killed.
+
+    Raises:
+        RuntimeError: the study ended, or no trial reached `point` within `timeout_s`.
+    """
+    folder = Path(folder)
+    deadline = time.monotonic() + timeout_s
+    while not (ready := sorted(folder.glob(f"{point}-*.ready"))):
+        if not study_running():
+            raise RuntimeError(f"the study ended before a trial reached the fault point {point!r}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no trial reached the fault point {point!r} within {timeout_s:g} s")
+        time.sleep(POLL_S)
+    pid = int(ready[0].read_text())
+    os.kill(pid, signal.SIGKILL)
+    while _alive(pid):  # gone, or a zombie that will never run again
+        time.sleep(POLL_S)
+    write_text(folder / f"{point}.go", "")
+    return ready[0].name[len(point) + 1 : -len(".ready")], pid
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
