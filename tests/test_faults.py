@@ -21,7 +21,7 @@ import pytest
 
 from study.recorder import retries
 from study.results import TrialStatus, read_table
-from trainables.fault_hook import FAULT_HOOK_VARIABLE, arm, fault_point, kill_held_trial
+from trainables.fault_hook import ALL, FAULT_HOOK_VARIABLE, arm, fault_point, held_trials, kill_held_trial, let_go
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--smoke", "--vector-size", "16", "--max-concurrent", "1"]
@@ -142,6 +142,25 @@ def test_the_fault_hook_costs_nothing_unset_and_holds_only_the_armed_trial(tmp_p
     assert not held.is_alive()
     fault_point("start", "t3")  # once let go, the point holds no one
     assert sorted(p.name for p in tmp_path.glob("*.ready")) == ["start-t2.ready"]
+
+
+def test_the_fault_hook_armed_for_all_holds_every_trial_until_let_go(tmp_path, monkeypatch):
+    import threading
+
+    monkeypatch.setenv(FAULT_HOOK_VARIABLE, str(tmp_path))
+    arm(tmp_path, "reported-1", ALL)
+    threads = [threading.Thread(target=fault_point, args=("reported-1", t)) for t in ("t1", "t2")]
+    for t in threads:
+        t.start()
+    held = held_trials(tmp_path, "reported-1", lambda: True, count=2, timeout_s=30)
+    assert held == {"t1": os.getpid(), "t2": os.getpid()} and all(t.is_alive() for t in threads)
+    fault_point("reported-2", "t1")  # another point: not armed
+    let_go(tmp_path, "reported-1")
+    for t in threads:
+        t.join(10)
+        assert not t.is_alive()
+    with pytest.raises(RuntimeError, match="the study ended before 1 trial"):
+        held_trials(tmp_path, "start", lambda: False)
 
 
 def test_retries_count_restarts_not_the_last_failure_of_an_errored_trial():

@@ -1,12 +1,12 @@
 """A test-only hook, a trial process stopping at a named point until a test has killed it, and the test's side.
 
-Unset (always, outside tests) it costs one environment lookup per point. tests/test_faults.py and
-benchmarks/faults.py set `RNN_STUDY_FAULT_HOOK` to a folder and arm a point by writing `<point>.arm` there,
-holding n (empty: 1): the n-th trial to reach the point stops there. It writes `<point>-<trial id>.ready` holding
-its pid and waits until `<point>.go` exists (or the folder is removed); the test waits for the ready file,
-SIGKILLs that pid, then writes `<point>.go`, so the retried trial passes. The kill lands at a known moment,
-never by racing a timer. Trials count in the order they first reach the point (`<point>.arrival-<i>` files
-hold their ids); a retried trial keeps its place.
+Unset (always, outside tests) it costs one environment lookup per point. tests/test_faults.py, tests/test_cluster.py
+and benchmarks/faults.py set `RNN_STUDY_FAULT_HOOK` to a folder and arm a point by writing `<point>.arm` there,
+holding n (empty: 1): the n-th trial to reach the point stops there (`all`: every trial does). It writes
+`<point>-<trial id>.ready` holding its pid and waits until `<point>.go` exists (or the folder is removed); the test
+waits for the ready file, SIGKILLs that pid (or its whole node), then writes `<point>.go`, so the retried trial
+passes. The kill lands at a known moment, never by racing a timer. Trials count in the order they first reach the
+point (`<point>.arrival-<i>` files hold their ids); a retried trial keeps its place.
 
 Points (trainables/trainable.py):
 - `reset`: Ray resets a reused worker process for its next trial (`reuse_actors`; `Trainable.reset_config`);
@@ -27,6 +27,7 @@ from trainables.files import write_text
 
 FAULT_HOOK_VARIABLE = "RNN_STUDY_FAULT_HOOK"
 POLL_S = 0.05
+ALL = "all"  # armed for every trial that reaches the point
 
 
 def fault_point(point: str, trial_id: str) -> None:
@@ -37,10 +38,10 @@ def fault_point(point: str, trial_id: str) -> None:
     folder = Path(folder)
     go = folder / f"{point}.go"
     try:
-        wanted = int((folder / f"{point}.arm").read_text().strip() or 1)
+        wanted = (folder / f"{point}.arm").read_text().strip() or "1"
     except OSError:  # not armed
         return
-    if go.exists() or _arrival(folder, point, trial_id) != wanted:
+    if go.exists() or (wanted != ALL and _arrival(folder, point, trial_id) != int(wanted)):
         return
     write_text(folder / f"{point}-{trial_id}.ready", f"{os.getpid()}\n")
     while not go.exists() and folder.exists():
@@ -65,9 +66,32 @@ def _arrival(folder: Path, point: str, trial_id: str) -> int:
 
 
 # ------------------------------------------------------------------------------------------- the test's side
-def arm(folder: Path, point: str, n: int = 1) -> None:
-    """Make the n-th trial to reach `point` stop there (the test's side; `folder` is RNN_STUDY_FAULT_HOOK)."""
+def arm(folder: Path, point: str, n: int | str = 1) -> None:
+    """Make the n-th trial to reach `point` (or with `ALL` every one) stop there; `folder` is the hook's folder."""
     write_text(Path(folder) / f"{point}.arm", f"{n}\n")
+
+
+def held_trials(
+    folder: Path, point: str, study_running: Callable[[], bool], count: int = 1, timeout_s: float = 600
+) -> dict[str, int]:
+    """Wait until `count` trials stop at `point`; their pids by trial id (the test's side).
+
+    Raises:
+        RuntimeError: the study ended, or fewer trials reached `point` within `timeout_s`.
+    """
+    deadline = time.monotonic() + timeout_s
+    while len(ready := sorted(Path(folder).glob(f"{point}-*.ready"))) < count:
+        if not study_running():
+            raise RuntimeError(f"the study ended before {count} trial(s) reached the fault point {point!r}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{len(ready)} of {count} trial(s) reached the fault point {point!r} in {timeout_s:g} s")
+        time.sleep(POLL_S)
+    return {r.name[len(point) + 1 : -len(".ready")]: int(r.read_text()) for r in ready}
+
+
+def let_go(folder: Path, point: str) -> None:
+    """Let every trial at `point` go on, and every later one pass (the test's side)."""
+    write_text(Path(folder) / f"{point}.go", "")
 
 
 def kill_held_trial(
@@ -81,20 +105,21 @@ def kill_held_trial(
     Raises:
         RuntimeError: the study ended, or no trial reached `point` within `timeout_s`.
     """
-    folder = Path(folder)
-    deadline = time.monotonic() + timeout_s
-    while not (ready := sorted(folder.glob(f"{point}-*.ready"))):
-        if not study_running():
-            raise RuntimeError(f"the study ended before a trial reached the fault point {point!r}")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"no trial reached the fault point {point!r} within {timeout_s:g} s")
+    ((trial_id, pid),) = held_trials(folder, point, study_running, 1, timeout_s).items()
+    kill_and_wait([pid])
+    let_go(folder, point)
+    return trial_id, pid
+
+
+def kill_and_wait(pids: list[int]) -> None:
+    """SIGKILL the processes, then wait until each is gone (or a zombie that will never run again)."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    while any(_alive(pid) for pid in pids):
         time.sleep(POLL_S)
-    pid = int(ready[0].read_text())
-    os.kill(pid, signal.SIGKILL)
-    while _alive(pid):  # gone, or a zombie that will never run again
-        time.sleep(POLL_S)
-    write_text(folder / f"{point}.go", "")
-    return ready[0].name[len(point) + 1 : -len(".ready")], pid
 
 
 def _alive(pid: int) -> bool:
