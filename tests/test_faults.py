@@ -307,6 +307,7 @@ def test_nan_loss_fails_the_trial_and_the_study_goes_on(tmp_path):
     good = trials[trials["params_lr"] < 1]
     assert bad["status"].tolist() == ["errored"] and "training loss became inf" in bad["error"].iloc[0]
     assert good["status"].tolist() == ["completed"] and good["error"].isna().all()
+    assert bad["retries"].tolist() == [1] and good["retries"].tolist() == [0]  # max_failures=1: retried once
     ostudy = optuna.load_study(study_name="nan", storage=f"sqlite:///{tmp_path / 'nan' / 'optuna.db'}")
     states = {t.params["lr"]: t.state for t in ostudy.trials}
     assert states == {1e36: optuna.trial.TrialState.FAIL, 1e-3: optuna.trial.TrialState.COMPLETE}
