@@ -193,7 +193,7 @@ def _ray_results(folder, trial_id):
 
 
 def _study_with_a_kill(tmp_path, ray_tmp, name, point, nth, extra=()):
-    """Run a 2-trial study, SIGKILL the n-th trial to reach `point` there; returns (exit code, stderr, victim)."""
+    """Run a 2-trial study, SIGKILL the n-th trial to reach `point` there: (exit code, stderr, its id, its pid)."""
     hook = tmp_path / "hook"
     hook.mkdir()
     arm(hook, point, nth)
