@@ -49,6 +49,7 @@ MATRIX = {
     "(b) reused worker, before the first report": ("start", 2),
     "(c) mid-epoch, with a checkpoint": ("reported-1", 1),
     "(d) while a checkpoint is written": ("checkpoint-2", 1),
+    # (e) #8's final stage and its model save: add its points when that stage lands (as in tests/test_faults.py)
 }
 # `python -m study.run` with study/ray_fixes.py's patch made a no-op: Ray 2.60 as it is
 WITHOUT_FIX = (

@@ -180,6 +180,7 @@ MATRIX = {
     "b-start": ("start", 2, False),  # the second trial on that reused worker, before its first report
     "c-mid-epoch": ("reported-1", 1, True),  # the first trial in epoch 2, with epoch 1's checkpoint
     "d-checkpoint": ("checkpoint-2", 1, True),  # the first trial while it writes epoch 2's checkpoint
+    # (e) issue #14: #8's final stage and its model save, once they land: a `fault_point` in each, a case here
 }
 
 

@@ -13,6 +13,7 @@ Points (trainables/trainable.py):
 - `start`: the trial function starts, before it loads a checkpoint or reports;
 - `checkpoint-<k>`: epoch k's checkpoint is half written (state.pt saved, nothing reported);
 - `reported-<k>`: epoch k is reported and its checkpoint saved, before epoch k+1.
+(#8's final stage and its model save get their points when they land: issue #14's case (e).)
 """
 
 from __future__ import annotations
