@@ -97,11 +97,16 @@ def encode_fold_task(train, held_out, unlabelled, clean, vectors, cache_dir):
     return prepare(train, held_out, unlabelled, clean=clean, vectors=vectors, cache_dir=cache_dir)
 
 
-def fit_fold_task(hp, data) -> dict[str, Any]:
-    """`fit` on one fold's data; its best epoch's held-out metrics (by macro-F1) and the last epoch run."""
+def fit_fold_task(hp, data, label: str = "") -> dict[str, Any]:
+    """`fit` on one fold's data; its best epoch's held-out metrics (by macro-F1) and the last epoch run.
+
+    `label` ("<candidate>-<fold>") names the task at the test-only fault point `final-fold`.
+    """
+    from trainables.fault_hook import fault_point
     from trainables.train import fit
     from trainables.trainable import no_kernel_cache_per_shape
 
+    fault_point("final-fold", label)
     no_kernel_cache_per_shape()
 
     def work() -> dict[str, Any]:
@@ -188,7 +193,7 @@ def run_cv(
             )
             for c in todo:
                 hp = HParams.from_dict({**plan.fixed, **c.params})
-                pending[fit.remote(hp, data)] = (c.trial_id, RNN, c.rank, CV, k)
+                pending[fit.remote(hp, data, f"{c.trial_id}-{k}")] = (c.trial_id, RNN, c.rank, CV, k)
         for b in baselines:
             if (b, CV, k) not in done:
                 args = (list(texts[tr]), labelled.labels[tr], list(texts[ho]), labelled.labels[ho], n_classes)
@@ -233,7 +238,8 @@ def run_final_model(
     """
     import ray
 
-    from trainables.saved_model import load_model, save_model, train_final_model
+    from trainables.fault_hook import fault_point
+    from trainables.saved_model import load_model, save_model
     from trainables.train import HParams
 
     resources = {"num_cpus": plan.cpus, "num_gpus": plan.gpus, "max_retries": plan.max_retries}
@@ -249,15 +255,18 @@ def run_final_model(
                 pending[task.remote(b, *args, plan.fixed.get("seed", 0))] = (b, b, None, TEST, 0)
     if not _saved_for(folder, winner):
         hp = HParams.from_dict({**plan.fixed, **winner["params"]})
-        train = ray.remote(train_final_model).options(**resources)
-        ref = train.remote(hp, labelled, tuple(unlabelled), spec, clean, vectors, winner["epochs"], cache_dir)
+        train = ray.remote(final_model_task).options(**resources)
+        args = (hp, labelled, tuple(unlabelled), spec, clean, vectors, winner["epochs"], cache_dir)
+        ref = train.remote(*args, winner["trial_id"])
         log.info(
             "Final model: trial %s retrained on %d rows for %d epochs",
             winner["trial_id"],
             len(labelled),
             winner["epochs"],
         )
-        save_model(folder, ray.get(ref), {**provenance, "trial_id": winner["trial_id"], "epochs": winner["epochs"]})
+        model = ray.get(ref)
+        fault_point("final-save", winner["trial_id"])  # test-only: the driver, about to save the model
+        save_model(folder, model, {**provenance, "trial_id": winner["trial_id"], "epochs": winner["epochs"]})
     if test is not None and (winner["trial_id"], TEST, 0) not in done:
         started = time.time()
         probs = load_model(folder).predict_proba(list(test.texts))
@@ -282,6 +291,15 @@ def run_final_model(
         )
     for ref, key in pending.items():
         on_row(_row(*key, **ray.get(ref)))
+
+
+def final_model_task(hp, labelled, unlabelled, spec, clean, vectors, epochs, cache_dir, label: str = ""):
+    """`train_final_model` as a Ray task; `label` names it at the test-only fault point `final-model`."""
+    from trainables.fault_hook import fault_point
+    from trainables.saved_model import train_final_model
+
+    fault_point("final-model", label)
+    return train_final_model(hp, labelled, unlabelled, spec, clean, vectors, epochs, cache_dir)
 
 
 def _saved_for(folder, winner: dict[str, Any]) -> bool:

@@ -368,8 +368,12 @@ def build_tuner(study: PreparedStudy, callbacks: list, trainable: Callable, reus
     import optuna
     from ray import tune
 
+    from study.ray_fixes import retry_trials_whose_worker_dies_in_reset
+
     cfg = study.cfg
     max_concurrent = study.info["ray"]["max_concurrent"]
+    if reuse_actors:  # a worker killed while Ray resets it for its next trial is retried, not errored
+        retry_trials_whose_worker_dies_in_reset()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = str(max_concurrent)  # searchers otherwise keep 1 pending

@@ -33,7 +33,7 @@ class ResultsRecorder(tune.Callback):
 
     def _trial(self, trial) -> dict[str, Any]:
         new = {"number": len(self.trials), "config": dict(trial.config), "ray_status": "PENDING", "error": None}
-        return self.trials.setdefault(trial.trial_id, {**new, "hostname": None})
+        return self.trials.setdefault(trial.trial_id, {**new, "hostname": None, "failures": 0})
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self._trial(trial)
@@ -45,12 +45,18 @@ class ResultsRecorder(tune.Callback):
             self.flush()
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self._trial(trial)["ray_status"] = "TERMINATED"
+        t = self._trial(trial)
+        t["ray_status"], t["failures"] = "TERMINATED", trial.run_metadata.num_failures
         self.flush()
 
     def on_trial_error(self, iteration, trials, trial, **info):
         t = self._trial(trial)
         t["ray_status"], t["error"] = "ERROR", error_message(trial.get_error())
+        t["failures"] = trial.run_metadata.num_failures
+        self.flush()
+
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        self._trial(trial)["failures"] = trial.run_metadata.num_failures
         self.flush()
 
     def on_experiment_end(self, trials, **info):

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from trainables.files import atomic_write, json_text, write_text
 from trainables.metrics import METRIC
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: trials.parquet has `retries`; final.parquet and data.parquet exist
 TRIALS_FILE, EPOCHS_FILE, PREDICTIONS_FILE = "trials.parquet", "epochs.parquet", "predictions.parquet"
 STUDY_FILE, OPTUNA_FILE, FINAL_FILE = "study.json", "optuna.db", "final.parquet"
 
@@ -65,6 +65,7 @@ TRIALS_SCHEMA = pa.schema(
         ("best_epoch", pa.int64()),
         *[(f"last_{m}", pa.float64()) for m in SUMMARY_METRICS],
         ("epochs_run", pa.int64()),
+        ("retries", pa.int64()),  # restarts after a failure (a killed worker, a lost node), from its checkpoint if any
         ("time_total_s", pa.float64()),
         ("node_id", pa.string()),
         ("hostname", pa.string()),

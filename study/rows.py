@@ -49,6 +49,11 @@ def error_message(text: str | None) -> str | None:
     return lines[-1][:2000] if lines else None
 
 
+def retries(num_failures: int, status: TrialStatus) -> int:
+    """Restarts after a failure: every failure Ray counted (`run_metadata.num_failures`) but an errored trial's last."""
+    return max(0, num_failures - (status == TrialStatus.ERRORED))
+
+
 def trial_status(ray_status: str, errored: bool, epochs_run: int, max_epochs: int) -> TrialStatus:
     """Ours from Ray's: a TERMINATED trial completed when it ran every epoch, else ASHA stopped it early."""
     if errored or ray_status == "ERROR":
@@ -98,11 +103,16 @@ def trial_row(
     ray_status: str,
     error: str | None = None,
     hostname: str | None = None,
+    failures: int = 0,
 ) -> dict[str, Any]:
-    """The trials.parquet row of one trial from what Ray knows of it; `epochs` are its epoch rows in order."""
+    """The trials.parquet row of one trial from what Ray knows of it; `epochs` are its epoch rows in order.
+
+    `failures` is Ray's count of the trial's failures (`run_metadata.num_failures`).
+    """
     status = trial_status(ray_status, error is not None, len(epochs), ctx.max_epochs)
     node_id = epochs[-1]["node_id"] if epochs else None
     extra = {"node_id": node_id, "hostname": hostname, "seed": ctx.seed, "cpus": ctx.cpus, "gpus": ctx.gpus}
+    extra["retries"] = retries(failures, status)
     return summarise_trial(trial_id, number, {**ctx.fixed, **config}, epochs, status, error, **extra)
 
 
@@ -143,9 +153,10 @@ def rows_from_storage(grid, experiment_path: str, ctx: RowContext) -> tuple[list
     by_id = {t.trial_id: (i, t) for i, t in enumerate(ray_trials)}
     trial_rows, epoch_rows, best_ckpt = [], [], {}
     for result in grid:
-        trial_id = (result.metrics or {}).get("trial_id")
-        if trial_id is None:  # never reported: take the id from its folder name's trial
-            trial_id = next((t.trial_id for t in ray_trials if t.path == result.path), None)
+        # the trial whose folder this is; a trial that never reported may carry the metrics (and the id) of the
+        # trial its reused worker ran before it, so those come second
+        trial_id = next((t.trial_id for t in ray_trials if t.path == result.path), None)
+        trial_id = trial_id or (result.metrics or {}).get("trial_id")
         if trial_id is None:
             continue
         reported = read_result_json(result.filesystem, result.path)
@@ -158,7 +169,8 @@ def rows_from_storage(grid, experiment_path: str, ctx: RowContext) -> tuple[list
         config, ray_status = (ray_trial.config, ray_trial.status) if ray_trial else ({}, "PENDING")
         error = error_message(str(result.error)) if result.error else None
         hostname = reported[-1].get("hostname") if reported else None
-        trial_rows.append(trial_row(ctx, trial_id, number, config, epochs, ray_status, error, hostname))
+        failures = ray_trial.run_metadata.num_failures if ray_trial else 0
+        trial_rows.append(trial_row(ctx, trial_id, number, config, epochs, ray_status, error, hostname, failures))
         epoch_rows.extend(epochs)
         if result.best_checkpoints:
             ckpt, metrics = max(

@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CLUSTER_YAML = ROOT / "cluster.yaml"
 CLUSTER_DOC = ROOT / "docs" / "cluster.md"
 MARKER = "RNN_STUDY_TEST_CLUSTER"  # set in every process of the test cluster, so leftovers can be found
+NODE_MARKER = "RNN_STUDY_TEST_NODE"  # set in every process of one worker node, so the node can be lost whole
 
 
 # ---------------------------------------------------------------------------------------------- cluster.yaml
@@ -170,6 +171,17 @@ while True:
 """
 
 
+def _node_marker(index: int) -> str:
+    return f"node{index}"
+
+
+def _environ(pid: int) -> list[bytes]:
+    try:
+        return Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return []
+
+
 def _read(path: Path) -> str:
     try:
         return path.read_text()
@@ -218,14 +230,16 @@ class LocalCluster:
         self.node_ids: list[str] = []
         self.ray = shutil.which("ray", path=str(Path(sys.executable).parent)) or "ray"
 
-    def _start(self, args: list[str]) -> tuple[subprocess.Popen, Path]:
+    def _start(self, args: list[str], env: dict[str, str] | None = None) -> tuple[subprocess.Popen, Path]:
         # short: the session folder holds unix sockets, whose paths may not exceed 107 bytes
         temp = Path(tempfile.mkdtemp(prefix="rh_", dir="/tmp"))
         cmd = [self.ray, "start", "--block", "--temp-dir", str(temp), "--num-cpus", str(self.cpus)]
         cmd += ["--num-gpus", "0", "--object-store-memory", str(100 * 2**20), "--disable-usage-stats", *args]
         # a session of its own: Ctrl-C in the terminal reaches pytest, whose teardown then stops the nodes
         with open(temp / "ray_start.log", "w") as log:
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True)
+            proc = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, env={**self.env, **(env or {})}, start_new_session=True
+            )
         self.nodes.append((proc, temp))
         return proc, temp
 
@@ -246,8 +260,13 @@ class LocalCluster:
         return self.address
 
     def add_worker(self, timeout: float = 120) -> None:
-        proc, temp = self._start(["--address", self.address])
+        proc, temp = self._start(["--address", self.address], {NODE_MARKER: _node_marker(len(self.nodes))})
         self._wait_started(proc, temp, timeout)
+
+    def node_pids(self, index: int) -> list[int]:
+        """Pids of node `index`'s processes (1 for the first worker): its `ray start`, raylet, trial workers."""
+        mark = f"{NODE_MARKER}={_node_marker(index)}".encode()
+        return [pid for pid in self.leftovers() if mark in _environ(pid)]
 
     def wait_for_nodes(self, n: int, timeout: float = 60) -> list[str]:
         """The node ids once `n` nodes are alive (a study sizes its concurrency on the nodes it sees)."""
@@ -302,10 +321,10 @@ class LocalCluster:
             shutil.rmtree(temp, ignore_errors=True)
 
 
-@pytest.fixture
-def two_nodes():
-    """A head and a worker, 1 CPU each; stopped and cleaned up even when the test fails."""
+@contextlib.contextmanager
+def _two_nodes(env: dict[str, str]):
     cluster = LocalCluster(cpus_per_node=1)
+    cluster.env.update(env)
     try:
         cluster.start_head()
         cluster.add_worker()
@@ -315,6 +334,30 @@ def two_nodes():
         cluster.stop()
         cluster.kill_leftovers()
         cluster.remove_temp_dirs()
+
+
+@pytest.fixture
+def two_nodes():
+    """A head and a worker, 1 CPU each; stopped and cleaned up even when the test fails."""
+    with _two_nodes({}) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def hook(tmp_path):
+    """The folder of the test-only fault hook (trainables/fault_hook.py)."""
+    folder = tmp_path / "hook"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def two_nodes_with_hook(hook):
+    """`two_nodes` whose every process has the fault hook's folder, the trial workers included."""
+    from trainables.fault_hook import FAULT_HOOK_VARIABLE
+
+    with _two_nodes({FAULT_HOOK_VARIABLE: str(hook)}) as cluster:
+        yield cluster
 
 
 @pytest.mark.slow
@@ -340,3 +383,44 @@ def test_study_spreads_trials_over_two_nodes(two_nodes, tmp_path):
     left = two_nodes.leftovers()
     assert not left, f"Ray processes left after the stop: {[_describe(pid) for pid in left]}"
     assert all(proc.returncode is not None for proc, _ in two_nodes.nodes)
+
+
+@pytest.mark.slow
+def test_a_lost_worker_node_loses_no_trial_they_resume_on_the_head_from_shared_storage(
+    two_nodes_with_hook, hook, tmp_path
+):
+    """Every process of the worker node SIGKILLed (a machine gone) once both trials have a checkpoint."""
+    from study.results import read_table
+    from trainables.fault_hook import ALL, arm, held_trials, kill_and_wait, let_go
+
+    cluster = two_nodes_with_hook
+    arm(hook, "reported-1", ALL)  # both trials, one on each node, wait after epoch 1's checkpoint
+    cmd = [sys.executable, "-m", "study.run", "--address", cluster.address, "--smoke", "--num-samples", "2"]
+    cmd += ["--max-epochs", "3", "--grace-period", "3", "--demo-rows", "300", "--vector-size", "16"]
+    cmd += ["--storage", str(tmp_path / "shared"), "--name", "lost", "--results-dir", str(tmp_path)]
+    study = subprocess.Popen(cmd, cwd=ROOT, env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        held = held_trials(hook, "reported-1", lambda: study.poll() is None, count=2, timeout_s=300)
+        worker_node = cluster.node_pids(1)
+        (victim,) = [trial for trial, pid in held.items() if pid in worker_node]
+        kill_and_wait(worker_node)  # the raylet, its trial worker and `ray start`: the node is gone
+        let_go(hook, "reported-1")
+        out, err = study.communicate(timeout=600)
+    finally:
+        if study.poll() is None:
+            study.kill()
+            study.communicate()
+    assert study.returncode == 0, (out + err)[-5000:]
+
+    folder = tmp_path / "lost"
+    trials, epochs = read_table(folder / "trials.parquet"), read_table(folder / "epochs.parquet")
+    assert len(trials) == 2 and trials["trial_id"].is_unique and set(trials["status"]) == {"completed"}
+    assert not epochs.duplicated(["trial_id", "epoch"]).any()
+    assert epochs.groupby("trial_id")["epoch"].apply(sorted).to_dict() == {t: [1, 2, 3] for t in trials["trial_id"]}
+    assert dict(zip(trials["trial_id"], trials["retries"])) == {t: int(t == victim) for t in trials["trial_id"]}
+    # the victim's epoch 1 ran on the lost node; epochs 2-3 on the head, from epoch 1's checkpoint in shared storage
+    mine = epochs[epochs["trial_id"] == victim].sort_values("epoch")["node_id"].tolist()
+    assert mine[0] != mine[1] == mine[2] and set(mine) == set(cluster.node_ids)
+    (trial_folder,) = (tmp_path / "shared" / "lost").glob(f"*{victim}*")
+    logged = [json.loads(line) for line in (trial_folder / "result.json").read_text().splitlines() if line.strip()]
+    assert [(r["epoch"], r["iterations_since_restore"]) for r in logged] == [(1, 1), (2, 1), (3, 2)]

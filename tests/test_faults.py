@@ -1,5 +1,9 @@
 """Faults a long study must survive, each injected into real processes: killed workers and drivers, NaN losses,
-a full disk, an unwritable folder, two drivers on one study. Every case checks that no trial is lost or doubled."""
+a full disk, an unwritable folder, two drivers on one study. Every case checks that no trial is lost or doubled.
+
+Workers are killed at known points through the test-only hook of trainables/fault_hook.py (the trial process
+waits at the point until the test has killed it), never by racing a timer.
+"""
 
 import errno
 import json
@@ -15,12 +19,13 @@ from pathlib import Path
 import optuna
 import pytest
 
-from study.results import read_table
+from study.results import TrialStatus, read_table
+from study.rows import retries
+from trainables.fault_hook import ALL, FAULT_HOOK_VARIABLE, arm, fault_point, held_trials, kill_held_trial, let_go
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = ["--smoke", "--vector-size", "16", "--max-concurrent", "1"]
-
-pytestmark = pytest.mark.slow
+TINY = ["--smoke", "--vector-size", "16", "--max-concurrent", "1", "--final-top", "0"]  # the search alone
+FINAL = ["--final-top", "2", "--final-folds", "2"]  # flags after TINY's win: a final stage (case e)
 
 
 @pytest.fixture
@@ -61,8 +66,10 @@ def _ray_pids(ray_tmp: str) -> list[int]:
     return out
 
 
-def _run(args, ray_tmp, **kw):
+def _run(args, ray_tmp, hook=None, **kw):
     env = {**os.environ, "RAY_TMPDIR": ray_tmp, "COLUMNS": "200"}
+    if hook is not None:
+        env[FAULT_HOOK_VARIABLE] = str(hook)
     return subprocess.Popen(
         [sys.executable, "-m", "study.run", *args],
         cwd=REPO,
@@ -112,48 +119,178 @@ def _check_complete(folder, n_trials, max_epochs=None):
     return trials, epochs
 
 
-def _trial_workers(ray_tmp):
-    """Ray worker processes that are running a trial right now."""
-    return [
-        pid
-        for pid in _ray_pids(ray_tmp)
-        if "ray::ImplicitFunc" in _cmdline(pid) or "ray::train_sentiment" in _cmdline(pid)
-    ]
+# ------------------------------------------------------------------------------- the fault hook, no Ray
+def test_the_fault_hook_costs_nothing_unset_and_holds_only_the_armed_trial(tmp_path, monkeypatch):
+    import threading
+
+    monkeypatch.delenv(FAULT_HOOK_VARIABLE, raising=False)
+    fault_point("start", "t1")  # unset: returns at once, writes nothing
+    monkeypatch.setenv(FAULT_HOOK_VARIABLE, str(tmp_path))
+    fault_point("start", "t1")  # not armed
+    assert list(tmp_path.iterdir()) == []
+    arm(tmp_path, "start", 2)
+    fault_point("start", "t1")  # the first trial to arrive passes
+    held = threading.Thread(target=fault_point, args=("start", "t2"))
+    held.start()
+    ready = tmp_path / "start-t2.ready"
+    while not ready.exists():
+        assert held.is_alive()
+        held.join(0.01)
+    assert int(ready.read_text()) == os.getpid() and held.is_alive()
+    fault_point("start", "t1")  # t1 keeps its place (1), so a retried t1 is not held
+    (tmp_path / "start.go").write_text("")
+    held.join(10)
+    assert not held.is_alive()
+    fault_point("start", "t3")  # once let go, the point holds no one
+    assert sorted(p.name for p in tmp_path.glob("*.ready")) == ["start-t2.ready"]
 
 
-def test_worker_killed_mid_epoch_is_retried_from_its_checkpoint(tmp_path, ray_tmp):
+def test_the_fault_hook_armed_for_all_holds_every_trial_until_let_go(tmp_path, monkeypatch):
+    import threading
+
+    monkeypatch.setenv(FAULT_HOOK_VARIABLE, str(tmp_path))
+    arm(tmp_path, "reported-1", ALL)
+    threads = [threading.Thread(target=fault_point, args=("reported-1", t)) for t in ("t1", "t2")]
+    for t in threads:
+        t.start()
+    held = held_trials(tmp_path, "reported-1", lambda: True, count=2, timeout_s=30)
+    assert held == {"t1": os.getpid(), "t2": os.getpid()} and all(t.is_alive() for t in threads)
+    fault_point("reported-2", "t1")  # another point: not armed
+    let_go(tmp_path, "reported-1")
+    for t in threads:
+        t.join(10)
+        assert not t.is_alive()
+    with pytest.raises(RuntimeError, match="the study ended before 1 trial"):
+        held_trials(tmp_path, "start", lambda: False)
+
+
+def test_retries_count_restarts_not_the_last_failure_of_an_errored_trial():
+    assert retries(0, TrialStatus.COMPLETED) == 0
+    assert retries(1, TrialStatus.COMPLETED) == 1  # failed once, retried, completed
+    assert retries(2, TrialStatus.STOPPED_EARLY) == 2
+    assert retries(3, TrialStatus.ERRORED) == 2  # max_failures=2: two retries, the third failure ends it
+    assert retries(1, TrialStatus.ERRORED) == 0  # max_failures=0
+    assert retries(0, TrialStatus.ERRORED) == 0  # an error Ray does not count (e.g. a preempted node)
+
+
+# --------------------------------------------------------------------------- workers killed at every phase
+MATRIX_ARGS = ["--num-samples", "2", "--max-epochs", "3", "--grace-period", "3", "--demo-rows", "300"]
+# name: (fault point, the n-th trial to reach it is killed there, whether that trial has a checkpoint by then)
+MATRIX = {
+    "a-reset": ("reset", 1, False),  # the first trial's worker, while Ray resets it for the second trial
+    "b-start": ("start", 2, False),  # the second trial on that reused worker, before its first report
+    "c-mid-epoch": ("reported-1", 1, True),  # the first trial in epoch 2, with epoch 1's checkpoint
+    "d-checkpoint": ("checkpoint-2", 1, True),  # the first trial while it writes epoch 2's checkpoint
+}
+# (e) the final stage: a fold task's worker, the worker retraining the winner, the driver about to save the model
+FINAL_MATRIX = {"e-fold": "final-fold", "e-final-model": "final-model"}
+
+
+def _ray_results(folder, trial_id):
+    """The results Ray logged for a trial (its result.json), in order, and Ray's count of its failures."""
     from ray.tune import ExperimentAnalysis
 
-    folder = tmp_path / "w"
-    args = [
-        *TINY,
-        "--num-samples",
-        "2",
-        "--max-epochs",
-        "4",
-        "--grace-period",
-        "4",
-        "--demo-rows",
-        "6000",
-        "--name",
-        "w",
-        "--results-dir",
-        str(tmp_path),
-    ]
-    proc = _run(args, ray_tmp)
-    _wait(_epochs_at_least(folder, 2), proc, what="two epochs (a checkpoint to restore)")
-    _wait(lambda: _trial_workers(ray_tmp), proc, what="a trial worker")
-    victims = _trial_workers(ray_tmp)
-    for pid in victims:
-        os.kill(pid, signal.SIGKILL)
+    (trial,) = [t for t in ExperimentAnalysis(str(folder / "ray" / folder.name)).trials if t.trial_id == trial_id]
+    lines = (Path(trial.path) / "result.json").read_text().splitlines()
+    return [json.loads(line) for line in lines if line.strip()], trial.run_metadata.num_failures
+
+
+def _study_with_a_kill(tmp_path, ray_tmp, name, point, nth, extra=()):
+    """Run a 2-trial study, SIGKILL the n-th trial to reach `point` there: (exit code, stderr, its id, its pid)."""
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    arm(hook, point, nth)
+    proc = _run([*TINY, *MATRIX_ARGS, *extra, "--name", name, "--results-dir", str(tmp_path)], ray_tmp, hook)
+    try:
+        victim, pid = kill_held_trial(hook, point, lambda: proc.poll() is None, timeout_s=300)
+    except RuntimeError as e:
+        raise AssertionError(f"{e}: {proc.communicate()[1][-3000:]}") from None
     out, err = proc.communicate(timeout=600)
-    assert proc.returncode == 0, err[-3000:]
-    trials, epochs = _check_complete(folder, 2, max_epochs=4)
+    return proc.returncode, err, victim, pid
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", MATRIX)
+def test_a_worker_killed_at_any_phase_loses_no_trial(case, tmp_path, ray_tmp):
+    point, nth, had_checkpoint = MATRIX[case]
+    code, err, victim, pid = _study_with_a_kill(tmp_path, ray_tmp, "m", point, nth)
+    assert code == 0, err[-3000:]
+    folder = tmp_path / "m"
+    trials, _ = _check_complete(folder, 2, max_epochs=3)
     assert set(trials["status"]) == {"completed"}  # retried, not failed
-    analysis = ExperimentAnalysis(str(folder / "ray" / "w"))
-    assert sum(t.run_metadata.num_failures for t in analysis.trials) >= 1  # Ray did see the crash
+    assert dict(zip(trials["trial_id"], trials["retries"])) == {t: int(t == victim) for t in trials["trial_id"]}
+    results, failures = _ray_results(folder, victim)
+    assert failures == 1  # one death, counted once against --max-failures
+    # each epoch reached Ray once: restarted from epoch 1's checkpoint (c, d), or from scratch with none (a, b)
+    assert [r["epoch"] for r in results] == [1, 2, 3]
+    assert [r["iterations_since_restore"] for r in results] == ([1, 1, 2] if had_checkpoint else [1, 2, 3])
+    if case == "b-start":  # the victim was killed on the worker process that had run the first trial
+        (first,) = set(trials["trial_id"]) - {victim}
+        assert {r["pid"] for r in _ray_results(folder, first)[0]} == {pid}
 
 
+def _check_final(folder, n_candidates=2, folds=2):
+    """The final stage ran every (candidate or baseline, fold) once, with no error, and saved its model."""
+    final = read_table(folder / "final.parquet")
+    assert len(final) == (n_candidates + 2) * folds and final["error"].isna().all()
+    assert not final.duplicated(["candidate", "split", "fold"]).any()
+    study = json.loads((folder / "study.json").read_text())
+    assert study["status"] == "completed" and study["final"]["winner"] is not None
+    assert (folder / "model" / "weights.pt").is_file() and (folder / "model" / "model.json").is_file()
+    return final, study
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", FINAL_MATRIX)
+def test_a_worker_killed_in_the_final_stage_loses_no_fold_and_no_model(case, tmp_path, ray_tmp):
+    code, err, victim, _ = _study_with_a_kill(tmp_path, ray_tmp, "e", FINAL_MATRIX[case], 1, FINAL)
+    assert code == 0, err[-3000:]
+    _check_complete(tmp_path / "e", 2, max_epochs=3)
+    final, study = _check_final(tmp_path / "e")
+    if case == "e-final-model":
+        assert victim == study["final"]["winner"]["trial_id"]
+    else:  # the killed fold task was run again by Ray (the task's retries), and its row is there once
+        candidate, fold = victim.rsplit("-", 1)
+        assert len(final[(final["candidate"] == candidate) & (final["fold"] == int(fold))]) == 1
+
+
+@pytest.mark.slow
+def test_the_driver_killed_while_it_saves_the_model_resumes_to_a_whole_model(tmp_path, ray_tmp):
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    arm(hook, "final-save")
+    args = [*TINY, *MATRIX_ARGS, *FINAL, "--name", "s", "--results-dir", str(tmp_path)]
+    proc = _run(args, ray_tmp, hook)
+    try:
+        held = held_trials(hook, "final-save", lambda: proc.poll() is None, timeout_s=300)
+    except RuntimeError as e:
+        raise AssertionError(f"{e}: {proc.communicate()[1][-3000:]}") from None
+    assert list(held.values()) == [proc.pid]  # the driver itself holds, the model trained and not yet saved
+    before = read_table(tmp_path / "s" / "final.parquet")
+    proc.kill()
+    proc.communicate(timeout=60)
+    assert not (tmp_path / "s" / "model").exists()  # nothing half-saved
+    let_go(hook, "final-save")
+    resumed = _run(["--resume", "s", "--results-dir", str(tmp_path)], ray_tmp, hook)
+    out, err = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, err[-3000:]
+    final, _ = _check_final(tmp_path / "s")
+    same = final.merge(before, on=["candidate", "split", "fold"], suffixes=("", "_before"))
+    assert len(same) == len(before) and (same["started_at"] == same["started_at_before"]).all()  # not rerun
+
+
+@pytest.mark.slow
+def test_a_worker_killed_in_reset_with_no_retries_left_ends_that_trial_errored_once(tmp_path, ray_tmp):
+    code, err, victim, _ = _study_with_a_kill(tmp_path, ray_tmp, "n", "reset", 1, ["--max-failures", "0"])
+    assert code == 0, err[-3000:]
+    trials, _ = _check_complete(tmp_path / "n", 2)
+    row = trials.set_index("trial_id").loc[victim]  # under its own id (Ray's metrics name the previous trial)
+    assert row["status"] == "errored" and row["epochs_run"] == 0 and row["retries"] == 0
+    assert "worker process has died" in row["error"]
+    assert (trials.loc[trials["trial_id"] != victim, "status"] == "completed").all()
+
+
+@pytest.mark.slow
 def test_driver_killed_then_resumed(tmp_path, ray_tmp):
     folder = tmp_path / "k"
     args = [
@@ -184,6 +321,7 @@ def test_driver_killed_then_resumed(tmp_path, ray_tmp):
     _check_complete(folder, 4, max_epochs=3)
 
 
+@pytest.mark.slow
 def test_nan_loss_fails_the_trial_and_the_study_goes_on(tmp_path):
     import ray
     from optuna.distributions import CategoricalDistribution
@@ -222,6 +360,7 @@ def test_nan_loss_fails_the_trial_and_the_study_goes_on(tmp_path):
     good = trials[trials["params_lr"] < 1]
     assert bad["status"].tolist() == ["errored"] and "training loss became inf" in bad["error"].iloc[0]
     assert good["status"].tolist() == ["completed"] and good["error"].isna().all()
+    assert bad["retries"].tolist() == [1] and good["retries"].tolist() == [0]  # max_failures=1: retried once
     ostudy = optuna.load_study(study_name="nan", storage=f"sqlite:///{tmp_path / 'nan' / 'optuna.db'}")
     states = {t.params["lr"]: t.state for t in ostudy.trials}
     assert states == {1e36: optuna.trial.TrialState.FAIL, 1e-3: optuna.trial.TrialState.COMPLETE}
@@ -254,6 +393,7 @@ def _fill(folder: Path) -> Path:
     return filler
 
 
+@pytest.mark.slow
 def test_optuna_db_on_a_full_disk_says_no_space_left_like_every_other_write(small_disk, small_study):
     from search_spaces import get_space
     from study.optuna_study import write_optuna_db
@@ -266,6 +406,7 @@ def test_optuna_db_on_a_full_disk_says_no_space_left_like_every_other_write(smal
     assert not (small_disk / "optuna.db").exists() and not list(small_disk.glob(".optuna.db.*"))
 
 
+@pytest.mark.slow
 def test_disk_full_while_writing_keeps_the_last_files_and_resume_finishes(tmp_path, ray_tmp, small_disk):
     results = small_disk / "results"
     folder = results / "d"
@@ -302,6 +443,7 @@ def test_disk_full_while_writing_keeps_the_last_files_and_resume_finishes(tmp_pa
     _check_complete(folder, 3)
 
 
+@pytest.mark.slow
 def test_unwritable_results_folder_then_resume(tmp_path, ray_tmp):
     if not _can(["chattr"]):
         pytest.skip("making a folder unwritable for root needs chattr")
@@ -337,6 +479,7 @@ def test_unwritable_results_folder_then_resume(tmp_path, ray_tmp):
     _check_complete(folder, 3)
 
 
+@pytest.mark.slow
 def test_a_second_driver_on_the_same_study_is_refused(tmp_path, ray_tmp):
     folder = tmp_path / "s"
     args = [

@@ -18,6 +18,7 @@ import ray
 import torch
 from ray import tune
 
+from trainables.fault_hook import fault_point
 from trainables.prepare import EncodedData
 from trainables.train import EpochReport, HParams, fit
 
@@ -64,7 +65,17 @@ def no_kernel_cache_per_shape() -> None:
     os.environ.setdefault(ONEDNN_CACHE_VARIABLE, "0")
 
 
+class ResetPoint:
+    """Mixed into Ray's class for `train_sentiment`: the `reset` fault point, in a reused worker between trials."""
+
+    def reset_config(self, new_config: dict[str, Any]) -> bool:
+        fault_point("reset", self.trial_id)  # Trainable.reset has set the next trial's id by now
+        return super().reset_config(new_config)
+
+
 def train_sentiment(config: dict[str, Any], data: EncodedData, fixed: dict[str, Any]) -> None:
+    trial_id = tune.get_context().get_trial_id()
+    fault_point("start", trial_id)
     no_kernel_cache_per_shape()
     release_freed_memory()
     hp = HParams.from_dict({**fixed, **config})
@@ -76,12 +87,19 @@ def train_sentiment(config: dict[str, Any], data: EncodedData, fixed: dict[str, 
     def report(r: EpochReport) -> None:
         metrics = {**r.metrics, "node_id": node_id}
         history.append(metrics)
+        epoch = r.metrics["epoch"]
         with tempfile.TemporaryDirectory() as d:
             torch.save(r.state(), Path(d) / STATE_FILE)
+            fault_point(f"checkpoint-{epoch}", trial_id)
             np.save(Path(d) / PROBS_FILE, r.val_probs.astype(np.float32))
             # every epoch so far: a worker killed after saving this checkpoint but before Ray logged the
             # result loses the epoch from result.json, not from the study's records
             (Path(d) / HISTORY_FILE).write_text(json.dumps(history))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
+        fault_point(f"reported-{epoch}", trial_id)
 
     fit(hp, data, report, state)
+
+
+# Ray builds the trial class from the function and these mixins (wrap_function; with_parameters keeps them)
+train_sentiment.__mixins__ = (ResetPoint,)

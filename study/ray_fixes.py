@@ -1,0 +1,53 @@
+"""A fix to Ray Tune 2.60's trial controller, applied in the driver before a study runs: nothing else lives here.
+
+With `reuse_actors`, a finished trial's worker process is kept and reset (`Trainable.reset`) for the next trial.
+If that process dies while it is being reset (killed, out of memory, its node lost), or while it waits idle
+between two trials (Ray only notices at the next reset), Ray handles the one death twice:
+
+1. `TuneController._actor_failed` sees a trial that has not started yet, counts the failure and requeues the
+   trial to be retried (`Trial.PENDING`);
+2. then the failed `reset` task's own error callback, `_trial_task_failure`, counts it again, now finds a
+   PENDING trial, and ends it `errored` ("The actor is dead because its worker process has died") with 0 epochs
+   and no retry, however large `max_failures` is. Had it not, the trial would have waited for ever: it is
+   still listed as being reset, so Ray never gives it a worker again.
+
+`retry_trials_whose_worker_dies_in_reset` drops the second report: a worker's death reported for a trial that
+no longer holds a worker and is not running was handled by step 1. Trials then retry from scratch (they have
+no checkpoint yet) and each death counts once against `max_failures`. tests/test_faults.py kills a worker at
+exactly that moment.
+"""
+
+from __future__ import annotations
+
+_APPLIED = "_rnn_study_reset_fix"
+
+
+def retry_trials_whose_worker_dies_in_reset() -> None:
+    """Patch `TuneController._trial_task_failure` so that a worker dying during a reset is retried (idempotent).
+
+    Raises:
+        RuntimeError: the installed Ray lacks the controller methods this fix wraps (another Ray version).
+    """
+    from ray.exceptions import RayActorError
+    from ray.tune.execution.tune_controller import TuneController
+    from ray.tune.experiment import Trial
+
+    if getattr(TuneController, _APPLIED, False):
+        return
+    needed = ("_trial_task_failure", "_actor_failed", "_schedule_trial_reset")
+    if not all(hasattr(TuneController, name) for name in needed):
+        raise RuntimeError(
+            f"study/ray_fixes.py wraps Ray Tune's TuneController methods {needed}, which this Ray "
+            f"version lacks; install the Ray version pyproject.toml pins."
+        )
+    trial_task_failure = TuneController._trial_task_failure
+
+    def _trial_task_failure(self, trial, exception):
+        if isinstance(exception, RayActorError) and trial not in self._trial_to_actor and trial.status != Trial.RUNNING:
+            # the reset task of a dead worker: `_actor_failed` has just counted this death and requeued the trial
+            self._resetting_trials.discard(trial)
+            return
+        trial_task_failure(self, trial, exception)
+
+    TuneController._trial_task_failure = _trial_task_failure
+    setattr(TuneController, _APPLIED, True)
