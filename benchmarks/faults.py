@@ -1,18 +1,20 @@
 """The fault matrix, round after round: workers SIGKILLed at every phase of a trial, and how many trials are lost.
 
-What it measures: each round runs the matrix of tests/test_faults.py, four real 2-trial studies
+What it measures: each round runs the matrix of tests/test_faults.py, six real 2-trial studies
 (`python -m study.run`, each on a local Ray of its own, trials one at a time, 3 epochs, no early stopping), each
 with one trial worker SIGKILLed at a known point through the test-only hook of trainables/fault_hook.py:
 (a) while Ray resets the first trial's worker for the second trial, (b) the second trial on that reused worker
 before its first report, (c) the first trial in epoch 2 with epoch 1's checkpoint, (d) the first trial while it
-writes epoch 2's checkpoint. A trial is lost unless it is in trials.parquet once, `completed`, with epochs 1-3
+writes epoch 2's checkpoint, (e) a final-stage fold task, and the task retraining the winner (these two studies
+run a final stage of 2 candidates and 2 baselines on 2 folds; a final row or the model is lost unless
+final.parquet holds each row once without error and the model is saved). A trial is lost unless it is in trials.parquet once, `completed`, with epochs 1-3
 once each; the goal is 0. Retries is the trials.parquet column (restarts after a failure), Ray's failures its
 own count (`num_failures`, what --max-failures limits); epochs rerun counts results Ray logged twice for one
 epoch (a restart from scratch instead of from the checkpoint). For comparison, `--baseline-rounds` rounds run
 the studies without study/ray_fixes.py (its patch replaced by a no-op in the study's process).
 
 Run (not part of CI; demo data, nothing needed beyond the project):
-    python benchmarks/faults.py               # 20 rounds and 3 without the fix (92 studies, ~2 h on 2 shared cores)
+    python benchmarks/faults.py               # 20 rounds and 3 without the fix (138 studies, ~3 h on 2 shared cores)
     python benchmarks/faults.py --quick       # 2 rounds and 1 without the fix; writes nothing
 """
 
@@ -41,15 +43,18 @@ ROOT = Path(__file__).resolve().parents[1]
 SECTION = "faults"
 EPOCHS = 3
 STUDY_ARGS = ["--smoke", "--vector-size", "16", "--max-concurrent", "1", "--num-samples", "2"]
+FINAL_ARGS = ["--final-top", "2", "--final-folds", "2"]  # (e): a final stage of 2 candidates + 2 baselines, 2 folds
+FINAL_ROWS = (2 + 2) * 2
 STUDY_ARGS += ["--max-epochs", str(EPOCHS), "--grace-period", str(EPOCHS), "--demo-rows", "300"]
 TRIALS = 2
-# the matrix of tests/test_faults.py. name: (fault point, the n-th trial to reach it is killed there)
+# the matrix of tests/test_faults.py. name: (fault point, the n-th to reach it is killed there, final stage on)
 MATRIX = {
-    "(a) reused worker, in its reset": ("reset", 1),
-    "(b) reused worker, before the first report": ("start", 2),
-    "(c) mid-epoch, with a checkpoint": ("reported-1", 1),
-    "(d) while a checkpoint is written": ("checkpoint-2", 1),
-    # (e) #8's final stage and its model save: add its points when that stage lands (as in tests/test_faults.py)
+    "(a) reused worker, in its reset": ("reset", 1, False),
+    "(b) reused worker, before the first report": ("start", 2, False),
+    "(c) mid-epoch, with a checkpoint": ("reported-1", 1, False),
+    "(d) while a checkpoint is written": ("checkpoint-2", 1, False),
+    "(e) final stage, a fold task": ("final-fold", 1, True),
+    "(e) final stage, retraining the winner": ("final-model", 1, True),
 }
 # `python -m study.run` with study/ray_fixes.py's patch made a no-op: Ray 2.60 as it is
 WITHOUT_FIX = (
@@ -57,7 +62,7 @@ WITHOUT_FIX = (
     "from study.run import main; sys.exit(main(sys.argv[1:]))"
 )
 HEADER = ("fault", "Ray fix", "point", "faults injected", "studies finished", "trials", "trials lost", "retries")
-HEADER += ("Ray's failures", "epochs rerun", "study s (median)")
+HEADER += ("Ray's failures", "epochs rerun", "final rows lost", "study s (median)")
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,7 @@ class Outcome:
     retries: int  # the retries column, summed over the trials
     ray_failures: int  # Ray's num_failures, summed
     epochs_rerun: int  # results Ray logged for an epoch it had logged before
+    final_lost: int  # (e): final.parquet rows missing, doubled or errored, and a model not saved
     wall_s: float
 
 
@@ -98,16 +104,28 @@ def lost_trials(folder: Path) -> int:
     return TRIALS - good
 
 
+def lost_final(folder: Path) -> int:
+    """The final stage's losses: FINAL_ROWS rows each once and without error, and a saved model, are the goal."""
+    try:
+        final = read_table(folder / "final.parquet")
+    except ResultsError:
+        return FINAL_ROWS + 1
+    good = final[final["error"].isna()].drop_duplicates(["candidate", "split", "fold"])
+    doubled = len(final) - len(final.drop_duplicates(["candidate", "split", "fold"]))
+    return FINAL_ROWS - len(good) + doubled + (not (folder / "model" / "weights.pt").is_file())
+
+
 def run_case(case: str, work: Path, fix: bool = True) -> Outcome:
     """One study with one worker killed at the case's point; its outcome read from the files it wrote."""
-    point, nth = MATRIX[case]
+    point, nth, final = MATRIX[case]
     hook, results, ray_tmp = work / "hook", work / "results", tempfile.mkdtemp(prefix="rf", dir="/tmp")
     hook.mkdir(parents=True)
     arm(hook, point, nth)
     # a Ray of its own (its own temp folder), never a cluster another process started on this machine
     env = {**os.environ, FAULT_HOOK_VARIABLE: str(hook), "RAY_TMPDIR": ray_tmp, "COLUMNS": "200"}
     study = ["-m", "study.run"] if fix else ["-c", WITHOUT_FIX]
-    cmd = [sys.executable, *study, *STUDY_ARGS, "--name", "f", "--results-dir", str(results)]
+    stage = FINAL_ARGS if final else ["--final-top", "0"]
+    cmd = [sys.executable, *study, *STUDY_ARGS, *stage, "--name", "f", "--results-dir", str(results)]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
@@ -128,7 +146,8 @@ def run_case(case: str, work: Path, fix: bool = True) -> Outcome:
     except ResultsError:
         retries = 0
     failures, reruns = ray_view(folder)
-    return Outcome(case, fix, proc.returncode, lost_trials(folder), retries, failures, reruns, wall)
+    lost = lost_final(folder) if final else 0
+    return Outcome(case, fix, proc.returncode, lost_trials(folder), retries, failures, reruns, lost, wall)
 
 
 def rows(outcomes: list[Outcome]) -> list[tuple[str, ...]]:
@@ -153,6 +172,7 @@ def _row(case: str, fix: bool, mine: list[Outcome]) -> tuple[str, ...]:
         str(sum(o.retries for o in mine)),
         str(sum(o.ray_failures for o in mine)),
         str(sum(o.epochs_rerun for o in mine)),
+        str(sum(o.final_lost for o in mine)),
         f"{statistics.median(o.wall_s for o in mine):.0f}",
     )
 
@@ -163,11 +183,13 @@ def markdown(outcomes: list[Outcome], args: argparse.Namespace, total_s: float) 
         "",
         f"`python benchmarks/faults.py --rounds {args.rounds} --baseline-rounds {args.baseline_rounds}`, total "
         f"{total_s / 60:.0f} min. Each round runs the "
-        "fault matrix of tests/test_faults.py: four real 2-trial studies (`python -m study.run --smoke`, a local "
+        "fault matrix of tests/test_faults.py: six real 2-trial studies (`python -m study.run --smoke`, a local "
         f"Ray each, one trial at a time, {EPOCHS} epochs, no early stopping, `--max-failures 2`), each with one "
         "trial's worker process SIGKILLed at a known point (the test-only hook of trainables/fault_hook.py holds "
         "the trial there until it is killed). A trial is lost unless it is in trials.parquet once, `completed`, "
-        f"with epochs 1-{EPOCHS} once each; the goal is 0. Retries: the `retries` column (restarts after a "
+        f"with epochs 1-{EPOCHS} once each; the goal is 0. The (e) cases run the study's final stage (2 candidates "
+        f"and 2 baselines on 2 folds): a final row is lost unless final.parquet holds each of its {FINAL_ROWS} rows "
+        "once without error, and the model is lost unless it is saved. Retries: the `retries` column (restarts after a "
         "failure); Ray's failures: its `num_failures` (what `--max-failures` limits); epochs rerun: results Ray "
         "logged twice for one epoch (a restart from scratch where a checkpoint was there). Ray fix off: the "
         "baseline rounds, the same studies with study/ray_fixes.py's patch made a no-op (Ray 2.60 as it is).",
@@ -211,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         table.add_row(*row)
     console.print(table)
     publish(SECTION, markdown(outcomes, args, time.perf_counter() - t0), args, console)
-    return 0 if all(o.exit_code == 0 and o.lost == 0 for o in outcomes if o.fix) else 1
+    return 0 if all(o.exit_code == 0 and o.lost == 0 and o.final_lost == 0 for o in outcomes if o.fix) else 1
 
 
 if __name__ == "__main__":
