@@ -7,8 +7,8 @@ with one trial worker SIGKILLed at a known point through the test-only hook of t
 before its first report, (c) the first trial in epoch 2 with epoch 1's checkpoint, (d) the first trial while it
 writes epoch 2's checkpoint, (e) a final-stage fold task, and the task retraining the winner (these two studies
 run a final stage of 2 candidates and 2 baselines on 2 folds; a final row or the model is lost unless
-final.parquet holds each row once without error and the model is saved). A trial is lost unless it is in trials.parquet once, `completed`, with epochs 1-3
-once each; the goal is 0. Retries is the trials.parquet column (restarts after a failure), Ray's failures its
+final.parquet holds each row once without error and the model is saved). A trial is lost unless it is in
+trials.parquet once, `completed`, with epochs 1-3 once each; the goal is 0. Retries is the trials.parquet column (restarts after a failure), Ray's failures its
 own count (`num_failures`, what --max-failures limits); epochs rerun counts results Ray logged twice for one
 epoch (a restart from scratch instead of from the checkpoint). For comparison, `--baseline-rounds` rounds run
 the studies without study/ray_fixes.py (its patch replaced by a no-op in the study's process).
