@@ -1,17 +1,17 @@
 """The fault matrix, round after round: workers SIGKILLed at every phase of a trial, and how many trials are lost.
 
-What it measures: each round runs the matrix of tests/test_faults.py, six real 2-trial studies
-(`python -m study.run`, each on a local Ray of its own, trials one at a time, 3 epochs, no early stopping), each
-with one trial worker SIGKILLed at a known point through the test-only hook of trainables/fault_hook.py:
-(a) while Ray resets the first trial's worker for the second trial, (b) the second trial on that reused worker
-before its first report, (c) the first trial in epoch 2 with epoch 1's checkpoint, (d) the first trial while it
-writes epoch 2's checkpoint, (e) a final-stage fold task, and the task retraining the winner (these two studies
-run a final stage of 2 candidates and 2 baselines on 2 folds; a final row or the model is lost unless
-final.parquet holds each row once without error and the model is saved). A trial is lost unless it is in
-trials.parquet once, `completed`, with epochs 1-3 once each; the goal is 0. Retries is the trials.parquet column (restarts after a failure), Ray's failures its
-own count (`num_failures`, what --max-failures limits); epochs rerun counts results Ray logged twice for one
-epoch (a restart from scratch instead of from the checkpoint). For comparison, `--baseline-rounds` rounds run
-the studies without study/ray_fixes.py (its patch replaced by a no-op in the study's process).
+What it measures: each round runs the matrix of tests/test_faults.py, six real 2-trial studies (`python -m
+study.run`, each on a local Ray of its own, trials one at a time, 3 epochs, no early stopping), each with one trial
+worker SIGKILLed at a known point through the test-only hook of trainables/fault_hook.py: (a) while Ray resets the
+first trial's worker for the second trial, (b) the second trial on that reused worker before its first report, (c)
+the first trial in epoch 2 with epoch 1's checkpoint, (d) the first trial while it writes epoch 2's checkpoint, (e)
+a final-stage fold task, and the task retraining the winner (these two studies run a final stage of 2 candidates and
+2 baselines on 2 folds; a final row or the model is lost unless final.parquet holds each row once without error and
+the model is saved). A trial is lost unless it is in trials.parquet once, `completed`, with epochs 1-3 once each;
+the goal is 0. Retries is the trials.parquet column (restarts after a failure), Ray's failures its own count
+(`num_failures`, what --max-failures limits); epochs rerun counts results Ray logged twice for one epoch (a restart
+from scratch instead of from the checkpoint). For comparison, `--baseline-rounds` rounds run the studies without
+study/ray_fixes.py (its patch replaced by a no-op in the study's process).
 
 Run (not part of CI; demo data, nothing needed beyond the project):
     python benchmarks/faults.py               # 20 rounds and 3 without the fix (138 studies, ~3 h on 2 shared cores)
