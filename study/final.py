@@ -73,6 +73,9 @@ def _row(candidate: str, kind: str, rank: int | None, split: str, fold: int, **v
 
 
 def _timed(work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run a task's work, with its start and end, where it ran, and a NaN loss or bad setting as its error."""
+    import ray
+
     started = time.time()
     try:
         values = work()
@@ -86,6 +89,7 @@ def _timed(work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         "finished_at": finished,
         "time_s": finished - started,
         "hostname": platform.node(),
+        "node_id": ray.get_runtime_context().get_node_id(),
         "error": error,
     }
 

@@ -129,6 +129,7 @@ FINAL_SCHEMA = pa.schema(
         ("finished_at", pa.float64()),
         ("time_s", pa.float64()),
         ("hostname", pa.string()),
+        ("node_id", pa.string()),  # the Ray node the task ran on; null for what the driver scored
         ("error", pa.string()),
     ]
 )

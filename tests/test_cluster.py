@@ -377,6 +377,11 @@ def test_study_spreads_trials_over_two_nodes(two_nodes, tmp_path):
     study = json.loads((folder / "study.json").read_text())
     assert study["hardware"]["cluster_cpus"] == 2 and study["ray"]["max_concurrent"] == 2
     assert study["settings"]["address"] == two_nodes.address  # the driver joined, it did not start a Ray
+    # the final stage's fold tasks ran on the same cluster, on both nodes, beside each other
+    final = read_table(folder / "final.parquet")
+    assert len(final) == (2 + 2) * 2 and final["error"].isna().all()
+    assert set(final["node_id"]) == set(two_nodes.node_ids)
+    assert (folder / "model" / "weights.pt").is_file()
 
     assert len(two_nodes.leftovers()) >= 4, "the cluster's processes are not found, so the check below is void"
     two_nodes.stop()
@@ -397,7 +402,7 @@ def test_a_lost_worker_node_loses_no_trial_they_resume_on_the_head_from_shared_s
     arm(hook, "reported-1", ALL)  # both trials, one on each node, wait after epoch 1's checkpoint
     cmd = [sys.executable, "-m", "study.run", "--address", cluster.address, "--smoke", "--num-samples", "2"]
     cmd += ["--max-epochs", "3", "--grace-period", "3", "--demo-rows", "300", "--vector-size", "16"]
-    cmd += ["--storage", str(tmp_path / "shared"), "--name", "lost", "--results-dir", str(tmp_path)]
+    cmd += ["--storage", str(tmp_path / "shared"), "--name", "lost", "--results-dir", str(tmp_path), "--final-top", "0"]
     study = subprocess.Popen(cmd, cwd=ROOT, env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         held = held_trials(hook, "reported-1", lambda: study.poll() is None, count=2, timeout_s=300)

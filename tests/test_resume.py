@@ -20,6 +20,8 @@ from trainables.fault_hook import FAULT_HOOK_VARIABLE, arm, held_trials
 N = 8  # trials, with no early stopping (grace period = max epochs)
 ARGS = [
     "--smoke",
+    "--final-top",
+    "0",  # the search's resume (tests/test_final.py resumes a final stage)
     "--num-samples",
     str(N),
     "--max-epochs",
