@@ -355,7 +355,7 @@ def summarise(rows: pd.DataFrame, folds: int) -> dict[str, Any]:
     frame = effects_frame(effects(rows, folds))
     return {
         "base_score": {m: vars(cv_estimate(base[m].to_numpy(dtype=float), folds)) for m in ("macro_f1", "auc")},
-        "base_fold_time_s": float(base["time_s"].mean()) if len(base) else None,
+        "base_fold_time_s": float(base["time_s"].median()) if len(base) else None,
         "effects": frame.to_dict("records"),
         "errors": int(rows["error"].notna().sum()),
     }
