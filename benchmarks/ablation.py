@@ -49,7 +49,6 @@ from sections import (  # noqa: E402 - benchmarks/ on sys.path
     data_folder_missing,
     markdown_table,
     publish,
-    run_for_json,
 )
 
 from study.ablation import ABLATION_FILE, ABLATION_SCHEMA, BASE, value_text  # noqa: E402
@@ -57,6 +56,7 @@ from study.cvstats import paired  # noqa: E402
 from study.results import BEST_METRIC, read_table  # noqa: E402
 
 SECTION = "ablation"
+TICK = os.sysconf("SC_CLK_TCK")
 TARGET = 0.6
 GREEK = "greek-election-tweets-ys19-2023"
 MARGIN = 0.02  # "as good as": the whole 95% interval within +-MARGIN macro-F1
@@ -94,14 +94,65 @@ def _env(cache: Path) -> dict[str, str]:
     }
 
 
-def _run(argv: list[str], env: dict[str, str], what: str) -> tuple[float, str]:
-    """Run `python ARGV` to its end; (wall seconds, stdout). Exits the benchmark when it fails."""
-    t0 = time.perf_counter()
-    out = subprocess.run([sys.executable, *argv], cwd=REPO, env=env, capture_output=True, text=True, check=False)
-    wall = time.perf_counter() - t0
-    if out.returncode != 0:
-        raise SystemExit(f"error: {what} failed (exit {out.returncode}):\n{out.stderr[-3000:]}")
-    return wall, out.stdout
+def _tree_cpu(root: int, seen: dict[int, float]) -> None:
+    """Record in `seen` the CPU seconds so far of `root` and every process under it (Linux /proc)."""
+    children: dict[int, list[int]] = {}
+    stats: dict[int, list[str]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            text = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        fields = text[text.rfind(")") + 2 :].split()  # after "pid (name) "
+        stats[int(entry)] = fields
+        children.setdefault(int(fields[1]), []).append(int(entry))
+    todo = [root]
+    while todo:
+        pid = todo.pop()
+        todo += children.get(pid, [])
+        if pid in stats:
+            seen[pid] = (int(stats[pid][11]) + int(stats[pid][12])) / TICK  # utime + stime
+
+
+def _run(argv: list[str], env: dict[str, str], what: str) -> tuple[float, float, str]:
+    """Run `python ARGV` to its end; (wall s, CPU s of it and every process it started, stdout).
+
+    The CPU time is sampled every 0.5 s from /proc, so Ray's workers (which no `wait` reports to us) count too;
+    a process's last half second may be missed. Exits the benchmark when the command fails.
+    """
+    seen: dict[int, float] = {}
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, *argv], cwd=REPO, env=env, stdout=out, stderr=err, text=True)
+        while proc.poll() is None:
+            _tree_cpu(proc.pid, seen)
+            time.sleep(0.5)
+        wall = time.perf_counter() - t0
+        out.seek(0), err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if proc.returncode != 0:
+        raise SystemExit(f"error: {what} failed (exit {proc.returncode}):\n{stderr[-3000:]}")
+    return wall, sum(seen.values()), stdout
+
+
+def _spin(seconds: float) -> float:
+    """Busy-loop for `seconds` of wall time; the CPU seconds this process got meanwhile."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    while time.perf_counter() - t0 < seconds:
+        sum(i * i for i in range(10_000))
+    return time.process_time() - c0
+
+
+def cores_obtained(seconds: float = 5.0) -> tuple[float, float]:
+    """The CPU cores this session gets from one busy process, and from two together (the machine may be shared)."""
+    import multiprocessing
+
+    one = _spin(seconds) / seconds
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        two = sum(pool.map(_spin, [seconds, seconds])) / seconds
+    return one, two
 
 
 def _load() -> float:
@@ -116,7 +167,7 @@ def run_study(args: argparse.Namespace, data: list[str], tmp: Path, console: Con
     argv = ["-m", "study.run", *data, "--space", "default", "--num-samples", str(args.num_samples)]
     argv += ["--max-epochs", str(args.study_epochs), "--name", "greek", "--results-dir", str(tmp / "results")]
     console.log(f"study: {' '.join(argv[2:])}")
-    wall, stdout = _run(argv, _env(tmp / "cache-study"), "the study")
+    wall, _, stdout = _run(argv, _env(tmp / "cache-study"), "the study")
     folder = Path(stdout.strip().splitlines()[-1])
     study = json.loads((folder / "study.json").read_text())
     winner = (study.get("final") or {}).get("winner")
@@ -145,7 +196,7 @@ def run_preset(args, folder: Path, base: dict, tmp: Path, console: Console) -> t
     if args.max_epochs:
         argv += ["--max-epochs", str(args.max_epochs)]
     console.log(f"ablation: {' '.join(argv[2:])}")
-    wall, _ = _run(argv, _env(tmp / "cache-preset"), "the preset ablation")
+    wall, _, _ = _run(argv, _env(tmp / "cache-preset"), "the preset ablation")
     info = json.loads((out / "ablation.json").read_text())
     return info, read_table(out / ABLATION_FILE, ABLATION_SCHEMA), wall
 
@@ -197,51 +248,69 @@ def speed_plan(base: dict) -> list[tuple[str, object]]:
     ]
 
 
-def run_ablate_once(args, folder, base, variants, tmp: Path, tag: str) -> tuple[float, pd.DataFrame]:
+def run_ablate_once(args, folder, base, variants, tmp: Path, tag: str) -> tuple[float, float, pd.DataFrame]:
     out = tmp / f"speed-{tag}"
     argv = ["-m", "study.ablate", str(folder), *base.get("base_args", [])]
     argv += [w for f, v in variants for w in ("--vary", f"{f}={value_text(v)}")]
     argv += ["--folds", str(args.speed_folds), "--max-epochs", str(args.speed_epochs), "--out", str(out)]
-    wall, _ = _run(argv, _env(tmp / f"cache-ablate-{tag}"), "the speed ablation")
-    return wall, read_table(out / ABLATION_FILE, ABLATION_SCHEMA)
+    wall, cpu, _ = _run(argv, _env(tmp / f"cache-ablate-{tag}"), "the speed ablation")
+    return wall, cpu, read_table(out / ABLATION_FILE, ABLATION_SCHEMA)
 
 
-def run_evaluate_each(args, data, full_base: dict, variants, seed: int, tmp: Path, tag: str) -> tuple[float, dict]:
-    """`study.evaluate` once per configuration, one after another, sharing one (at first empty) cache."""
+def run_evaluate_each(args, data, full_base: dict, variants, seed: int, tmp: Path, tag: str):
+    """`study.evaluate` once per configuration, one after another, sharing one (at first empty) cache.
+
+    Returns:
+        (wall s, CPU s, {configuration: its folds' macro-F1}).
+    """
     env = _env(tmp / f"cache-evaluate-{tag}")
     configs = {BASE: full_base, **{f"{f}={value_text(v)}": {**full_base, f: v} for f, v in variants}}
-    scores = {}
-    t0 = time.perf_counter()
+    scores, wall, cpu = {}, 0.0, 0.0
     for name, params in configs.items():
         sets = [w for k, v in {**params, "seed": seed}.items() for w in ("--set", f"{k}={value_text(v)}")]
         argv = ["-m", "study.evaluate", *data, "--folds", str(args.speed_folds)]
         argv += ["--max-epochs", str(args.speed_epochs), *sets, "--json"]
-        out = run_for_json(argv, f"study.evaluate of {name}", env=env)
-        scores[name] = [f["best"]["macro_f1"] for f in out["per_fold"]]
-    return time.perf_counter() - t0, scores
+        w, c, stdout = _run(argv, env, f"study.evaluate of {name}")
+        wall, cpu = wall + w, cpu + c
+        scores[name] = [f["best"]["macro_f1"] for f in json.loads(stdout.strip().splitlines()[-1])["per_fold"]]
+    return wall, cpu, scores
 
 
-def run_speed(args, folder, base, data, info, tmp: Path, console: Console) -> tuple[list[dict], float]:
+def run_speed(args, folder, base, data, info, tmp: Path, console: Console) -> tuple[list[dict], float, tuple]:
+    """The speed rounds, the largest difference between the two paths' fold scores, and `cores_obtained()`."""
+    cores = cores_obtained()
+    console.log(f"this session gets {cores[0]:.2f} cores from one busy process, {cores[1]:.2f} from two")
     variants = speed_plan(base)
     full_base, seed = info["plan"]["base"], info["plan"]["seed"]
     rounds, diffs = [], []
     for i, order in enumerate((("ablate", "evaluate"), ("evaluate", "ablate"))[: args.rounds]):
-        walls, loads = {}, [_load()]
+        walls, cpus, loads = {}, {}, [_load()]
         for side in order:
             if side == "ablate":
-                walls[side], rows = run_ablate_once(args, folder, base, variants, tmp, str(i))
+                walls[side], cpus[side], rows = run_ablate_once(args, folder, base, variants, tmp, str(i))
             else:
-                walls[side], scores = run_evaluate_each(args, data, full_base, variants, seed, tmp, str(i))
+                walls[side], cpus[side], scores = run_evaluate_each(args, data, full_base, variants, seed, tmp, str(i))
             loads.append(_load())
         for name, folds in scores.items():
             mine = rows[rows["variant"] == name].sort_values("fold")["macro_f1"].to_list()
             diffs += [abs(x - y) for x, y in zip(mine, folds, strict=True)]
         ratio = walls["ablate"] / walls["evaluate"]
-        rounds.append({"round": i + 1, "order": " then ".join(order), **walls, "ratio": ratio, "loads": loads})
-        console.log(
-            f"speed round {i + 1}: ablate {walls['ablate']:.0f} s, evaluate {walls['evaluate']:.0f} s, {ratio:.2f}"
+        rounds.append(
+            {
+                "round": i + 1,
+                "order": " then ".join(order),
+                **walls,
+                "ratio": ratio,
+                "cpu": cpus,
+                "projected": cpus["ablate"] / 2 / cpus["evaluate"],  # each side CPU-bound on 2 free cores
+                "loads": loads,
+            }
         )
-    return rounds, max(diffs) if diffs else math.nan
+        console.log(
+            f"speed round {i + 1}: ablate {walls['ablate']:.0f} s ({cpus['ablate']:.0f} s CPU), "
+            f"evaluate {walls['evaluate']:.0f} s ({cpus['evaluate']:.0f} s CPU), {ratio:.2f}"
+        )
+    return rounds, max(diffs) if diffs else math.nan, cores
 
 
 # ------------------------------------------------------------------------------------------ BENCHMARKS.md
@@ -253,6 +322,24 @@ def _ci(diff: float, low: float, high: float) -> str:
 
 def _p(p: float | None) -> str:
     return "-" if p is None or not math.isfinite(p) else f"{p:.3f}"
+
+
+def _sharing(cores: tuple[float, float]) -> str:
+    """What the probe says about how much CPU parallel processes got here."""
+    said = f"In this session one busy process got {cores[0]:.2f} cores and two together {cores[1]:.2f}"
+    if cores[1] >= 1.3 * cores[0]:
+        return said + "."
+    try:
+        autogroup = Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip() == "1"
+    except OSError:
+        autogroup = False
+    why = (
+        "its 2 cores are shared with other users' sessions, and Linux shares CPU time between sessions "
+        "(autogroup is on), not between processes"
+        if autogroup
+        else "the machine is shared"
+    )
+    return f"{said}: {why}, so the ablation's two tasks at a time got no more CPU than `study.evaluate`'s one process."
 
 
 def _summary(claims: list[dict], effects: pd.DataFrame, plan: dict) -> str:
@@ -272,7 +359,7 @@ def _summary(claims: list[dict], effects: pd.DataFrame, plan: dict) -> str:
     )
 
 
-def markdown(args, study_info: dict, info: dict, rows, claims, rounds, diff, walls) -> str:
+def markdown(args, study_info: dict, info: dict, rows, claims, rounds, diff, cores, walls) -> str:
     plan = info["plan"]
     base = ", ".join(
         f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={value_text(v)}" for k, v in plan["base"].items()
@@ -308,21 +395,41 @@ def markdown(args, study_info: dict, info: dict, rows, claims, rounds, diff, wal
         ),
     )
     table3 = markdown_table(
-        ("round", "order", "study.ablate s", "study.evaluate × 4 s", "ratio", "load average (1 min) before / after"),
+        (
+            "round",
+            "order",
+            "study.ablate s (CPU s)",
+            "study.evaluate × 4 s (CPU s)",
+            "ratio",
+            "projected on 2 free cores",
+            "load (1 min) before / between / after",
+        ),
         (
             (
                 str(r["round"]),
                 r["order"],
-                f"{r['ablate']:.0f}",
-                f"{r['evaluate']:.0f}",
+                f"{r['ablate']:.0f} ({r['cpu']['ablate']:.0f})",
+                f"{r['evaluate']:.0f} ({r['cpu']['evaluate']:.0f})",
                 f"{r['ratio']:.2f}",
+                f"{r['projected']:.2f}",
                 " / ".join(f"{x:.1f}" for x in r["loads"]),
             )
             for r in rounds
         ),
     )
     ratio = statistics.median(r["ratio"] for r in rounds)
+    projected = statistics.median(r["projected"] for r in rounds)
+    cpu_share = statistics.median(r["cpu"]["ablate"] / r["cpu"]["evaluate"] for r in rounds)
     met = "met" if ratio <= TARGET else "not met"
+    speed_variants = speed_plan({"params": plan["base"]})
+    saved = (
+        f"What the ablation saves is work: it needs {cpu_share:.2f} of the sequential runs' CPU time (Word2Vec, "
+        "cleaning and start-up once instead of once per configuration). With 2 cores to itself, both sides "
+        f"CPU-bound, it would take about {projected:.2f} of their time (its CPU time / 2 over theirs; a lower "
+        "bound, as Ray's start partly waits)."
+    )
+    verdict_text = f"Median wall-time ratio {ratio:.2f}: the target ≤ {TARGET} is {met} on this machine. "
+    verdict_text += f"{_sharing(cores)} {saved}"
     lines = [
         "## Ablations (`python benchmarks/ablation.py`)",
         "",
@@ -348,14 +455,15 @@ def markdown(args, study_info: dict, info: dict, rows, claims, rounds, diff, wal
         "",
         _summary(claims, effects, plan),
         "",
-        f"Speed: the base and {len(speed_plan({'params': plan['base']}))} variants "
-        f"({', '.join(f'{f}={value_text(v)}' for f, v in speed_plan({'params': plan['base']}))}), "
-        f"{args.speed_folds} folds, {args.speed_epochs} epochs, as one `python -m study.ablate` against "
-        "`python -m study.evaluate` once per configuration one after another (each side from an empty Word2Vec "
-        "cache, the evaluate runs sharing theirs; wall time of the processes, Ray's start and each process's "
-        "imports included; Ray's workers at nice 0 like the evaluate processes, see `_env` in the script). "
-        f"Median ratio {ratio:.2f}: target ≤ {TARGET} {met}. The two paths' fold scores "
-        f"agree to {diff:.1e} (the same folds, Word2Vec and seeds).",
+        f"Speed: the base and {len(speed_variants)} variants "
+        f"({', '.join(f'{f}={value_text(v)}' for f, v in speed_variants)}), {args.speed_folds} folds, "
+        f"{args.speed_epochs} epochs, as one `python -m study.ablate` against `python -m study.evaluate` once per "
+        "configuration one after another (each side from an empty Word2Vec cache, the evaluate runs sharing theirs; "
+        "wall time of the processes, Ray's start and each process's imports included; CPU time of every process "
+        "each side started, Ray's workers included; Ray's workers at nice 0 like the evaluate processes, see `_env` "
+        f"in the script). The two paths' fold scores agree to {diff:.1e}: the same folds, Word2Vec and seeds.",
+        "",
+        verdict_text,
         "",
         *table3,
         *closing(args, 1, f"; total {walls['total'] / 60:.1f} min"),
@@ -400,9 +508,9 @@ def main(argv: list[str] | None = None) -> int:
         claims = [judge(c, rows, info["plan"]) for c in CLAIMS]
         for c in claims:
             console.print(f"{c['claim']}: {c['verdict']}", markup=False)
-        rounds, diff = run_speed(args, folder, base, data, info, tmp, console)
+        rounds, diff, cores = run_speed(args, folder, base, data, info, tmp, console)
     walls = {"study": study_wall, "preset": preset_wall, "total": time.perf_counter() - t0}
-    publish(SECTION, markdown(args, base, info, rows, claims, rounds, diff, walls), args, console)
+    publish(SECTION, markdown(args, base, info, rows, claims, rounds, diff, cores, walls), args, console)
     return 0
 
 
