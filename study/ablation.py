@@ -13,7 +13,7 @@ Not here: the command line (study/ablate.py), the HTML report (study/report/).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -22,8 +22,9 @@ import pandas as pd
 import pyarrow as pa
 
 from study.config import ConfigError, convert_value, field_types
-from study.cvstats import holm, paired
+from study.cvstats import LEVEL, Paired, holm, paired
 from study.final import CV, Candidate, FinalPlan, run_cv
+from study.results import FOLD_FIELDS
 from trainables.train import HParams
 
 ABLATION_FILE = "ablation.parquet"
@@ -41,6 +42,25 @@ ORIGINAL_PRESET: dict[str, tuple[Any, ...]] = {
     "attention": (True, False),
 }
 PRESETS = {"original": ORIGINAL_PRESET}
+EFFECT_COLUMNS = (
+    "variant",
+    "factor",
+    "value",
+    "macro_f1_diff",
+    "macro_f1_low",
+    "macro_f1_high",
+    "p",  # the corrected paired t-test of macro-F1
+    "p_holm",
+    "auc_diff",
+    "auc_low",
+    "auc_high",
+    "auc_p",
+    "auc_p_holm",
+    "verdict",
+    "pairs",  # (repeat, fold) pairs both finished
+    "time_ratio",
+    "line",
+)
 ABLATION_SCHEMA = pa.schema(
     [
         ("variant", pa.string()),  # "base" or "factor=value"
@@ -48,20 +68,7 @@ ABLATION_SCHEMA = pa.schema(
         ("value", pa.string()),  # the factor's value, as typed
         ("repeat", pa.int64()),  # 0-based
         ("fold", pa.int64()),  # 1-based
-        ("n_train", pa.int64()),
-        ("n_held_out", pa.int64()),
-        ("macro_f1", pa.float64()),
-        ("auc", pa.float64()),
-        ("accuracy", pa.float64()),
-        ("loss", pa.float64()),
-        ("best_epoch", pa.int64()),
-        ("epochs", pa.int64()),
-        ("curve", pa.list_(pa.float64())),  # held-out macro-F1 per epoch
-        ("started_at", pa.float64()),
-        ("finished_at", pa.float64()),
-        ("time_s", pa.float64()),
-        ("hostname", pa.string()),
-        ("error", pa.string()),
+        *FOLD_FIELDS,
     ]
 )
 
@@ -74,9 +81,14 @@ class Variant:
     params: dict[str, Any]  # the base's hyperparameters with this one change
 
 
-def _typed(factor: str, text: Any) -> Any:
+def value_text(value: Any) -> str:
+    """A factor's value as the rows and names spell it: booleans as true/false."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _typed(factor: str, text: Any, flag: str) -> Any:
     kind = field_types(HParams)[factor]
-    return convert_value(factor, text, kind, f"--vary {factor}")
+    return convert_value(factor, text, kind, f"{flag} {factor}")
 
 
 def _check_params(params: dict[str, Any], what: str) -> None:
@@ -86,24 +98,64 @@ def _check_params(params: dict[str, Any], what: str) -> None:
         raise ConfigError(f"{what}: {e}") from None
 
 
+def _factor_items(items: Sequence[str], flag: str, form: str) -> Iterator[tuple[str, str]]:
+    """(factor, text after `=`) of each `flag` item, refusing malformed items, unknown and repeated factors."""
+    seen: set[str] = set()
+    for item in items:
+        factor, sep, text = item.partition("=")
+        factor = factor.strip().replace("-", "_")
+        if not sep or not text.strip():
+            raise ConfigError(f"`{flag}` items must have the form {form}, but got {item!r}.")
+        if factor not in FACTORS:
+            raise ConfigError(f"`{flag}` factors must be among {', '.join(FACTORS)}, but got `{factor}`.")
+        if factor in seen:
+            raise ConfigError(f"`{flag}` must give each factor once, but `{factor}` is given twice.")
+        seen.add(factor)
+        yield factor, text.strip()
+
+
 def parse_vary(items: Sequence[str]) -> dict[str, tuple[Any, ...]]:
     """`--vary factor=v1,v2` items as {factor: typed values}.
 
     Raises:
         ConfigError: an item without `=`, an unknown factor, a factor given twice or a value of the wrong type.
     """
-    out: dict[str, tuple[Any, ...]] = {}
-    for item in items:
-        factor, sep, values = item.partition("=")
-        factor = factor.strip().replace("-", "_")
-        if not sep or not values.strip():
-            raise ConfigError(f"`--vary` items must have the form factor=v1,v2 (e.g. cell=rnn,gru), but got {item!r}.")
-        if factor not in FACTORS:
-            raise ConfigError(f"`--vary` factors must be among {', '.join(FACTORS)}, but got `{factor}`.")
-        if factor in out:
-            raise ConfigError(f"`--vary` must give each factor once, but `{factor}` is given twice.")
-        out[factor] = tuple(_typed(factor, v.strip()) for v in values.split(",") if v.strip())
-    return out
+    return {
+        factor: tuple(_typed(factor, v.strip(), "--vary") for v in text.split(",") if v.strip())
+        for factor, text in _factor_items(items, "--vary", "factor=v1,v2 (e.g. cell=rnn,gru)")
+    }
+
+
+def parse_base(items: Sequence[str]) -> dict[str, Any]:
+    """`--base factor=value` items as {factor: typed value}.
+
+    Raises:
+        ConfigError: an item without `=`, an unknown factor, a factor given twice or a value of the wrong type.
+    """
+    return {
+        factor: _typed(factor, text, "--base")
+        for factor, text in _factor_items(items, "--base", "factor=value (e.g. cell=gru)")
+    }
+
+
+def base_config(*layers: dict[str, Any]) -> dict[str, Any]:
+    """Every factor's value in the base: HParams' defaults, then each layer in turn (keys outside FACTORS,
+    such as a study's seed, are left to the plan).
+
+    Raises:
+        ConfigError: the result is not a valid configuration.
+    """
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        merged.update({k: v for k, v in layer.items() if k in FACTORS})
+    _check_params(merged, "the base configuration")
+    hp = HParams(**merged)
+    return {f: getattr(hp, f) for f in FACTORS}
+
+
+def combine(preset: dict[str, Sequence[Any]], vary: dict[str, Sequence[Any]]) -> dict[str, tuple[Any, ...]]:
+    """The preset's factors, then `--vary`'s: a factor in both takes `--vary`'s values."""
+    return {**{k: tuple(v) for k, v in preset.items()}, **{k: tuple(v) for k, v in vary.items()}}
 
 
 def plan_variants(base: dict[str, Any], vary: dict[str, Sequence[Any]]) -> list[Variant]:
@@ -119,8 +171,10 @@ def plan_variants(base: dict[str, Any], vary: dict[str, Sequence[Any]]) -> list[
         for value in values:
             if value == base.get(factor, getattr(defaults, factor)):
                 continue
+            name = f"{factor}={value_text(value)}"
+            if name in {v.name for v in variants}:
+                continue
             params = {**base, factor: value}
-            name = f"{factor}={str(value).lower() if isinstance(value, bool) else value}"
             _check_params(params, f"the variant {name}")
             variants.append(Variant(name, factor, value, params))
     if len(variants) == 1:
@@ -155,7 +209,7 @@ def run_ablation(
 
         def row(values: dict[str, Any], r: int = r) -> None:
             v = by_name[values["candidate"]]
-            value = None if v.factor is None else str(v.value).lower() if isinstance(v.value, bool) else str(v.value)
+            value = None if v.factor is None else value_text(v.value)
             keep = {k: values.get(k) for k in ABLATION_SCHEMA.names}
             on_row({**keep, "variant": v.name, "factor": v.factor, "value": value, "repeat": r})
 
@@ -167,46 +221,59 @@ class Effect:
     variant: str
     factor: str
     value: str
-    f1: Any  # cvstats.Paired of macro-F1, variant - base
-    auc: Any  # cvstats.Paired of AUC
+    f1: Paired  # macro-F1, variant - base, over the shared (repeat, fold) pairs
+    auc: Paired  # AUC, likewise
     p_adjusted: float  # macro-F1 p-value after Holm's correction over the variants
-    verdict: str  # "better" | "not distinguishable" | "worse", at the corrected p-value
-    time_ratio: float  # the variant's mean fold time over the base's
+    auc_p_adjusted: float  # AUC p-value after Holm's correction over the variants
+    verdict: str  # "better" | "not distinguishable" | "worse": macro-F1 at the Holm-adjusted p-value
+    # the median over the shared folds of the variant's fold time over the base's: the median, because the first
+    # task in each worker process also pays torch's first-use set-up (seconds), whichever variant it runs
+    time_ratio: float
 
     def line(self) -> str:
-        """One plain-words line, e.g. "attention=false: −0.012 [−0.020, −0.004] macro-F1 ..., worse"."""
+        """One plain-words line, e.g. "attention=false: -0.012 [-0.020, -0.004] macro-F1, ...: worse"."""
         if not math.isfinite(self.f1.difference):
-            return f"{self.variant}: no folds shared with the base."
+            return f"{self.variant}: no finished fold shared with the base, nothing to compare."
+        f1, auc = self.f1, self.auc
         return (
-            f"{self.variant}: {self.f1.difference:+.3f} [{self.f1.low:+.3f}, {self.f1.high:+.3f}] macro-F1, "
-            f"AUC {self.auc.difference:+.3f} [{self.auc.low:+.3f}, {self.auc.high:+.3f}] "
-            f"(p = {self.f1.p_value:.3f}, Holm {self.p_adjusted:.3f}): {self.verdict}"
+            f"{self.variant}: {f1.difference:+.3f} [{f1.low:+.3f}, {f1.high:+.3f}] macro-F1, "
+            f"{auc.difference:+.3f} [{auc.low:+.3f}, {auc.high:+.3f}] AUC over {f1.n} paired folds "
+            f"(p = {f1.p_value:.3f}, Holm {self.p_adjusted:.3f}): {self.verdict}"
         )
 
 
-def effects(rows: pd.DataFrame, folds: int, level: float = 0.95) -> list[Effect]:
-    """Each variant against the base over the (repeat, fold) pairs both finished, Holm-corrected."""
+def _holm(values: Sequence[Paired]) -> list[float]:
+    return holm([v.p_value if math.isfinite(v.p_value) else 1.0 for v in values])
+
+
+def effects(rows: pd.DataFrame, folds: int, level: float = LEVEL) -> list[Effect]:
+    """Each variant against the base over the (repeat, fold) pairs both finished, Holm-corrected.
+
+    Variants come in the order of their first row; a variant whose every fold failed is listed with no numbers.
+    """
     ok = rows[rows["error"].isna()]
     base = ok[ok["variant"] == BASE].set_index(["repeat", "fold"])
     found = []
-    for name, g in ok[ok["variant"] != BASE].groupby("variant", sort=False):
-        g = g.set_index(["repeat", "fold"])
-        shared = sorted(set(g.index) & set(base.index))
-        f1 = paired(g.loc[shared, "macro_f1"], base.loc[shared, "macro_f1"], folds, level)
-        auc = paired(g.loc[shared, "auc"], base.loc[shared, "auc"], folds, level)
-        ratio = float(g.loc[shared, "time_s"].mean() / base.loc[shared, "time_s"].mean()) if shared else math.nan
+    for name, g in rows[rows["variant"] != BASE].groupby("variant", sort=False):
+        mine = ok[ok["variant"] == name].set_index(["repeat", "fold"])
+        shared = sorted(set(mine.index) & set(base.index))
+        f1 = paired(mine.loc[shared, "macro_f1"], base.loc[shared, "macro_f1"], folds, level)
+        auc = paired(mine.loc[shared, "auc"], base.loc[shared, "auc"], folds, level)
+        times = mine.loc[shared, "time_s"] / base.loc[shared, "time_s"]
+        ratio = float(times.median()) if shared else math.nan
         found.append((str(name), str(g["factor"].iloc[0]), str(g["value"].iloc[0]), f1, auc, ratio))
-    adjusted = holm([f1.p_value if math.isfinite(f1.p_value) else 1.0 for *_, f1, _, _ in found])
+    f1_adjusted = _holm([f[3] for f in found])
+    auc_adjusted = _holm([f[4] for f in found])
     out = []
-    for (name, factor, value, f1, auc, ratio), p in zip(found, adjusted, strict=True):
+    for (name, factor, value, f1, auc, ratio), p, p_auc in zip(found, f1_adjusted, auc_adjusted, strict=True):
         significant = p < 1 - level and math.isfinite(f1.difference)
         verdict = ("better" if f1.difference > 0 else "worse") if significant else "not distinguishable"
-        out.append(Effect(name, factor, value, f1, auc, p, verdict, ratio))
+        out.append(Effect(name, factor, value, f1, auc, p, p_auc, verdict, ratio))
     return out
 
 
 def effects_frame(found: Sequence[Effect]) -> pd.DataFrame:
-    """The effects as a table (one row per variant) for the report and ablation.json."""
+    """The effects as a table (one row per variant) for ablation.json and the report."""
     return pd.DataFrame(
         [
             {
@@ -216,18 +283,21 @@ def effects_frame(found: Sequence[Effect]) -> pd.DataFrame:
                 "macro_f1_diff": e.f1.difference,
                 "macro_f1_low": e.f1.low,
                 "macro_f1_high": e.f1.high,
+                "p": e.f1.p_value,
+                "p_holm": e.p_adjusted,
                 "auc_diff": e.auc.difference,
                 "auc_low": e.auc.low,
                 "auc_high": e.auc.high,
-                "p": e.f1.p_value,
-                "p_holm": e.p_adjusted,
+                "auc_p": e.auc.p_value,
+                "auc_p_holm": e.auc_p_adjusted,
                 "verdict": e.verdict,
                 "pairs": e.f1.n,
                 "time_ratio": e.time_ratio,
                 "line": e.line(),
             }
             for e in found
-        ]
+        ],
+        columns=EFFECT_COLUMNS,
     )
 
 

@@ -109,6 +109,25 @@ PREDICTIONS_SCHEMA = pa.schema(
 )
 
 # The final stage (study/final.py): a row per candidate configuration or baseline and fold, and on the test set.
+# What one fold of a cross-validated run yields: the final stage's rows and an ablation's rows end with these.
+FOLD_FIELDS = [
+    ("n_train", pa.int64()),
+    ("n_held_out", pa.int64()),
+    ("macro_f1", pa.float64()),
+    ("auc", pa.float64()),
+    ("accuracy", pa.float64()),
+    ("loss", pa.float64()),
+    ("best_epoch", pa.int64()),  # the held-out fold's best epoch (by macro-F1); null for baselines
+    ("epochs", pa.int64()),  # epochs run
+    ("curve", pa.list_(pa.float64())),  # the held-out macro-F1 of every epoch; null for baselines
+    ("started_at", pa.float64()),  # Unix seconds, in the task
+    ("finished_at", pa.float64()),
+    ("time_s", pa.float64()),
+    ("hostname", pa.string()),
+    ("node_id", pa.string()),  # the Ray node the task ran on; null for what the driver scored
+    ("error", pa.string()),
+]
+
 FINAL_SCHEMA = pa.schema(
     [
         ("candidate", pa.string()),  # the trial id of a searched configuration, or a baseline's name
@@ -116,21 +135,7 @@ FINAL_SCHEMA = pa.schema(
         ("rank", pa.int64()),  # 1 = the search's best; null for baselines
         ("split", pa.string()),  # "cv" | "test"
         ("fold", pa.int64()),  # 1-based; 0 on the test set
-        ("n_train", pa.int64()),
-        ("n_held_out", pa.int64()),
-        ("macro_f1", pa.float64()),
-        ("auc", pa.float64()),
-        ("accuracy", pa.float64()),
-        ("loss", pa.float64()),
-        ("best_epoch", pa.int64()),  # the held-out fold's best epoch (by macro-F1); null for baselines
-        ("epochs", pa.int64()),  # epochs run
-        ("curve", pa.list_(pa.float64())),  # the held-out macro-F1 of every epoch; null for baselines
-        ("started_at", pa.float64()),  # Unix seconds, in the task
-        ("finished_at", pa.float64()),
-        ("time_s", pa.float64()),
-        ("hostname", pa.string()),
-        ("node_id", pa.string()),  # the Ray node the task ran on; null for what the driver scored
-        ("error", pa.string()),
+        *FOLD_FIELDS,
     ]
 )
 

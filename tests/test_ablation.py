@@ -107,3 +107,10 @@ def test_mean_curves_average_every_fold_per_epoch():
     assert list(curves.columns) == ["variant", "epoch", "f1"] and set(curves["epoch"]) == {1, 2}
     base = curves[curves["variant"] == BASE].set_index("epoch")["f1"]
     assert base[2] - base[1] == pytest.approx(0.05)
+
+
+def test_the_cost_ratio_is_the_median_so_one_slow_first_task_does_not_move_it():
+    rows = _rows({"hidden_size=128": 0.0})
+    rows.loc[(rows["variant"] == BASE) & (rows["repeat"] == 0) & (rows["fold"] == 1), "time_s"] = 9.0  # a warm-up
+    (e,) = effects(rows, 5)
+    assert e.time_ratio == pytest.approx(2.0)
