@@ -13,7 +13,7 @@ from trainables.vectorize import (
     embedding_matrix,
     encode_mean,
     encode_sequence,
-    train_word2vec,
+    train_vectors,
 )
 
 CORPUS = [["καλη", "μερα", "ελλαδα"], ["κακη", "μερα"], ["καλη", "ψηφος", "ελλαδα"]] * 20
@@ -21,25 +21,25 @@ SMALL = VectorConfig(vector_size=8, min_count=1, epochs=3)
 
 
 def test_word2vec_is_seeded_and_cached(tmp_path):
-    a = train_word2vec(CORPUS, SMALL, tmp_path)
-    files = list(tmp_path.glob("w2v-*.npz"))
+    a = train_vectors(CORPUS, SMALL, tmp_path)
+    files = list(tmp_path.glob("word2vec-*.npz"))
     assert len(files) == 1
     mtime = files[0].stat().st_mtime_ns
-    b = train_word2vec(CORPUS, SMALL, tmp_path)  # from the cache: the file is not rewritten
+    b = train_vectors(CORPUS, SMALL, tmp_path)  # from the cache: the file is not rewritten
     assert files[0].stat().st_mtime_ns == mtime
     assert a.vocab == b.vocab and np.array_equal(a.vectors, b.vectors)
     files[0].unlink()  # the cache is safe to delete: the same vectors come back
-    c = train_word2vec(CORPUS, SMALL, tmp_path)
+    c = train_vectors(CORPUS, SMALL, tmp_path)
     assert np.array_equal(a.vectors, c.vectors)
-    train_word2vec(CORPUS, VectorConfig(vector_size=8, min_count=1, epochs=3, seed=1), tmp_path)
-    assert len(list(tmp_path.glob("w2v-*.npz"))) == 2  # another seed, another entry
+    train_vectors(CORPUS, VectorConfig(vector_size=8, min_count=1, epochs=3, seed=1), tmp_path)
+    assert len(list(tmp_path.glob("word2vec-*.npz"))) == 2  # another seed, another entry
     assert a.vectors.shape == (len(a.vocab), 8) and a.vectors.dtype == np.float32
 
 
 def test_damaged_cache_entry_is_retrained(tmp_path):
-    a = train_word2vec(CORPUS, SMALL, tmp_path)
-    next(tmp_path.glob("w2v-*.npz")).write_bytes(b"not a zip")
-    b = train_word2vec(CORPUS, SMALL, tmp_path)
+    a = train_vectors(CORPUS, SMALL, tmp_path)
+    next(tmp_path.glob("word2vec-*.npz")).write_bytes(b"not a zip")
+    b = train_vectors(CORPUS, SMALL, tmp_path)
     assert np.array_equal(a.vectors, b.vectors)
 
 
@@ -73,7 +73,8 @@ def test_auto_epochs_bounds():
 @pytest.mark.parametrize(
     "field,value,message",
     [
-        ("mode", "tfidf", "`vectorizer` must be one of"),
+        ("mode", "tfidf", "`encoding` must be one of"),
+        ("kind", "glove", "`vectorizer` must be one of"),
         ("vector_size", 0, "`vector_size` must be >= 1"),
         ("epochs", -1, "`w2v_epochs` must be >= 0"),
     ],
@@ -117,7 +118,7 @@ def test_word2vec_never_sees_validation_texts(greek_slice, tmp_path):
     assert only_valid  # the check below means something only if such words exist
     d = prepare(train, valid, (), vectors=VectorConfig(vector_size=8, min_count=1, max_len=64), cache_dir=tmp_path)
     vocab_size = len(d.embeddings) - 2
-    wv = train_word2vec(clean_corpus(train.texts), VectorConfig(vector_size=8, min_count=1), tmp_path)
+    wv = train_vectors(clean_corpus(train.texts), VectorConfig(vector_size=8, min_count=1), tmp_path)
     assert vocab_size == len(wv.vocab)
     assert not only_valid & set(wv.vocab)
     # every validation-only word was encoded as the unknown token

@@ -1,5 +1,7 @@
 """The training loop: `fit(hp, data, report)` in plain PyTorch, Adam + cross-entropy + gradient clipping.
 
+Options (all off by default): AdamW's decoupled weight decay (never on the embedding matrix), a learning-rate
+schedule stepped every batch (cosine to 0, or one-cycle), label smoothing, and embedding dropout (model.py).
 After every epoch `report` receives an EpochReport (metrics, validation probabilities, and a function that
 returns the full training state). `fit` can start from such a state and then gives the same result as an
 uninterrupted run. Ray lives in trainable.py, which wraps this function unchanged.
@@ -23,6 +25,8 @@ from trainables.metrics import METRIC, classification_metrics
 from trainables.model import ModelConfig, RNNClassifier
 from trainables.prepare import EncodedData
 
+SCHEDULES = ("none", "cosine", "onecycle")
+
 
 @dataclass(frozen=True)
 class HParams:
@@ -33,13 +37,17 @@ class HParams:
     num_layers: int = ModelConfig.num_layers
     bidirectional: bool = ModelConfig.bidirectional
     dropout: float = ModelConfig.dropout
+    embedding_dropout: float = ModelConfig.embedding_dropout
     skip: bool = ModelConfig.skip
     attention: bool = ModelConfig.attention
     clip: float = 1.0  # max gradient L2 norm; 0 disables clipping
-    lr: float = 1e-3  # Adam learning rate
+    lr: float = 1e-3  # Adam learning rate (one-cycle: its peak)
     batch_size: int = 128
     max_epochs: int = 10
-    freeze_embeddings: bool = True  # `sequence` mode: keep the Word2Vec vectors fixed
+    freeze_embeddings: bool = True  # `sequence` mode: keep the word vectors fixed
+    weight_decay: float = 0.0  # AdamW's decoupled weight decay, not on the embedding matrix; 0: Adam
+    lr_schedule: str = "none"  # "none" | "cosine" (to 0 over max_epochs) | "onecycle"; stepped every batch
+    label_smoothing: float = 0.0  # share of the target mass spread over every class in the training loss
     seed: int = 0
     device: str = "auto"  # "auto" (CUDA when present) | "cpu" | "cuda" | "cuda:N"
     num_threads: int = 0  # torch intra-op threads; 0 leaves torch's default
@@ -55,6 +63,12 @@ class HParams:
             raise ValueError(f"`clip` must be >= 0 (0 disables clipping), but got {self.clip}.")
         if self.num_threads < 0:
             raise ValueError(f"`num_threads` must be >= 0, but got {self.num_threads}.")
+        if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
+            raise ValueError(f"`weight_decay` must be a finite number >= 0, but got {self.weight_decay}.")
+        if self.lr_schedule not in SCHEDULES:
+            raise ValueError(f"`lr_schedule` must be one of {SCHEDULES}, but got {self.lr_schedule!r}.")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"`label_smoothing` must be in [0, 1), but got {self.label_smoothing}.")
 
     def model_config(self, input_size: int, num_classes: int) -> ModelConfig:
         """The model of these settings for data of `input_size` features per step and `num_classes` classes."""
@@ -177,8 +191,10 @@ def train_step(
     lengths: torch.Tensor,
     y: torch.Tensor,
     clip: float,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One optimiser step on a batch, the gradient's L2 norm clipped to `clip` (0: no clipping).
+    """One optimiser step on a batch, the gradient's L2 norm clipped to `clip` (0: no clipping), then one
+    step of the learning-rate schedule (if any).
 
     Returns:
         The batch loss (a detached scalar tensor) and the logits (B, C), detached.
@@ -190,7 +206,46 @@ def train_step(
     if clip > 0:
         nn.utils.clip_grad_norm_(model.parameters(), clip)
     optimizer.step()
+    if scheduler is not None:
+        scheduler.step()
     return loss.detach(), logits.detach()
+
+
+def batch_count(n: int, batch_size: int, bucket: bool) -> int:
+    """The number of batches `epoch_batches` cuts `n` rows into (every epoch the same)."""
+    if not bucket:
+        return math.ceil(n / batch_size)
+    pool = batch_size * BUCKET_POOL
+    return sum(math.ceil(min(pool, n - start) / batch_size) for start in range(0, n, pool))
+
+
+def make_optimizer(hp: HParams, model: RNNClassifier) -> torch.optim.Optimizer:
+    """Adam, or with `weight_decay` AdamW whose decay spares the embedding matrix (word vectors are not shrunk)."""
+    trained = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    if hp.weight_decay == 0:
+        return torch.optim.Adam([p for _, p in trained], lr=hp.lr)
+    groups = [
+        {"params": [p for name, p in trained if not name.startswith("embedding.")], "weight_decay": hp.weight_decay},
+        {"params": [p for name, p in trained if name.startswith("embedding.")], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=hp.lr)
+
+
+def make_scheduler(
+    hp: HParams, optimizer: torch.optim.Optimizer, steps_per_epoch: int
+) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """The per-batch learning-rate schedule over `max_epochs` epochs, or None.
+
+    cosine: from `lr` down to 0 at the last step (CosineAnnealingLR). onecycle: PyTorch's OneCycleLR with `lr`
+    as its peak: up from lr/25 over the first 30% of the steps, then down to lr/1e4 by cosine, while Adam's
+    beta1 goes from 0.95 to 0.85 and back.
+    """
+    total = max(1, hp.max_epochs * steps_per_epoch)
+    if hp.lr_schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total, eta_min=0.0)
+    if hp.lr_schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=hp.lr, total_steps=total)
+    return None
 
 
 def fit(
@@ -219,8 +274,10 @@ def fit(
     device = resolve_device(hp.device)
     torch.manual_seed(hp.seed)
     model = build_model(hp, data).to(device)
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=hp.lr)
-    loss_fn = nn.CrossEntropyLoss()
+    trim = data.mode == "sequence"
+    optimizer = make_optimizer(hp, model)
+    scheduler = make_scheduler(hp, optimizer, batch_count(len(data.y_train), hp.batch_size, trim))
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=hp.label_smoothing)
     shuffle = torch.Generator().manual_seed(hp.seed)
     start_epoch = 0
     if state is not None:
@@ -228,11 +285,12 @@ def fit(
         if unexpected or set(missing) - _frozen(model):
             raise ValueError(f"saved state does not fit this model: missing {missing}, unexpected {unexpected}.")
         optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(state["scheduler"])
         shuffle.set_state(state["shuffle_rng"])
         torch.set_rng_state(state["torch_rng"])
         start_epoch = int(state["epoch"])
 
-    trim = data.mode == "sequence"
     x_tr, l_tr, y_tr = (_shared(a) for a in (data.x_train, data.len_train, data.y_train))
     x_va, l_va = _shared(data.x_valid), _shared(data.len_valid)
     y_tr_dev = y_tr.to(device)
@@ -244,7 +302,8 @@ def fit(
         total_loss = torch.zeros((), device=device)
         train_pred = torch.empty(len(y_tr), dtype=torch.long)
         for idx, xb, lb in _batches(x_tr, l_tr, batches, trim):
-            loss, logits = train_step(model, optimizer, loss_fn, xb.to(device), lb, y_tr_dev[idx.to(device)], hp.clip)
+            y = y_tr_dev[idx.to(device)]
+            loss, logits = train_step(model, optimizer, loss_fn, xb.to(device), lb, y, hp.clip, scheduler)
             total_loss += loss * len(idx)
             train_pred[idx] = logits.detach().argmax(-1).cpu()
         train_loss = float(total_loss) / len(y_tr)
@@ -272,7 +331,7 @@ def fit(
         metrics["epoch_time_s"] = time.perf_counter() - t0
         history.append(metrics)
         if report is not None:
-            report(EpochReport(metrics, val_probs, _state_fn(model, optimizer, shuffle, epoch)))
+            report(EpochReport(metrics, val_probs, _state_fn(model, optimizer, scheduler, shuffle, epoch)))
     return history
 
 
@@ -281,18 +340,21 @@ def _frozen(model: nn.Module) -> set[str]:
     return {name for name, p in model.named_parameters() if not p.requires_grad}
 
 
-def _state_fn(model: nn.Module, optimizer: torch.optim.Optimizer, shuffle: torch.Generator, epoch: int):
+def _state_fn(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler, shuffle: torch.Generator, epoch: int):
     frozen = _frozen(model)
 
     def state() -> dict[str, Any]:
-        return {
-            # frozen Word2Vec vectors come with the data, not the checkpoint (megabytes per epoch saved)
+        out = {
+            # frozen word vectors come with the data, not the checkpoint (megabytes per epoch saved)
             "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items() if k not in frozen},
             "optimizer": copy.deepcopy(optimizer.state_dict()),  # later steps change it in place
             "shuffle_rng": shuffle.get_state(),
             "torch_rng": torch.get_rng_state(),
             "epoch": epoch,
         }
+        if scheduler is not None:
+            out["scheduler"] = copy.deepcopy(scheduler.state_dict())
+        return out
 
     return state
 
