@@ -121,6 +121,9 @@ class DataSettings:
     data_seed: int = setting(_VECTORS.seed, "seed of the split and of Word2Vec")
 
     def __post_init__(self) -> None:
+        for name in LIST_SETTINGS:  # a comma-separated string given in code, as on the command line
+            if isinstance(getattr(self, name), str):
+                object.__setattr__(self, name, convert_value(name, getattr(self, name), tuple, "setting"))
         _check(0 < self.valid_fraction < 1, "valid_fraction", self.valid_fraction, "must be in (0, 1)")
         _check(0 <= self.test_fraction < 1, "test_fraction", self.test_fraction, "must be in [0, 1) (0: no test set)")
         _check(

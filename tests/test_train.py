@@ -237,14 +237,40 @@ def test_weight_decay_uses_adamw_shrinks_the_network_and_spares_the_embedding_ma
     network = [k for k in plain if not k.startswith("embedding.")]
     assert all(not torch.equal(plain[k], decayed[k]) for k in network)
     assert sum(decayed[k].norm() ** 2 for k in network) < sum(plain[k].norm() ** 2 for k in network)
-    from trainables.train import make_optimizer
+    from trainables.train import Optimizer
 
     model = build_model(dataclasses.replace(hp, weight_decay=0.5), data)
-    opt = make_optimizer(dataclasses.replace(hp, weight_decay=0.5), model)
-    assert isinstance(opt, torch.optim.AdamW)
+    opt = Optimizer(dataclasses.replace(hp, weight_decay=0.5), model, 10)
+    assert isinstance(opt.dense, torch.optim.AdamW) and opt.dense.param_groups[0]["weight_decay"] == 0.5
     embedding = model.embedding.weight
-    assert [g["weight_decay"] for g in opt.param_groups if any(p is embedding for p in g["params"])] == [0.0]
-    assert isinstance(make_optimizer(hp, model), torch.optim.Adam)  # no decay: Adam as before
+    assert not any(p is embedding for g in opt.dense.param_groups for p in g["params"])  # never decayed
+    assert isinstance(Optimizer(hp, model, 10).dense, torch.optim.Adam)  # no decay: Adam as before
+
+
+def test_tuned_word_vectors_get_sparse_gradients_a_lazy_adam_and_clipping():
+    from trainables.train import Optimizer, clip_gradients
+
+    data = _encoded()
+    hp = dataclasses.replace(HP, freeze_embeddings=False)
+    model = build_model(hp, data)
+    opt = Optimizer(hp, model, 10)
+    assert [type(o).__name__ for o in opt.optimizers] == ["Adam", "SparseAdam"]
+    before = model.embedding.weight.detach().clone()
+    x, lengths = torch.from_numpy(data.x_train[:8]), torch.from_numpy(data.len_train[:8])
+    logits, _ = model(x, lengths)
+    opt.zero_grad()
+    nn.functional.cross_entropy(logits, torch.from_numpy(data.y_train[:8])).backward()
+    assert model.embedding.weight.grad.is_sparse
+    clip_gradients(list(model.parameters()), 1e-3)
+    grads = [p.grad.coalesce().values() if p.grad.is_sparse else p.grad for p in model.parameters()]
+    assert torch.sqrt(sum(g.pow(2).sum() for g in grads)) == pytest.approx(1e-3, rel=1e-3)
+    opt.step()
+    changed = (model.embedding.weight.detach() != before).any(dim=1)
+    used = torch.zeros(len(before), dtype=torch.bool)
+    used[x[x > 0].unique()] = True
+    assert changed[used].all() and not changed[~used].any()  # only the rows the batch used
+    history = fit(hp, data)  # it learns (chance is 0.33)
+    assert history[-1]["train_loss"] < history[0]["train_loss"] and history[-1]["val_macro_f1"] > 0.5
 
 
 def _lrs(hp: HParams, n: int = 300) -> list[float]:

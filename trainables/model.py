@@ -57,7 +57,10 @@ class RNNClassifier(nn.Module):
                 raise ValueError(
                     f"`input_size` ({cfg.input_size}) must equal the embedding dimension ({embeddings.shape[1]})."
                 )
-            self.embedding = nn.Embedding.from_pretrained(embeddings, freeze=freeze_embeddings, padding_idx=0)
+            # tuned vectors get sparse gradients: a batch touches a few hundred of tens of thousands of rows
+            self.embedding = nn.Embedding.from_pretrained(
+                embeddings, freeze=freeze_embeddings, padding_idx=0, sparse=not freeze_embeddings
+            )
         cell = CELLS[cfg.cell]
         widths = [cfg.input_size] + [cfg.out_size] * (cfg.num_layers - 1)
         self.layers = nn.ModuleList(
