@@ -97,8 +97,9 @@ SMOKE = SearchSpace(
 )
 
 # Everything `default` searches, plus the representation and the training options that matter with frozen or
-# tuned vectors. The representation grid is kept small on purpose (2 x 2 x 2 x 2 x 2 = 32 representations), each
-# trained at most once per study and cached on disk: a study pays for the representations its trials use.
+# tuned vectors. The representation grid is kept small on purpose (2 x 2 x 2 x 2 x 2 = 32 representations, the
+# study's own settings among them), each trained at most once per study and cached on disk: a study pays for the
+# representations its trials use, and the study's own one is already there.
 WIDE = SearchSpace(
     name="wide",
     description="default's network settings plus the representation (word2vec or fasttext, size, window, sg, "
@@ -107,9 +108,9 @@ WIDE = SearchSpace(
         **DEFAULT.params,
         "vectorizer": CategoricalDistribution(["word2vec", "fasttext"]),
         "vector_size": CategoricalDistribution([100, 300]),
-        "window": CategoricalDistribution([3, 6]),
+        "window": CategoricalDistribution([3, 5]),
         "sg": CategoricalDistribution([False, True]),
-        "min_count": CategoricalDistribution([1, 3]),
+        "min_count": CategoricalDistribution([1, 2]),
         "freeze_embeddings": CategoricalDistribution([True, False]),
         "embedding_dropout": FloatDistribution(0.0, 0.4),
         "weight_decay": FloatDistribution(1e-6, 1e-1, log=True),
