@@ -185,41 +185,67 @@ def _winner_line(study: dict) -> str:
     )
 
 
+def _scores(data: str, studies: dict, original: dict | None) -> dict[str, tuple[float, float | None, float] | None]:
+    """Model -> (macro-F1, its std over folds or None, AUC), None where it has not been run."""
+    from study.final import BASELINE_NAMES
+
+    cv = data == "greek"
+    scores: dict[str, tuple[float, float | None, float] | None] = {}
+    base = (studies.get("default") or {}).get("final")
+    for b in ("tfidf_word", "tfidf_char"):
+        if base is None:
+            scores[BASELINE_NAMES[b]] = None
+        elif cv:
+            e = base["baselines"][b]
+            scores[BASELINE_NAMES[b]] = (e["cv"]["mean"], e["cv"]["std"], e["cv_auc"]["mean"])
+        else:
+            e = base["test"]["baselines"][b]
+            scores[BASELINE_NAMES[b]] = (e["macro_f1"], None, e["auc"])
+    o = (original or {}).get(data)
+    original_score = (o["macro_f1"], o["macro_f1_std"] if cv else None, o["auc"]) if o else None
+    scores["original's best configuration"] = original_score
+    for space in ("default", "wide"):
+        final = (studies.get(space) or {}).get("final")
+        if final is None or final.get("winner") is None:
+            scores[f"`{space}` study, final model"] = None
+        elif cv:
+            w = final["winner"]
+            scores[f"`{space}` study, final model"] = (w["cv"]["mean"], w["cv"]["std"], w["cv_auc"]["mean"])
+        else:
+            h = final["headline"]
+            scores[f"`{space}` study, final model"] = (h["macro_f1"], None, h["auc"])
+    return scores
+
+
 def publish_table(args: argparse.Namespace, console) -> str:
     from study.final import BASELINE_NAMES
 
-    original = json.loads((args.results_dir / "original.json").read_text())
+    path = args.results_dir / "original.json"
+    original = json.loads(path.read_text()) if path.is_file() else None
     rows, notes, goals = [], [], []
     for data in ("greek", "vaccine"):
         studies = {space: _study(args.results_dir / f"{data}-{space}") for space in ("default", "wide")}
-        base = studies["default"]["final"]
-        cv = data == "greek"
-        protocol = "5-fold CV" if cv else "train → valid"
-        scores: dict[str, tuple[float, float | None, float]] = {}
-        for b in ("tfidf_word", "tfidf_char"):
-            if cv:
-                e = base["baselines"][b]
-                f1, auc, std = e["cv"]["mean"], e["cv_auc"]["mean"], e["cv"]["std"]
-            else:
-                e = base["test"]["baselines"][b]
-                f1, auc, std = e["macro_f1"], e["auc"], None
-            scores[BASELINE_NAMES[b]] = (f1, std, auc)
-        o = original[data]
-        scores["original's best configuration"] = (o["macro_f1"], o["macro_f1_std"] if cv else None, o["auc"])
+        scores = _scores(data, studies, original)
+        protocol = "5-fold CV" if data == "greek" else "train → valid"
+        baselines = [scores[BASELINE_NAMES[b]] for b in ("tfidf_word", "tfidf_char")]
+        better = max(b[0] for b in baselines) if all(baselines) else None
+        for model, score in scores.items():
+            if score is None:
+                rows.append([data.capitalize(), model, protocol, "not run", "", ""])
+                continue
+            f1, std, auc = score
+            vs = f"{f1 - better:+.3f}" if better is not None else ""
+            rows.append([data.capitalize(), model, protocol, _fmt(f1, std), f"{auc:.3f}", vs])
         for space, study in studies.items():
-            final = study["final"]
-            if cv:
-                w = final["winner"]
-                scores[f"`{space}` study, final model"] = (w["cv"]["mean"], w["cv"]["std"], w["cv_auc"]["mean"])
-            else:
-                h = final["headline"]
-                scores[f"`{space}` study, final model"] = (h["macro_f1"], None, h["auc"])
-            notes.append(f"- {data}, `{space}`: {_winner_line(study)}")
-        better = max(scores[BASELINE_NAMES[b]][0] for b in ("tfidf_word", "tfidf_char"))
-        for model, (f1, std, auc) in scores.items():
-            rows.append([data.capitalize(), model, protocol, _fmt(f1, std), f"{auc:.3f}", f"{f1 - better:+.3f}"])
-        best_model = max(("default", "wide"), key=lambda s: scores[f"`{s}` study, final model"][0])
-        f1, _, auc = scores[f"`{best_model}` study, final model"]
+            if study and (study.get("final") or {}).get("winner"):
+                notes.append(f"- {data}, `{space}`: {_winner_line(study)}")
+        finals = {s: scores[f"`{s}` study, final model"] for s in ("default", "wide")}
+        finals = {s: v for s, v in finals.items() if v is not None}
+        if better is None or not finals:
+            goals.append(f"- {data.capitalize()}: not measured.")
+            continue
+        best_model = max(finals, key=lambda s: finals[s][0])
+        f1, _, auc = finals[best_model]
         gap = f1 - better - GOAL_MARGIN
         goals.append(
             f"- {data.capitalize()}: the better final model (`{best_model}`, {f1:.3f}) against the better TF-IDF "
@@ -227,8 +253,8 @@ def publish_table(args: argparse.Namespace, console) -> str:
             + ("**met**" if gap >= 0 else f"**not met** ({-gap:.3f} short)")
             + _stretch(data, f1, auc)
         )
-    ratio_line = _ratio(args)
     header = ("data", "model", "protocol", "macro-F1", "AUC", "vs better TF-IDF")
+    epochs = f"{original['epochs']} epochs per fold" if original else "not run"
     body = [
         "## Quality",
         "",
@@ -241,14 +267,14 @@ def publish_table(args: argparse.Namespace, console) -> str:
         "`vaccine_validation_set.csv`. Studies: "
         + ", ".join(f"{d} {t} trials of at most {e} epochs" for d, (t, e) in BUDGET.items())
         + ", the same for `default` and `wide`. The original's configuration: "
-        f"{original['epochs']} epochs per fold (`study.evaluate`'s protocol, best epoch's score).",
+        f"{epochs} (`study.evaluate`'s protocol, best epoch's score).",
         "",
         *markdown_table(header, rows),
         "",
         "Goals (issue 12):",
         "",
         *goals,
-        ratio_line,
+        *_ratio(args),
         "",
         "Final models:",
         "",
@@ -265,16 +291,20 @@ def _stretch(data: str, f1: float, auc: float) -> str:
     return f"; stretch ({want}): " + ("met" if ok else f"not met (macro-F1 {f1:.3f}, AUC {auc:.3f})")
 
 
-def _ratio(args: argparse.Namespace) -> str:
+def _ratio(args: argparse.Namespace) -> list[str]:
     lines = []
     for data in ("greek", "vaccine"):
         walls = {}
         for space in ("default", "wide"):
             folder = args.results_dir / f"{data}-{space}"
             study = _study(folder)
+            if study is None or study.get("status") != "completed" or not (folder / "benchmark.json").is_file():
+                break
             bench = json.loads((folder / "benchmark.json").read_text())
-            final = _span(folder)
-            walls[space] = (study["wall_time_s"], final, _representations(folder), bench["load_start"])
+            walls[space] = (study["wall_time_s"], _span(folder), _representations(folder), bench["load_start"])
+        if len(walls) < 2:
+            lines.append(f"- {data.capitalize()} wall time, `wide` / `default`: not measured.")
+            continue
         (d, df, dr, dl), (w, wf, wr, wl) = walls["default"], walls["wide"]
         ratio = w / d
         lines.append(
@@ -284,7 +314,7 @@ def _ratio(args: argparse.Namespace) -> str:
             f"{wl:.1f} and {dl:.1f} at the start); goal <= {GOAL_RATIO}x: "
             + ("**met**" if ratio <= GOAL_RATIO else f"**not met** ({ratio - GOAL_RATIO:.2f} over)")
         )
-    return "\n".join(lines)
+    return lines
 
 
 def parser() -> argparse.ArgumentParser:

@@ -388,6 +388,16 @@ def upgrade_settings(values: dict[str, Any], source: str) -> dict[str, Any]:
     return out
 
 
+def saved_settings(saved: dict[str, Any], source: str) -> dict[str, Any]:
+    """StudyConfig's values from a study.json's `settings` (of this version or before): old spellings upgraded,
+    lists as tuples, keys this version does not know left out."""
+    values = upgrade_settings(saved, source)
+    values = {k: v for k, v in values.items() if k in StudyConfig.__dataclass_fields__}
+    for name in LIST_SETTINGS:
+        values[name] = tuple(values.get(name, ()))
+    return values
+
+
 def build_config(flags: dict[str, Any], toml_path: str | None = None, cls: type = StudyConfig):
     """Merge defaults, the smoke preset, the TOML file and the flags into a validated `cls`."""
     types = field_types(cls)

@@ -26,7 +26,7 @@ import pandas as pd
 
 from search_spaces import SearchSpace, get_space
 from study.cli import EXIT_ERROR, EXIT_INTERRUPTED
-from study.config import ASHA_METRICS, LIST_SETTINGS, ConfigError, StudyConfig, upgrade_settings
+from study.config import ASHA_METRICS, ConfigError, StudyConfig, saved_settings
 from study.data_summary import DATA_FILE, DATA_SCHEMA, summarise_data
 from study.dataset import Dataset, encode, load_dataset
 from study.optuna_study import write_optuna_db
@@ -139,10 +139,7 @@ def resolve(cfg: StudyConfig) -> tuple[StudyConfig, Path, dict[str, Any] | None]
             study = read_study(folder)
         except ResultsError as e:
             raise ConfigError(f"`resume`: {e}") from None
-        settings = upgrade_settings(study["settings"], f"study.json of {cfg.resume!r}")
-        settings = {k: v for k, v in settings.items() if k in StudyConfig.__dataclass_fields__}
-        for name in LIST_SETTINGS:
-            settings[name] = tuple(settings.get(name, ()))
+        settings = saved_settings(study["settings"], f"study.json of {cfg.resume!r}")
         # where Ray runs may change between the two runs; what the study is may not
         keep = {"address": cfg.address, "results_dir": cfg.results_dir, "resume": cfg.resume}
         if cfg.storage:
