@@ -238,7 +238,8 @@ def from_study(folder: Path) -> tuple[str, float, float]:
     cfg, data = study["settings"], study["data"]
     label = (
         f"a `{cfg['space']}`-space study: {len(trials)} trials, {data['n_train']} training rows"
-        f"{' (demo)' if data.get('demo') else ''}, vector size {cfg['vector_size']}, max {cfg['max_epochs']} epochs"
+        f"{' (demo)' if data.get('demo') else ''}, vector size {cfg['vector_size'] or 300}, "
+        f"max {cfg['max_epochs']} epochs"
     )
     return label, float(epochs["epoch_time_s"].mean()), float(trials["epochs_run"].mean())
 

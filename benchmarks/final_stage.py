@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     configs = dict(list(CONFIGS.items())[:2]) if args.quick else CONFIGS
     settings = DataSettings(
         train=str(args.data_dir / GREEK / "valid_set.csv"),
-        unlabelled=str(args.data_dir / GREEK / "test_set.csv"),
+        unlabelled=(str(args.data_dir / GREEK / "test_set.csv"),),
         vector_size=size,
     )
     ds = load_dataset(settings)

@@ -312,7 +312,7 @@ def study_config(greek: Path, budget: Budget, seed: int, name: str, results_dir:
     search_spaces.SPACES[PERF_SPACE.name] = PERF_SPACE
     return StudyConfig(
         train=str(greek / "valid_set.csv"),
-        unlabelled=str(greek / "test_set.csv"),
+        unlabelled=(str(greek / "test_set.csv"),),
         valid_fraction=0.2,
         vector_size=100,
         max_len=32,

@@ -106,7 +106,7 @@ def measure(model_dir: str, input_csv: str, out: str, core: int) -> dict:
     pipeline = _since(t)
 
     chunk = next(read_text_chunks(input_csv, spec, chunk_size=10**9))
-    x, lengths = model.encode(model.tokens(model.compose(chunk.texts, chunk.parties)))
+    x, lengths, _ = model.encode(model.tokens(model.compose(chunk.texts, chunk.parties)))  # a Word2Vec model
     xt, lt = torch.from_numpy(x), torch.from_numpy(lengths)
     forward = {}
     for name, run in [

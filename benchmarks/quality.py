@@ -1,282 +1,351 @@
-"""Quality benchmark: macro-F1, macro one-vs-rest AUC and wall time of three models on the real tweet data.
+"""Quality benchmark: what the study's answer scores against TF-IDF baselines, on the Greek and the vaccine data.
 
-What it measures:
-- Greek election tweets (`valid_set.csv`, 5,232 labelled tweets): 5-fold stratified CV (seed 0, the folds of
-  `study.evaluate`) of (a) TF-IDF (1-2 grams, sublinear tf) + logistic regression, (b) the original work's best
-  configuration (bidirectional LSTM, hidden 16, 3 layers, skip, attention, dropout 0.3, clip 0.4, lr 1e-4,
-  batch 2048, `mean` vectoriser) and (c) a GRU over word vectors (`sequence` vectoriser, hidden 64, 1 layer,
-  lr 1e-3, batch 64). Every fold trains its own Word2Vec on that fold's training texts plus the unlabelled
-  `test_set.csv`, never on the held-out fold.
-- Vaccine tweets: train on `vaccine_train_set.csv`, score on `vaccine_validation_set.csv`, for (a) and (c).
-An RNN fold's score is its best epoch's validation metrics (the same held-out data picks the epoch, so this is
-slightly optimistic); the last epoch's macro-F1 is shown next to it. Wall time includes Word2Vec (no cache).
+What it measures, side by side for each data set:
+- TF-IDF + logistic regression on words (1-2-grams) and on characters (2-5-grams), on the same folds / split as
+  the study's final model (they come from the `default` study's final stage: the same code, the same folds);
+- the original work's best configuration (bidirectional LSTM, hidden 16, 3 layers, skip, attention, dropout 0.3,
+  clip 0.4, lr 1e-4, batch 2048, `mean` encoding of 300-d Word2Vec), `study.evaluate`'s protocol;
+- the final model of a `default` study and of a `wide` study (the representation searched too) with the same
+  trial budget.
+Greek election tweets (`valid_set.csv`, 5,232 labelled, `test_set.csv` as unlabelled text): the final stage's
+5-fold stratified CV on every labelled row (seed 0; each fold's vectors trained without its held-out fold).
+Vaccine tweets: `--train vaccine_train_set.csv --test vaccine_validation_set.csv`: the study searches and runs its
+final stage on the training file only, and the saved final model scores the validation file, as do the baselines
+fitted on the whole training file (the study's headline).
+Also the wall time of the `wide` study against the `default` study (target: at most 1.3x).
 
-Run (not part of CI; needs ../shared/data):
-    python benchmarks/quality.py            # the full benchmark (about 15-25 min on 2 CPU cores); updates BENCHMARKS.md
-    python benchmarks/quality.py --quick    # 2 folds, 1 epoch, 32-d vectors: checks that it runs; writes nothing
+Each study runs as `python -m study.run` in its own process (Ray workers at the driver's priority,
+`RAY_worker_niceness=0`), one after the other, so that each step stays within about 45 minutes and can be rerun:
+
+    python benchmarks/quality.py study greek-default     # then greek-wide, vaccine-default, vaccine-wide
+    python benchmarks/quality.py original                # the original's configuration on both data sets
+    python benchmarks/quality.py publish                 # the table into BENCHMARKS.md
+    python benchmarks/quality.py study greek-default --quick   # a tiny study: checks that it runs
+
+Studies go to `--results-dir` (default results/quality); an existing study of the same name is reused by
+`publish`, never overwritten.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
 import sys
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
+from pathlib import Path
 
-import numpy as np
-import torch
-from rich.console import Console
-from rich.table import Table
-from sections import (  # benchmarks/ on sys.path
-    add_output_arguments,
-    closing,
-    data_folder_missing,
-    markdown_table,
-    publish,
-)
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 
-from study.config import DataSettings
-from study.cv import cross_validate, evaluate_split, fold_data, summarise
-from study.dataset import load_dataset
-from trainables.data import LabelledData, concat
-from trainables.metrics import classification_metrics
-from trainables.train import HParams
+from sections import add_output_arguments, closing, data_folder_missing, markdown_table, publish  # noqa: E402
 
 SECTION = "quality"
-SEED = 0
-
-ORIGINAL = HParams(
-    cell="lstm",
-    hidden_size=16,
-    num_layers=3,
-    bidirectional=True,
-    skip=True,
-    attention=True,
-    dropout=0.3,
-    clip=0.4,
-    lr=1e-4,
-    batch_size=2048,
-    seed=SEED,
-)
-CUSTOM = HParams(
-    cell="gru",
-    hidden_size=64,
-    num_layers=1,
-    bidirectional=True,
-    skip=False,
-    attention=True,
-    dropout=0.3,
-    clip=1.0,
-    lr=1e-3,
-    batch_size=64,
-    seed=SEED,
-)
+GREEK, VACCINE = "greek-election-tweets-ys19-2023", "vaccine-sentiment-ys19"
+BUDGET = {"greek": ("40", "8"), "vaccine": ("24", "6")}  # trials and max epochs per study, the same for both spaces
+GOAL_MARGIN, GOAL_RATIO = 0.01, 1.3
+STRETCH = {"greek": (0.42, 0.60), "vaccine": (0.72, None)}  # macro-F1 and AUC
 
 
-@dataclass(frozen=True)
-class Row:
-    dataset: str
-    model: str  # a short name; `config` has the details
-    config: str
-    protocol: str
-    macro_f1: tuple[float, float]  # mean, std over folds
-    auc: tuple[float, float]
-    last_macro_f1: float | None  # RNNs: the last epoch's mean macro-F1
-    epochs: str
-    wall_s: float
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# BENCHMARKS.md (benchmarks/sections.py writes the section)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# models
-
-
-def tfidf_scores(train: LabelledData, held_out: LabelledData) -> dict[str, float]:
-    """TF-IDF (1-2 grams, sublinear tf) + logistic regression, fitted on `train`, scored on `held_out`."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-
-    vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
-    clf = LogisticRegression(max_iter=2000).fit(vec.fit_transform(train.texts), train.labels)
-    m = classification_metrics(held_out.labels, clf.predict_proba(vec.transform(held_out.texts)))
-    return {"macro_f1": m["val_macro_f1"], "auc": m["val_auc"]}
-
-
-def _mean_std(values: Sequence[float]) -> tuple[float, float]:
-    return float(np.mean(values)), float(np.std(values))
-
-
-def tfidf_row(dataset: str, pairs: Sequence[tuple[LabelledData, LabelledData]], protocol: str) -> Row:
-    t0 = time.perf_counter()
-    scores = [tfidf_scores(tr, ho) for tr, ho in pairs]
-    return Row(
-        dataset,
-        "(a) TF-IDF + LR",
-        "TF-IDF of 1-2 grams (sublinear tf) + logistic regression (sklearn defaults, max_iter 2000)",
-        protocol,
-        _mean_std([s["macro_f1"] for s in scores]),
-        _mean_std([s["auc"] for s in scores]),
-        None,
-        "-",
-        time.perf_counter() - t0,
-    )
-
-
-def rnn_row(dataset: str, model: str, config: str, protocol: str, summary: dict, wall_s: float) -> Row:
-    return Row(
-        dataset,
-        model,
-        config,
-        protocol,
-        (summary["macro_f1_mean"], summary["macro_f1_std"]),
-        (summary["auc_mean"], summary["auc_std"]),
-        summary["last_macro_f1_mean"],
-        f"{summary['epochs']} (best {summary['best_epoch_mean']:.1f})",
-        wall_s,
-    )
-
-
-def describe(hp: HParams, settings: DataSettings) -> str:
-    direction = "bi" if hp.bidirectional else ""
-    parts = [
-        f"{direction}{hp.cell.upper()} h{hp.hidden_size}x{hp.num_layers}",
-        "skip" if hp.skip and hp.num_layers > 1 else "",
-        "attention" if hp.attention else "",
-        f"dropout {hp.dropout}, clip {hp.clip}, lr {hp.lr:g}, batch {hp.batch_size}",
-        f"{settings.vectorizer} {settings.vector_size}-d",
+def data_flags(name: str, data_dir: Path) -> list[str]:
+    if name == "greek":
+        g = data_dir / GREEK
+        return ["--train", str(g / "valid_set.csv"), "--unlabelled", str(g / "test_set.csv")]
+    v = data_dir / VACCINE
+    return [
+        *("--train", str(v / "vaccine_train_set.csv"), "--test", str(v / "vaccine_validation_set.csv")),
+        *("--text-column", "tweet", "--label-column", "label", "--party-column", ""),
+        *("--label-map", "0=neutral,1=anti,2=pro", "--final-top", "2", "--final-folds", "3"),
     ]
-    return ", ".join(p for p in parts if p)
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# the benchmark
+def run_study(which: str, args: argparse.Namespace) -> None:
+    data, space = which.split("-")
+    trials, epochs = ("4", "2") if args.quick else BUDGET[data]
+    name = f"{which}-quick" if args.quick else which
+    command = [
+        *(sys.executable, "-m", "study.run", *data_flags(data, args.data_dir), "--space", space),
+        *("--num-samples", trials, "--max-epochs", epochs, "--name", name, "--results-dir", str(args.results_dir)),
+    ]
+    if args.quick:
+        command += ["--demo-rows", "300", "--final-top", "1", "--final-folds", "2", "--w2v-epochs", "1"]
+        command = [c for c in command if c not in data_flags(data, args.data_dir)]
+    env = {**os.environ, "RAY_worker_niceness": "0", "PYTHONPATH": str(REPO)}
+    started, load = time.time(), os.getloadavg()[0]
+    done = subprocess.run(command, cwd=REPO, env=env, check=False)
+    record = {
+        "wall_s": time.time() - started,
+        "load_start": load,
+        "load_end": os.getloadavg()[0],
+        "rc": done.returncode,
+    }
+    (args.results_dir / name / "benchmark.json").write_text(json.dumps(record))
+    print(json.dumps(record))
 
 
-def run(args: argparse.Namespace, console: Console) -> list[Row]:
-    greek, vaccine = args.data_dir / "greek-election-tweets-ys19-2023", args.data_dir / "vaccine-sentiment-ys19"
-    base = DataSettings(vector_size=args.vector_size, data_seed=SEED)
-    greek_settings = replace(base, train=str(greek / "valid_set.csv"), unlabelled=str(greek / "test_set.csv"))
-    vaccine_settings = replace(
-        base,
-        train=str(vaccine / "vaccine_train_set.csv"),
-        valid=str(vaccine / "vaccine_validation_set.csv"),
+ORIGINAL = {
+    **{"cell": "lstm", "hidden_size": 16, "num_layers": 3, "bidirectional": True, "skip": True, "attention": True},
+    **{"dropout": 0.3, "clip": 0.4, "lr": 1e-4, "batch_size": 2048, "seed": 0, "num_threads": 1},
+}
+
+
+def run_original(args: argparse.Namespace) -> None:
+    """The original's best configuration, `study.evaluate`'s protocol: Greek 5-fold CV, vaccine train -> valid."""
+    from study.config import DataSettings
+    from study.cv import cross_validate, evaluate_split, summarise
+    from study.dataset import load_dataset
+    from trainables.train import HParams
+
+    hp = HParams(**ORIGINAL, max_epochs=1 if args.quick else args.epochs_original)
+    size = 32 if args.quick else 300
+    g, v = args.data_dir / GREEK, args.data_dir / VACCINE
+    out = {}
+    greek = DataSettings(
+        train=str(g / "valid_set.csv"), unlabelled=(str(g / "test_set.csv"),), encoding="mean", vector_size=size
+    )
+    ds = load_dataset(greek)
+    t0 = time.perf_counter()
+    results = cross_validate(hp, ds.labelled, ds.unlabelled, greek, 2 if args.quick else 5)
+    out["greek"] = {**_summary(summarise(results, ds.labelled.classes)), "wall_s": time.perf_counter() - t0}
+    vaccine = replace(
+        greek,
+        train=str(v / "vaccine_train_set.csv"),
+        valid=str(v / "vaccine_validation_set.csv"),
+        unlabelled=(),
         text_column="tweet",
         label_column="label",
         party_column="",
         label_map="0=neutral,1=anti,2=pro",
     )
-    original_hp = replace(ORIGINAL, max_epochs=args.epochs_original, num_threads=args.threads)
-    custom_hp = replace(CUSTOM, max_epochs=args.epochs_custom, num_threads=args.threads)
-    original_settings = replace(greek_settings, vectorizer="mean")
-    rows: list[Row] = []
-
-    def done(row: Row) -> None:
-        rows.append(row)
-        console.log(f"{row.dataset} · {row.model}: macro-F1 {row.macro_f1[0]:.4f}, {row.wall_s:.0f} s")
-
-    ds = load_dataset(greek_settings)
-    labelled = concat(ds.train, ds.valid)
-    cv = f"{args.folds}-fold CV"
-    done(tfidf_row("Greek", fold_data(labelled, args.folds, SEED), cv))
-    for name, hp, settings in (
-        ("(b) original best", original_hp, original_settings),
-        ("(c) GRU + word vectors", custom_hp, greek_settings),
-    ):
-        t0 = time.perf_counter()
-        results = cross_validate(hp, labelled, ds.unlabelled, settings, args.folds, cache_dir=None)
-        summary = summarise(results, labelled.classes)
-        done(rnn_row("Greek", name, describe(hp, settings), cv, summary, time.perf_counter() - t0))
-
-    vs = load_dataset(vaccine_settings)
-    protocol = "train → valid"
-    done(tfidf_row("Vaccine", [(vs.train, vs.valid)], protocol))
+    vs = load_dataset(vaccine)
     t0 = time.perf_counter()
-    result = evaluate_split(custom_hp, vs.train, vs.valid, (), vaccine_settings, cache_dir=None)
-    summary = summarise([result], vs.train.classes)
-    wall_s = time.perf_counter() - t0
-    done(rnn_row("Vaccine", "(c) GRU + word vectors", describe(custom_hp, vaccine_settings), protocol, summary, wall_s))
-    return rows
+    result = evaluate_split(hp, vs.train, vs.valid, vs.unlabelled, vaccine, None)
+    out["vaccine"] = {**_summary(summarise([result], vs.train.classes)), "wall_s": time.perf_counter() - t0}
+    args.results_dir.mkdir(parents=True, exist_ok=True)
+    (args.results_dir / "original.json").write_text(json.dumps({"epochs": hp.max_epochs, **out}))
+    print(json.dumps(out))
 
 
-def _pm(pair: tuple[float, float]) -> str:
-    return f"{pair[0]:.3f} ± {pair[1]:.3f}"
+def _summary(s: dict) -> dict:
+    return {
+        "macro_f1": s["macro_f1_mean"],
+        "macro_f1_std": s["macro_f1_std"],
+        "auc": s["auc_mean"],
+        "auc_std": s["auc_std"],
+        "folds": s["folds"],
+        "best_epoch": s["best_epoch_mean"],
+    }
 
 
-def _cells(r: Row) -> list[str]:
-    last = "-" if r.last_macro_f1 is None else f"{r.last_macro_f1:.3f}"
-    return [r.dataset, r.model, r.protocol, _pm(r.macro_f1), _pm(r.auc), last, r.epochs, f"{r.wall_s:.0f}"]
+# ------------------------------------------------------------------------------------------- publish
 
 
-HEADER = ("data", "model", "protocol", "macro-F1", "AUC", "last F1", "epochs (best)", "wall s")
+def _study(folder: Path) -> dict | None:
+    path = folder / "study.json"
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
-def rich_table(rows: Sequence[Row]) -> Table:
-    table = Table(title="Quality", caption="RNN score: best epoch's validation metrics; last F1: the last epoch's")
-    for name in HEADER:
-        table.add_column(name, justify="left" if name in ("data", "model", "protocol") else "right")
-    for r in rows:
-        table.add_row(*_cells(r))
-    return table
+def _span(folder: Path) -> float:
+    """Seconds from the final stage's first fold task to its last (final.parquet)."""
+    import pandas as pd
+
+    rows = pd.read_parquet(folder / "final.parquet")
+    return float(rows["finished_at"].max() - rows["started_at"].min())
 
 
-def markdown(rows: Sequence[Row], args: argparse.Namespace, total_s: float) -> str:
-    greek_cv = f"{args.folds}-fold stratified CV (seed {SEED}) of `valid_set.csv`"
-    lines = [
+def _representations(folder: Path) -> int:
+    import pandas as pd
+
+    from trainables.vectorize import SEARCHED
+
+    trials = pd.read_parquet(folder / "trials.parquet")
+    cols = [f"params_{k}" for k in SEARCHED]
+    return int(trials[cols].astype(str).drop_duplicates().shape[0]) if trials[cols].notna().all().all() else 1
+
+
+def _fmt(mean: float, std: float | None = None) -> str:
+    return f"{mean:.3f}" + (f" ± {std:.3f}" if std is not None else "")
+
+
+def _winner_line(study: dict) -> str:
+    w = study["final"]["winner"]
+    p = w["params"]
+    rep = f", {p['vectorizer']} {p['vector_size']}-d window {p['window']} {'sg' if p['sg'] else 'cbow'} " \
+          f"min_count {p['min_count']}" if "vectorizer" in p else ""  # fmt: skip
+    extra = "".join(
+        f", {k} {p[k]:.3g}" if isinstance(p.get(k), float) else f", {k} {p[k]}"
+        for k in ("freeze_embeddings", "embedding_dropout", "weight_decay", "lr_schedule", "label_smoothing")
+        if k in p
+    )
+    return (
+        f"{p['cell']} h{p['hidden_size']}x{p['num_layers']}, attention {p['attention']}, skip {p['skip']}, "
+        f"dropout {p['dropout']:.2f}, lr {p['lr']:.2g}, batch {p['batch_size']}{rep}{extra}; {w['epochs']} epochs"
+    )
+
+
+def _scores(data: str, studies: dict, original: dict | None) -> dict[str, tuple[float, float | None, float] | None]:
+    """Model -> (macro-F1, its std over folds or None, AUC), None where it has not been run."""
+    from study.final import BASELINE_NAMES
+
+    cv = data == "greek"
+    scores: dict[str, tuple[float, float | None, float] | None] = {}
+    base = (studies.get("default") or {}).get("final")
+    for b in ("tfidf_word", "tfidf_char"):
+        if base is None:
+            scores[BASELINE_NAMES[b]] = None
+        elif cv:
+            e = base["baselines"][b]
+            scores[BASELINE_NAMES[b]] = (e["cv"]["mean"], e["cv"]["std"], e["cv_auc"]["mean"])
+        else:
+            e = base["test"]["baselines"][b]
+            scores[BASELINE_NAMES[b]] = (e["macro_f1"], None, e["auc"])
+    o = (original or {}).get(data)
+    original_score = (o["macro_f1"], o["macro_f1_std"] if cv else None, o["auc"]) if o else None
+    scores["original's best configuration"] = original_score
+    for space in ("default", "wide"):
+        final = (studies.get(space) or {}).get("final")
+        if final is None or final.get("winner") is None:
+            scores[f"`{space}` study, final model"] = None
+        elif cv:
+            w = final["winner"]
+            scores[f"`{space}` study, final model"] = (w["cv"]["mean"], w["cv"]["std"], w["cv_auc"]["mean"])
+        else:
+            h = final["headline"]
+            scores[f"`{space}` study, final model"] = (h["macro_f1"], None, h["auc"])
+    return scores
+
+
+def publish_table(args: argparse.Namespace, console) -> str:
+    from study.final import BASELINE_NAMES
+
+    path = args.results_dir / "original.json"
+    original = json.loads(path.read_text()) if path.is_file() else None
+    rows, notes, goals = [], [], []
+    for data in ("greek", "vaccine"):
+        studies = {space: _study(args.results_dir / f"{data}-{space}") for space in ("default", "wide")}
+        scores = _scores(data, studies, original)
+        protocol = "5-fold CV" if data == "greek" else "train → valid"
+        baselines = [scores[BASELINE_NAMES[b]] for b in ("tfidf_word", "tfidf_char")]
+        better = max(b[0] for b in baselines) if all(baselines) else None
+        for model, score in scores.items():
+            if score is None:
+                rows.append([data.capitalize(), model, protocol, "not run", "", ""])
+                continue
+            f1, std, auc = score
+            vs = f"{f1 - better:+.3f}" if better is not None else ""
+            rows.append([data.capitalize(), model, protocol, _fmt(f1, std), f"{auc:.3f}", vs])
+        for space, study in studies.items():
+            if study and (study.get("final") or {}).get("winner"):
+                notes.append(f"- {data}, `{space}`: {_winner_line(study)}")
+        finals = {s: scores[f"`{s}` study, final model"] for s in ("default", "wide")}
+        finals = {s: v for s, v in finals.items() if v is not None}
+        if better is None or not finals:
+            goals.append(f"- {data.capitalize()}: not measured.")
+            continue
+        best_model = max(finals, key=lambda s: finals[s][0])
+        f1, _, auc = finals[best_model]
+        gap = f1 - better - GOAL_MARGIN
+        goals.append(
+            f"- {data.capitalize()}: the better final model (`{best_model}`, {f1:.3f}) against the better TF-IDF "
+            f"baseline ({better:.3f}): {f1 - better:+.3f}; goal +{GOAL_MARGIN}: "
+            + ("**met**" if gap >= 0 else f"**not met** ({-gap:.3f} short)")
+            + _stretch(data, f1, auc)
+        )
+    header = ("data", "model", "protocol", "macro-F1", "AUC", "vs better TF-IDF")
+    epochs = f"{original['epochs']} epochs per fold" if original else "not run"
+    body = [
         "## Quality",
         "",
-        f"`python benchmarks/quality.py --epochs-original {args.epochs_original} --epochs-custom "
-        f"{args.epochs_custom} --threads {args.threads}`, total {total_s / 60:.1f} min. Greek: {greek_cv}, "
-        "every fold's Word2Vec trained on that fold's training texts + `test_set.csv`, never on the held-out "
-        "fold. Vaccine: `vaccine_train_set.csv` → `vaccine_validation_set.csv`. Macro-F1 and macro one-vs-rest "
-        "AUC as mean ± std (population) over folds. An RNN fold's score is its best epoch's validation "
-        "metrics (the held-out fold also picks the epoch, so slightly optimistic); `last F1` is the last "
-        "epoch's. Wall time includes Word2Vec. Greek texts carry the party prefix, as in the original work.",
+        "`python benchmarks/quality.py study greek-default` (and `greek-wide`, `vaccine-default`, `vaccine-wide`), "
+        "`python benchmarks/quality.py original`, then `publish`. Greek: `valid_set.csv` (5,232 labelled tweets, "
+        "`test_set.csv` as unlabelled text), scored by the final stage's 5-fold stratified CV on every labelled "
+        "row (seed 0), TF-IDF baselines on the same folds; mean ± std over folds. Vaccine: the study searches and "
+        "runs its final stage on `vaccine_train_set.csv` only (`--test vaccine_validation_set.csv`, final stage "
+        "top 2, 3 folds); its saved final model and the baselines (fitted on the whole training file) score "
+        "`vaccine_validation_set.csv`. Studies: "
+        + ", ".join(f"{d} {t} trials of at most {e} epochs" for d, (t, e) in BUDGET.items())
+        + ", the same for `default` and `wide`. The original's configuration: "
+        f"{epochs} (`study.evaluate`'s protocol, best epoch's score).",
         "",
-        *markdown_table(HEADER, (_cells(r) for r in rows)),
+        *markdown_table(header, rows),
         "",
-        "Models:",
+        "Goals (issue 12):",
         "",
-        *(f"- {m}: {c}" for m, c in dict.fromkeys((r.model, r.config) for r in rows)),
-        *closing(args, args.threads),
+        *goals,
+        *_ratio(args),
+        "",
+        "Final models:",
+        "",
+        *notes,
+        *closing(args, 1),
     ]
-    return "\n".join(lines)
+    return "\n".join(body)
+
+
+def _stretch(data: str, f1: float, auc: float) -> str:
+    target_f1, target_auc = STRETCH[data]
+    ok = f1 >= target_f1 and (target_auc is None or auc >= target_auc)
+    want = f"macro-F1 >= {target_f1}" + (f" with AUC >= {target_auc}" if target_auc else "")
+    return f"; stretch ({want}): " + ("met" if ok else f"not met (macro-F1 {f1:.3f}, AUC {auc:.3f})")
+
+
+def _ratio(args: argparse.Namespace) -> list[str]:
+    lines = []
+    for data in ("greek", "vaccine"):
+        walls = {}
+        for space in ("default", "wide"):
+            folder = args.results_dir / f"{data}-{space}"
+            study = _study(folder)
+            if study is None or study.get("status") != "completed" or not (folder / "benchmark.json").is_file():
+                break
+            bench = json.loads((folder / "benchmark.json").read_text())
+            walls[space] = (study["wall_time_s"], _span(folder), _representations(folder), bench["load_start"])
+        if len(walls) < 2:
+            lines.append(f"- {data.capitalize()} wall time, `wide` / `default`: not measured.")
+            continue
+        (d, df, dr, dl), (w, wf, wr, wl) = walls["default"], walls["wide"]
+        ratio = w / d
+        lines.append(
+            f"- {data.capitalize()} wall time, `wide` / `default`: **{ratio:.2f}x** ({w / 60:.1f} against "
+            f"{d / 60:.1f} min; the search alone {(w - wf) / 60:.1f} against {(d - df) / 60:.1f} min, the final stage "
+            f"{wf / 60:.1f} against {df / 60:.1f}; {wr} distinct representations against {dr}; load average "
+            f"{wl:.1f} and {dl:.1f} at the start); goal <= {GOAL_RATIO}x: "
+            + ("**met**" if ratio <= GOAL_RATIO else f"**not met** ({ratio - GOAL_RATIO:.2f} over)")
+        )
+    return lines
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="2 folds, 1 epoch, 32-d vectors; writes only to --output")
-    p.add_argument("--folds", type=int, default=5)
-    p.add_argument("--epochs-original", type=int, default=5, help="epochs of (b) per fold (default: 5)")
-    p.add_argument("--epochs-custom", type=int, default=8, help="epochs of (c) per fold (default: 8)")
-    p.add_argument("--vector-size", type=int, default=300, help="Word2Vec dimension (default: 300)")
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        help="torch threads (default: 1; on a busy 2-core machine 2 threads ran 2-10x slower than 1)",
-    )
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("step", choices=["study", "original", "publish"])
+    p.add_argument("which", nargs="?", choices=["greek-default", "greek-wide", "vaccine-default", "vaccine-wide"])
+    p.add_argument("--quick", action="store_true", help="a tiny run on the demo data that only checks it works")
+    p.add_argument("--results-dir", type=Path, default=REPO / "results" / "quality")
+    p.add_argument("--epochs-original", type=int, default=5, help="epochs of the original's configuration")
     add_output_arguments(p, SECTION, "a paragraph added under the table")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if args.quick:
-        args.folds, args.epochs_original, args.epochs_custom, args.vector_size = 2, 1, 1, 32
+    from rich.console import Console
+
     console = Console(stderr=True)
     if data_folder_missing(args.data_dir, console):
         return 2
-    torch.set_num_threads(args.threads)
-    t0 = time.perf_counter()
-    rows = run(args, console)
-    total = time.perf_counter() - t0
-    Console(width=None if sys.stdout.isatty() else 160).print(rich_table(rows))
-    console.print(f"total {total / 60:.1f} min")
-    publish(SECTION, markdown(rows, args, total), args, console)
+    if args.step == "study":
+        if args.which is None:
+            console.print("[bold red]error:[/] `study` needs one of greek-default, greek-wide, vaccine-default, ...")
+            return 2
+        run_study(args.which, args)
+    elif args.step == "original":
+        run_original(args)
+    else:
+        text = publish_table(args, console)
+        console.print(text)
+        publish(SECTION, text, args, console)
     return 0
 
 

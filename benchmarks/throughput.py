@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     torch.set_num_threads(args.threads)
     settings = DataSettings(
-        train=str(greek / "valid_set.csv"), unlabelled=str(greek / "test_set.csv"), vector_size=args.vector_size
+        train=str(greek / "valid_set.csv"), unlabelled=(str(greek / "test_set.csv"),), vector_size=args.vector_size
     )
     data = encode(load_dataset(settings), settings)
     base = HParams(device="cpu", num_threads=args.threads)

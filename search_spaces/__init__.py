@@ -1,8 +1,8 @@
 """Registry of named search spaces: `get_space(name)`. The spaces themselves live in rnn.py."""
 
-from search_spaces.rnn import DEFAULT, SEED, SMOKE, SearchSpace
+from search_spaces.rnn import DEFAULT, SEED, SMOKE, WIDE, SearchSpace
 
-SPACES: dict[str, SearchSpace] = {s.name: s for s in (DEFAULT, SEED, SMOKE)}
+SPACES: dict[str, SearchSpace] = {s.name: s for s in (DEFAULT, SEED, SMOKE, WIDE)}
 
 
 def get_space(name: str) -> SearchSpace:

@@ -1,7 +1,9 @@
 """The named search spaces of the RNN classifier, as Optuna distributions (plain data, no computation).
 
 Each space says which hyperparameters TPE searches, which are fixed, and which configurations are
-tried first. Names match HParams fields in trainables/train.py.
+tried first. Names match HParams fields in trainables/train.py, and the representation settings a space may
+search (trainables/vectorize.py `SEARCHED`: vectorizer, vector_size, window, sg, min_count), whose trials take
+their data from the study's representation store (study/representations.py).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from typing import Any
 
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+
+from trainables.vectorize import SEARCHED
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,12 @@ class SearchSpace:
         overlap = set(self.params) & set(self.fixed)
         if overlap:
             raise ValueError(f"space {self.name!r}: {sorted(overlap)} are both searched and fixed.")
+        representation = sorted(set(self.fixed) & set(SEARCHED))
+        if representation:
+            raise ValueError(
+                f"space {self.name!r}: the representation settings {representation} may be searched, not fixed "
+                "(a study's own representation comes from its data settings)."
+            )
         for point in self.enqueue:
             if set(point) != set(self.params):
                 raise ValueError(f"space {self.name!r}: an enqueued point must set exactly {sorted(self.params)}.")
@@ -84,4 +94,28 @@ SMOKE = SearchSpace(
         "clip": 1.0,
         "batch_size": 64,
     },
+)
+
+# Everything `default` searches, plus the representation and the training options that matter with frozen or
+# tuned vectors. The representation grid is kept small on purpose (2 x 2 x 2 x 2 x 2 = 32 representations, the
+# study's own settings among them), each trained at most once per study and cached on disk: a study pays for the
+# representations its trials use, and the study's own one is already there.
+WIDE = SearchSpace(
+    name="wide",
+    description="default's network settings plus the representation (word2vec or fasttext, size, window, sg, "
+    "min_count), fine-tuning, embedding dropout, AdamW weight decay, LR schedule and label smoothing",
+    params={
+        **DEFAULT.params,
+        "vectorizer": CategoricalDistribution(["word2vec", "fasttext"]),
+        "vector_size": CategoricalDistribution([100, 300]),
+        "window": CategoricalDistribution([3, 5]),
+        "sg": CategoricalDistribution([False, True]),
+        "min_count": CategoricalDistribution([1, 2]),
+        "freeze_embeddings": CategoricalDistribution([True, False]),
+        "embedding_dropout": FloatDistribution(0.0, 0.4),
+        "weight_decay": FloatDistribution(1e-6, 1e-1, log=True),
+        "lr_schedule": CategoricalDistribution(["none", "cosine", "onecycle"]),
+        "label_smoothing": FloatDistribution(0.0, 0.2),
+    },
+    fixed={"bidirectional": True},
 )

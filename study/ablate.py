@@ -47,11 +47,12 @@ from study.ablation import (
     run_ablation,
 )
 from study.cli import EXIT_INTERRUPTED, CommandParser, run_command
-from study.config import ConfigError, DataSettings, StudyConfig
+from study.config import ConfigError, DataSettings, StudyConfig, saved_settings
 from study.cvstats import cv_estimate
 from study.final import FinalPlan
 from study.results import SCHEMA_VERSION, json_text, read_study, read_table, write_json, write_table
 from trainables.data import LabelledData, concat
+from trainables.prepare import Unlabelled
 from trainables.train import HParams
 
 log = logging.getLogger(__name__)
@@ -113,7 +114,7 @@ class Setup:
     repeats: int
     plan: FinalPlan  # folds, data seed, the fixed hyperparameters (seed, max_epochs, threads, device), resources
     labelled: LabelledData  # the study's training and validation rows (never its test rows)
-    unlabelled: tuple[str, ...]
+    unlabelled: Unlabelled  # the study's unlabelled texts and pretrained vectors
     record: dict[str, Any]  # what the rows depend on; a rerun into `out` must have the same
     base_from: dict[str, Any]  # the final stage's winner it started from, and the --base changes
     done: pd.DataFrame  # rows already in ablation.parquet
@@ -158,10 +159,7 @@ def parser() -> CommandParser:
 
 def study_settings(study: dict[str, Any], cpus: float | None, gpus: float | None) -> StudyConfig:
     """The study's settings as a StudyConfig, with this run's resources where given."""
-    names = {f.name for f in fields(StudyConfig)}
-    settings = {k: v for k, v in (study.get("settings") or {}).items() if k in names}
-    settings["clean_off"] = tuple(settings.get("clean_off", ()))
-    cfg = StudyConfig(**settings)
+    cfg = StudyConfig(**saved_settings(study.get("settings") or {}, f"study.json of {study.get('name')!r}"))
     changes = {"cpus_per_trial": cpus, "gpus_per_trial": gpus}
     return replace(cfg, **{k: v for k, v in changes.items() if v is not None})
 
@@ -181,7 +179,7 @@ def _base(study: dict[str, Any], folder: Path, changes: dict[str, Any]) -> tuple
     return base, {"winner": source, "changes": changes}
 
 
-def _labelled(cfg: StudyConfig, study: dict[str, Any]) -> tuple[LabelledData, tuple[str, ...]]:
+def _labelled(cfg: StudyConfig, study: dict[str, Any]) -> tuple[LabelledData, Unlabelled]:
     """The study's labelled rows (training + validation, not its test rows) and unlabelled texts, as it read them."""
     from study.dataset import load_dataset
 

@@ -187,7 +187,7 @@ def run_ablation(
     variants: Sequence[Variant],
     repeats: int,
     labelled,
-    unlabelled: Sequence[str],
+    unlabelled,  # trainables.prepare.Unlabelled: the unlabelled texts and pretrained vectors
     clean,
     vectors,
     cache_dir,

@@ -2,23 +2,30 @@
 
 Precedence: defaults < `--smoke` preset < TOML file < flags given on the command line. Every check runs
 here, before Ray starts, and raises ConfigError naming the setting, the bad value and the rule.
+
+Old spellings are read as today's in one place, `upgrade_settings`: `vectorizer = "sequence" | "mean"` (flags,
+TOML files, `--set`, and the settings of a study.json that `--resume` reads) is the `encoding`, with a note in
+the log.
 """
 
 from __future__ import annotations
 
 import argparse
 import difflib
+import logging
 import math
 import re
 import tomllib
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from trainables.data import DataSpec, parse_label_map
 from trainables.metrics import METRIC, MODE
 from trainables.preprocess import CleanConfig
-from trainables.vectorize import VectorConfig
+from trainables.vectorize import KINDS, MODES, SEARCHED, VectorConfig
+
+log = logging.getLogger(__name__)
 
 
 class ConfigError(ValueError):
@@ -31,6 +38,12 @@ NAME_RULE = (
     "`results_dir`)"
 )
 CLEAN_STEPS = tuple(f.name for f in fields(CleanConfig) if f.type in ("bool", bool))
+LIST_SETTINGS = ("clean_off", "unlabelled")  # comma-separated in a flag, a list in TOML
+TRAINED_VECTOR_SIZE = 300  # `vector_size` 0 (auto) for vectors trained here; with `vectors`, the file's
+# A search space's representation parameter -> the DataSettings field of the same setting.
+SEARCHED_SETTINGS = {"vectorizer": "vectorizer", "vector_size": "vector_size", "window": "w2v_window",
+                     "sg": "w2v_sg", "min_count": "w2v_min_count"}  # fmt: skip
+assert set(SEARCHED_SETTINGS) == set(SEARCHED)
 
 
 def setting(default: Any, help: str) -> Any:
@@ -58,7 +71,12 @@ class DataSettings:
 
     train: str = setting("", "labelled training CSV (default: the built-in demo data)")
     valid: str = setting("", "labelled validation CSV (default: a seeded stratified split of --train)")
-    unlabelled: str = setting("", "CSV of extra texts for Word2Vec only, e.g. the original test_set.csv")
+    unlabelled: tuple[str, ...] = setting(
+        (),
+        "comma-separated files of extra texts for the word vectors only (CSV, or .txt: one text per line), e.g. the "
+        "original test_set.csv; streamed, never loaded whole",
+    )
+    unlabelled_text_column: str = setting("", "text column of the --unlabelled CSV files (default: --text-column)")
     valid_fraction: float = setting(0.2, "validation share when --valid is not given")
     test: str = setting("", "labelled CSV held out from the search and the final stage; the final model's score on it")
     test_fraction: float = setting(
@@ -79,16 +97,33 @@ class DataSettings:
         (), f"comma-separated cleaning steps to switch off, among: {', '.join(CLEAN_STEPS)}"
     )
     vectorizer: str = setting(
+        _VECTORS.kind,
+        "word vectors trained on the training and unlabelled texts: word2vec, or fasttext (character n-grams give "
+        "unseen and inflected words vectors)",
+    )
+    encoding: str = setting(
         _VECTORS.mode, "sequence (word vectors, attention over words) or mean (the mean vector, as the original)"
     )
-    vector_size: int = setting(_VECTORS.vector_size, "Word2Vec dimension")
-    max_len: int = setting(_VECTORS.max_len, "tokens kept per tweet (sequence mode)")
-    w2v_epochs: int = setting(_VECTORS.epochs, "Word2Vec training passes (0: auto, more for small corpora)")
-    w2v_min_count: int = setting(_VECTORS.min_count, "minimum count of a word to get a vector")
+    vectors: str = setting(
+        "",
+        "pretrained vectors instead of training them: word2vec text or .bin, fastText .vec or .bin, gensim .kv "
+        "(memory-mapped)",
+    )
+    vector_size: int = setting(0, f"dimension of the word vectors (0: {TRAINED_VECTOR_SIZE}, or the --vectors file's)")
+    max_len: int = setting(_VECTORS.max_len, "tokens kept per tweet (sequence encoding)")
+    w2v_epochs: int = setting(_VECTORS.epochs, "Word2Vec/FastText training passes (0: auto, more for small corpora)")
+    w2v_min_count: int = setting(_VECTORS.min_count, "minimum count of a word to get a vector of its own")
+    w2v_window: int = setting(_VECTORS.window, "Word2Vec/FastText context window")
+    w2v_sg: bool = setting(_VECTORS.sg, "skip-gram instead of CBOW")
+    ft_min_n: int = setting(_VECTORS.min_n, "FastText: shortest character n-gram")
+    ft_max_n: int = setting(_VECTORS.max_n, "FastText: longest character n-gram")
     demo_rows: int = setting(2400, "rows of the built-in demo data")
     data_seed: int = setting(_VECTORS.seed, "seed of the split and of Word2Vec")
 
     def __post_init__(self) -> None:
+        for name in LIST_SETTINGS:  # a comma-separated string given in code, as on the command line
+            if isinstance(getattr(self, name), str):
+                object.__setattr__(self, name, convert_value(name, getattr(self, name), tuple, "setting"))
         _check(0 < self.valid_fraction < 1, "valid_fraction", self.valid_fraction, "must be in (0, 1)")
         _check(0 <= self.test_fraction < 1, "test_fraction", self.test_fraction, "must be in [0, 1) (0: no test set)")
         _check(
@@ -98,6 +133,9 @@ class DataSettings:
             "must be 0 when `test` names a test file (give one of them)",
         )
         _check(self.w2v_min_count >= 1, "w2v_min_count", self.w2v_min_count, "must be >= 1")
+        _check(self.vector_size >= 0, "vector_size", self.vector_size, "must be >= 0 (0: auto)")
+        _check(self.vectorizer in KINDS, "vectorizer", self.vectorizer, f"must be one of {KINDS}")
+        _check(self.encoding in MODES, "encoding", self.encoding, f"must be one of {MODES}")
         _check(self.demo_rows >= 60, "demo_rows", self.demo_rows, "must be >= 60")
         bad = [s for s in self.clean_off if s not in CLEAN_STEPS]
         _check(not bad, "clean_off", ",".join(bad), f"must name cleaning steps among {', '.join(CLEAN_STEPS)}")
@@ -120,15 +158,34 @@ class DataSettings:
     def clean_config(self) -> CleanConfig:
         return CleanConfig(**{step: False for step in self.clean_off})
 
+    def unlabelled_spec(self) -> DataSpec:
+        """How the unlabelled CSV files are read: their text column, and the party prefix where they have one."""
+        spec = self.data_spec()
+        return DataSpec(
+            text_column=self.unlabelled_text_column or spec.text_column,
+            party_column=spec.party_column if spec.party_column != self.unlabelled_text_column else "",
+            prepend_party=spec.prepend_party,
+        )
+
     def vector_config(self) -> VectorConfig:
         return VectorConfig(
-            mode=self.vectorizer,
-            vector_size=self.vector_size,
+            mode=self.encoding,
+            kind=self.vectorizer,
+            vector_size=self.vector_size or (0 if self.vectors else TRAINED_VECTOR_SIZE),
             max_len=self.max_len,
             epochs=self.w2v_epochs,
             min_count=self.w2v_min_count,
+            window=self.w2v_window,
+            sg=self.w2v_sg,
+            min_n=self.ft_min_n,
+            max_n=self.ft_max_n,
+            pretrained=self.vectors,
             seed=self.data_seed,
         )
+
+    def with_representation(self, params: dict[str, Any]) -> DataSettings:
+        """These settings with a search space's representation parameters (`vectorizer`, `window`, ...) set."""
+        return replace(self, **{SEARCHED_SETTINGS[k]: v for k, v in params.items() if k in SEARCHED_SETTINGS})
 
 
 @dataclass(frozen=True)
@@ -186,9 +243,16 @@ class StudyConfig(DataSettings):
         from search_spaces import get_space
 
         try:
-            get_space(self.space)
+            space = get_space(self.space)
         except ValueError as e:
             raise ConfigError(str(e)) from None
+        searched = sorted(set(space.params) & set(SEARCHED))
+        if self.vectors and searched:
+            raise ConfigError(
+                f"`space` {self.space!r} searches the settings of trained vectors ({', '.join(searched)}), but "
+                f"`vectors` gives pretrained ones ({self.vectors!r}); choose a space that does not (e.g. default) "
+                "or leave out `--vectors`."
+            )
 
     def startup_trials(self) -> int:
         """TPE's random start-up trials: what the user set, else a quarter of the budget, within 2..10."""
@@ -196,7 +260,8 @@ class StudyConfig(DataSettings):
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["clean_off"] = list(self.clean_off)
+        for name in LIST_SETTINGS:
+            d[name] = list(getattr(self, name))
         return d
 
 
@@ -211,12 +276,12 @@ def _flag(name: str) -> str:
 
 def convert_value(name: str, value: Any, kind: type, source: str) -> Any:
     """Turn a TOML or command-line value into the field's type, or raise ConfigError naming the setting."""
-    if name == "clean_off":
+    if name in LIST_SETTINGS:
         if isinstance(value, str):
             value = value.split(",")
-        if not (isinstance(value, list) and all(isinstance(s, str) for s in value)):
+        if not (isinstance(value, list | tuple) and all(isinstance(s, str) for s in value)):
             raise ConfigError(
-                f"`clean_off` ({source}) must be comma-separated step names or a list of them, but got {value!r}."
+                f"`{name}` ({source}) must be a comma-separated list or a list of strings, but got {value!r}."
             )
         return tuple(s.strip() for s in value if s.strip())
     try:
@@ -292,14 +357,58 @@ def read_toml(path: str | Path, cls: type = StudyConfig) -> dict[str, Any]:
     return out
 
 
+def upgrade_settings(values: dict[str, Any], source: str) -> dict[str, Any]:
+    """Settings in old spellings as today's; the one place that knows them.
+
+    `vectorizer` "sequence" or "mean" (before FastText it named the encoding) becomes `encoding`, with a note in
+    the log; a single `unlabelled` path (a study.json of before several files) becomes a list of one.
+
+    Raises:
+        ConfigError: the old `vectorizer` and `encoding` are both given and disagree.
+    """
+    out = dict(values)
+    old = out.get("vectorizer")
+    if old in MODES:
+        if out.get("encoding", old) != old:
+            raise ConfigError(
+                f"`vectorizer` ({source}) is {old!r}, the old name of `encoding`, but `encoding` is "
+                f"{out['encoding']!r}; give `encoding` only."
+            )
+        log.warning(
+            "`vectorizer %s` (%s) is the old spelling of `encoding %s`: read as that (`vectorizer` now names the "
+            "word vectors: %s)",
+            old,
+            source,
+            old,
+            " or ".join(KINDS),
+        )
+        out["encoding"] = out.pop("vectorizer")
+    if isinstance(out.get("unlabelled"), str):
+        out["unlabelled"] = (out["unlabelled"],) if out["unlabelled"] else ()
+    return out
+
+
+def saved_settings(saved: dict[str, Any], source: str) -> dict[str, Any]:
+    """StudyConfig's values from a study.json's `settings` (of this version or before): old spellings upgraded,
+    lists as tuples, keys this version does not know left out."""
+    values = upgrade_settings(saved, source)
+    values = {k: v for k, v in values.items() if k in StudyConfig.__dataclass_fields__}
+    for name in LIST_SETTINGS:
+        values[name] = tuple(values.get(name, ()))
+    return values
+
+
 def build_config(flags: dict[str, Any], toml_path: str | None = None, cls: type = StudyConfig):
     """Merge defaults, the smoke preset, the TOML file and the flags into a validated `cls`."""
     types = field_types(cls)
     given = {k: convert_value(k, v, types[k], f"flag {_flag(k)}") for k, v in flags.items()}
-    from_file = read_toml(toml_path, cls) if toml_path else {}
+    given = upgrade_settings(given, "command line")
+    from_file = upgrade_settings(read_toml(toml_path, cls), f"in {Path(toml_path).name}") if toml_path else {}
     merged: dict[str, Any] = {}
     if given.get("smoke", from_file.get("smoke", False)) and cls is StudyConfig:
         merged.update(SMOKE_PRESET)
+        if given.get("vectors", from_file.get("vectors")):
+            merged.pop("vector_size")  # a pretrained file has its own dimension
     merged.update(from_file)
     merged.update(given)
     return cls(**merged)

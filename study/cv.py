@@ -1,6 +1,6 @@
 """Stratified k-fold cross-validation of ONE configuration: the folds, one fold's run, the summary over folds.
 
-Every fold trains its own Word2Vec on that fold's training texts plus the unlabelled texts, never on the
+Every fold trains its own word vectors on that fold's training texts plus the unlabelled texts, never on the
 held-out fold. A fold's score is the validation metrics of its best epoch (by `val_macro_f1`); the last
 epoch's metrics are reported too. `evaluate_split` is a pure function of picklable arguments, so a fold can
 run anywhere, a Ray task included. The command line lives in evaluate.py; the training loop in
@@ -40,7 +40,7 @@ class FoldResult:
     epochs: int  # epochs run
     best: dict[str, Any]  # validation metrics of the best epoch (val_ prefix dropped)
     last: dict[str, Any]  # validation metrics of the last epoch
-    time_s: float  # Word2Vec + encoding + training
+    time_s: float  # word vectors + encoding + training
 
 
 def fold_indices(labels: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -76,7 +76,7 @@ def encode_fold(
     settings: DataSettings,
     cache_dir: Path | None,
 ) -> EncodedData:
-    """Word2Vec on the fold's training texts plus `unlabelled` (never `held_out`), then encode both parts."""
+    """Word vectors on the fold's training texts plus `unlabelled` (never `held_out`), then encode both parts."""
     return prepare(train, held_out, unlabelled, settings.clean_config(), settings.vector_config(), cache_dir)
 
 
@@ -104,9 +104,9 @@ def evaluate_split(
     cache_dir: Path | None,
     fold: int = 1,
 ) -> FoldResult:
-    """Word2Vec, encoding and `fit` on one (train, held_out) pair, scored on `held_out`.
+    """Word vectors, encoding and `fit` on one (train, held_out) pair, scored on `held_out`.
 
-    Pure apart from its time and the Word2Vec cache, and every argument pickles: a fold may run in a Ray task.
+    Pure apart from its time and the word-vector cache, and every argument pickles: a fold may run in a Ray task.
     """
     t0 = time.perf_counter()
     data = encode_fold(train, held_out, unlabelled, settings, cache_dir)
@@ -129,10 +129,10 @@ def cross_validate(
     Args:
         hp: the hyperparameters, the same in every fold.
         data: every labelled row; each fold holds out 1/`folds` of it.
-        unlabelled: extra texts for every fold's Word2Vec.
-        settings: cleaning and Word2Vec settings.
+        unlabelled: extra texts (and pretrained vectors) for every fold's word vectors.
+        settings: cleaning and word-vector settings.
         folds: k >= 2.
-        cache_dir: the Word2Vec cache; None trains every fold's vectors afresh.
+        cache_dir: the word-vector cache; None trains every fold's vectors afresh.
         on_fold: called with each fold's result as it finishes.
 
     Returns:

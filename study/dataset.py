@@ -1,7 +1,9 @@
-"""From DataSettings to the study's data: read (or generate) the CSVs, split, then clean/Word2Vec/encode.
+"""From DataSettings to the study's data: read (or generate) the CSVs, split, then clean/vectors/encode.
 
-Reading validates every file before any work starts (trainables/data.py raises DataError); `encode` does the
-expensive part once in the driver.
+Reading validates every input before any work starts (trainables/data.py raises DataError): the labelled files,
+every unlabelled file (cleaned once into the token cache, trainables/corpus.py) and a pretrained vectors file
+(trainables/pretrained.py; its coverage of the training texts is measured here). `encode` does the expensive
+part once in the driver.
 """
 
 from __future__ import annotations
@@ -9,11 +11,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from study.config import ConfigError, DataSettings
-from trainables.data import DataSpec, LabelledData, concat, read_labelled, read_unlabelled, stratified_split
+from trainables.corpus import token_corpus
+from trainables.data import DataSpec, LabelledData, concat, read_labelled, stratified_split
 from trainables.demo import write_demo
-from trainables.prepare import EncodedData, prepare
+from trainables.prepare import EncodedData, Unlabelled, prepare
+from trainables.preprocess import clean_corpus
 from trainables.vectorize import default_cache_dir
 
 log = logging.getLogger(__name__)
@@ -24,11 +29,12 @@ class Dataset:
     train: LabelledData
     valid: LabelledData
     test: LabelledData | None  # held out from the search and the final stage; None without a test set
-    unlabelled: tuple[str, ...]
+    unlabelled: Unlabelled  # the unlabelled texts (streamed) and pretrained vectors, for the word vectors only
     spec: DataSpec  # how the files were read (the demo data's own columns for the demo)
     train_path: str  # the CSV actually read (the generated demo file when no data was given)
-    unlabelled_path: str
+    unlabelled_paths: tuple[str, ...]
     demo: bool
+    vectors: dict[str, Any] | None = None  # the pretrained file: path, format, dimension, words kept, coverage
 
     @property
     def labelled(self) -> LabelledData:
@@ -36,22 +42,56 @@ class Dataset:
         return concat(self.train, self.valid)
 
 
-def load_dataset(s: DataSettings) -> Dataset:
+def _pretrained(s: DataSettings, train: LabelledData, valid: LabelledData, unlabelled: Unlabelled):
+    """The vectors file read and checked, kept to the words of the labelled and unlabelled texts, and its coverage."""
+    from trainables.pretrained import coverage, read_vectors_file, restrict
+
+    clean = s.clean_config()
+    vectors_file = read_vectors_file(s.vectors, s.vector_size)
+    tokens = clean_corpus(train.texts, clean)
+    words = {w for t in tokens + clean_corpus(valid.texts, clean) for w in t}
+    if unlabelled.corpus is not None:
+        words |= unlabelled.corpus.words()
+    table = restrict(vectors_file, words)
+    cover = coverage(table, tokens)
+    info = {
+        "path": s.vectors,
+        "format": vectors_file.format,
+        "dimension": vectors_file.dimension,
+        "words_in_file": len(vectors_file.keyed.index_to_key),
+        "words_kept": len(table.vocab),
+        "ngram_buckets_kept": int(len(table.ngrams.ids)) if table.ngrams is not None else 0,
+        "coverage": cover,
+    }
+    line = (
+        f"Pretrained vectors {s.vectors} ({vectors_file.format}, {vectors_file.dimension}-d): they cover "
+        f"{cover['tokens_found']:.1%} of the training texts' tokens and {cover['types_found']:.1%} of their words"
+    )
+    if table.ngrams is not None:
+        line += f" ({cover['tokens_with_ngrams']:.1%} and {cover['types_with_ngrams']:.1%} with n-gram vectors)"
+    log.info(line)
+    return Unlabelled(unlabelled.corpus, table, vectors_file.key), info
+
+
+def load_dataset(s: DataSettings, cache_dir: Path | None = None) -> Dataset:
     """Read and validate every input file (or generate the demo data), then split.
 
     The test set comes first (`test`, or `test_fraction` of the training file), then the validation split of
-    what remains when no `valid` file is given.
+    what remains when no `valid` file is given. The unlabelled files are cleaned into the token cache
+    (`cache_dir`, default `default_cache_dir()`), unless it holds them already.
     """
     demo = not s.train
     if demo and (s.valid or s.unlabelled or s.test):
         raise ConfigError("`valid`, `unlabelled` and `test` need `train`; give `--train FILE` too, or none of them.")
-    spec = s.data_spec()
+    cache_dir = default_cache_dir() if cache_dir is None else cache_dir
+    spec, unlabelled_spec = s.data_spec(), s.unlabelled_spec()
     if demo:
         folder = default_cache_dir() / "demo" / f"rows{s.demo_rows}-seed{s.data_seed}"
         train_path, unlabelled_path = write_demo(folder, n_rows=s.demo_rows, seed=s.data_seed)
-        spec = type(spec)()  # the demo data has the original's columns and labels
+        spec = unlabelled_spec = type(spec)()  # the demo data has the original's columns and labels
+        unlabelled_paths = (str(unlabelled_path),)
     else:
-        train_path, unlabelled_path = Path(s.train), Path(s.unlabelled) if s.unlabelled else None
+        train_path, unlabelled_paths = Path(s.train), tuple(s.unlabelled)
     full = read_labelled(train_path, spec)
     test = read_labelled(s.test, spec, classes=full.classes) if s.test else None
     if s.test_fraction:
@@ -61,11 +101,19 @@ def load_dataset(s: DataSettings) -> Dataset:
         train = full
     else:
         train, valid = stratified_split(full, s.valid_fraction, seed=s.data_seed)
-    unlabelled = tuple(read_unlabelled(unlabelled_path, spec)) if unlabelled_path else ()
-    return Dataset(train, valid, test, unlabelled, spec, str(train_path), str(unlabelled_path or ""), demo)
+    corpus = token_corpus(unlabelled_paths, unlabelled_spec, s.clean_config(), cache_dir) if unlabelled_paths else None
+    unlabelled, vectors = Unlabelled(corpus), None
+    if s.vectors:
+        unlabelled, vectors = _pretrained(s, train, valid, unlabelled)
+    return Dataset(train, valid, test, unlabelled, spec, str(train_path), unlabelled_paths, demo, vectors)
 
 
 def encode(ds: Dataset, s: DataSettings, cache_dir: Path | None = None) -> EncodedData:
-    """Clean, train (or reuse) Word2Vec on training + unlabelled texts, and encode both splits."""
-    cache_dir = default_cache_dir() / "word2vec" if cache_dir is None else cache_dir
+    """Clean, train (or reuse) the word vectors on training + unlabelled texts, and encode both splits."""
+    cache_dir = vector_cache_dir() if cache_dir is None else cache_dir
     return prepare(ds.train, ds.valid, ds.unlabelled, s.clean_config(), s.vector_config(), cache_dir)
+
+
+def vector_cache_dir() -> Path:
+    """Where trained word vectors are cached (the token files of unlabelled corpora live beside it)."""
+    return default_cache_dir() / "word2vec"

@@ -22,7 +22,15 @@ from rich.console import Console
 from rich.table import Table
 
 from study.cli import CommandParser, run_command
-from study.config import ConfigError, DataSettings, add_arguments, build_config, convert_value, field_types
+from study.config import (
+    SEARCHED_SETTINGS,
+    ConfigError,
+    DataSettings,
+    add_arguments,
+    build_config,
+    convert_value,
+    field_types,
+)
 from study.cv import DEFAULT_FOLDS, SCORED_BY, FoldResult, cross_validate, evaluate_split, fold_indices, summarise
 from study.results import json_text
 from trainables.data import concat
@@ -37,7 +45,7 @@ DEFAULT_THREADS = 1
 
 DESCRIPTION = """\
 Cross-validate one configuration of the recurrent tweet-sentiment classifier: stratified k-fold (seeded by
---data-seed), a fresh Word2Vec per fold on that fold's training texts (+ --unlabelled), never on the held-out
+--data-seed), fresh word vectors per fold on that fold's training texts (+ --unlabelled), never on the held-out
 fold. A fold's score is its best epoch's validation metrics (by val_macro_f1); the last epoch's are shown too.
 With --valid, train on --train and score on --valid instead (one fold). With no --train, the built-in demo
 data is used.
@@ -51,10 +59,12 @@ examples:
   python -m study.evaluate --train vaccine_train_set.csv --valid vaccine_validation_set.csv \\
       --text-column tweet --label-column label --party-column '' --label-map 0=neutral,1=anti,2=pro
 
---set names: every hyperparameter (cell, hidden_size, num_layers, bidirectional, dropout, skip, attention,
-clip, lr, batch_size, max_epochs, freeze_embeddings, seed, device, num_threads) and every data setting
-(vectorizer, vector_size, max_len, w2v_epochs, ...). Booleans take true/false/1/0. Torch uses one thread
-unless --set num_threads=N (more helps only large models on an otherwise idle machine).
+--set names: every hyperparameter (cell, hidden_size, num_layers, bidirectional, dropout, embedding_dropout,
+skip, attention, clip, lr, batch_size, max_epochs, freeze_embeddings, weight_decay, lr_schedule,
+label_smoothing, seed, device, num_threads) and every data setting (vectorizer, encoding, vector_size,
+max_len, w2v_epochs, ...; a search space's window, sg and min_count name w2v_window, w2v_sg and
+w2v_min_count). Booleans take true/false/1/0. Torch uses one thread unless --set num_threads=N (more helps
+only large models on an otherwise idle machine).
 
 exit codes: 0 done, 2 bad input or settings, 130 interrupted, 1 other errors
 """
@@ -78,6 +88,7 @@ def parse_overrides(items: Sequence[str]) -> tuple[dict[str, Any], dict[str, Any
     for item in items:
         name, sep, text = item.partition("=")
         name = name.strip().replace("-", "_")
+        name = SEARCHED_SETTINGS.get(name, name) if name not in DATA_KINDS else name  # a search space's names
         if not sep or not name:
             raise ConfigError(f"`--set` items must have the form name=value (e.g. hidden_size=64), but got {item!r}.")
         if name in HPARAM_KINDS:

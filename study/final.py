@@ -1,8 +1,9 @@
 """The final stage of a study: its answer, scored on folds the search never chose on, beside a baseline.
 
 After the search, the top `final_top` configurations (by search score) are re-scored by stratified k-fold CV over
-every labelled row (training and validation together, never the test rows), each fold's Word2Vec trained without
-its held-out fold, as `study.evaluate` does; the TF-IDF baselines run on the same folds. Every fold is a Ray task
+every labelled row (training and validation together, never the test rows), each fold's word vectors trained
+without its held-out fold (each candidate's own representation where the space searches it), as `study.evaluate`
+does; the TF-IDF baselines run on the same folds. Every fold is a Ray task
 on the study's per-trial resources, so the folds run side by side on the cluster. The winner is the candidate
 with the best CV mean; it is retrained on every labelled row for the median of its folds' best epochs and saved
 (trainables/saved_model.py); with a test set, that model's test score is the study's headline figure.
@@ -95,7 +96,7 @@ def _timed(work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
 
 
 def encode_fold_task(train, held_out, unlabelled, clean, vectors, cache_dir):
-    """A fold's EncodedData: Word2Vec on its training texts plus `unlabelled`, never on the held-out part."""
+    """A fold's EncodedData: word vectors on its training texts plus `unlabelled`, never on the held-out part."""
     from trainables.prepare import prepare
 
     return prepare(train, held_out, unlabelled, clean=clean, vectors=vectors, cache_dir=cache_dir)
@@ -161,7 +162,7 @@ def run_cv(
     plan: FinalPlan,
     cands: Sequence[Candidate],
     labelled,
-    unlabelled: Sequence[str],
+    unlabelled,  # trainables.prepare.Unlabelled: the unlabelled texts and pretrained vectors
     clean,
     vectors,
     cache_dir,
@@ -171,16 +172,19 @@ def run_cv(
 ) -> None:
     """Run every (candidate or baseline, fold) not in `done` as Ray tasks; `on_row` gets each row as it ends.
 
-    A fold's data is encoded once, by one task, and every candidate's task on that fold reads it from the object
-    store. Tasks whose worker dies are retried `plan.max_retries` times; one that still fails gives a row with
-    its error. Ctrl-C cancels what is still running and is raised again.
+    Each (fold, representation) pair is encoded once, by one task, and every task of a candidate with that
+    representation (its searched vector settings on top of `vectors`) on that fold reads it from the object store.
+    Tasks whose worker dies are retried `plan.max_retries` times; one that still fails gives a row with its
+    error. Ctrl-C cancels what is still running and is raised again.
     """
     import ray
 
     from study.cv import fold_indices
+    from study.representations import representation_key
     from trainables.data import subset
     from trainables.preprocess import clean_corpus
     from trainables.train import HParams
+    from trainables.vectorize import split_params, with_params
 
     resources = {"num_cpus": plan.cpus, "num_gpus": plan.gpus, "max_retries": plan.max_retries}
     encode = ray.remote(encode_fold_task).options(**resources)
@@ -188,16 +192,20 @@ def run_cv(
     baseline = ray.remote(baseline_task).options(num_cpus=plan.cpus, max_retries=plan.max_retries)
     texts = np.array(joined(clean_corpus(labelled.texts, clean)), dtype=object)
     n_classes = len(labelled.classes)
+    unlabelled_ref = ray.put(unlabelled)  # once: every encoding task reads the same object
     pending: dict[Any, tuple[str, str, int | None, str, int]] = {}
     for k, (tr, ho) in enumerate(fold_indices(labelled.labels, plan.folds, plan.data_seed), start=1):
         todo = [c for c in cands if (c.trial_id, CV, k) not in done]
-        if todo:
-            data = encode.remote(
-                subset(labelled, tr), subset(labelled, ho), tuple(unlabelled), clean, vectors, cache_dir
-            )
-            for c in todo:
-                hp = HParams.from_dict({**plan.fixed, **c.params})
-                pending[fit.remote(hp, data, f"{c.trial_id}-{k}")] = (c.trial_id, RNN, c.rank, CV, k)
+        encoded: dict[str, Any] = {}  # representation key -> this fold's EncodedData ref
+        for c in todo:
+            representation, rest = split_params({**plan.fixed, **c.params})
+            key = representation_key(representation)
+            if key not in encoded:
+                fold_vectors = with_params(vectors, representation)
+                args = (subset(labelled, tr), subset(labelled, ho), unlabelled_ref, clean, fold_vectors, cache_dir)
+                encoded[key] = encode.remote(*args)
+            hp = HParams.from_dict(rest)
+            pending[fit.remote(hp, encoded[key], f"{c.trial_id}-{k}")] = (c.trial_id, RNN, c.rank, CV, k)
         for b in baselines:
             if (b, CV, k) not in done:
                 args = (list(texts[tr]), labelled.labels[tr], list(texts[ho]), labelled.labels[ho], n_classes)
@@ -224,7 +232,7 @@ def run_final_model(
     plan: FinalPlan,
     winner: dict[str, Any],
     labelled,
-    unlabelled: Sequence[str],
+    unlabelled,  # trainables.prepare.Unlabelled: the unlabelled texts and pretrained vectors
     spec,
     clean,
     vectors,
@@ -245,6 +253,7 @@ def run_final_model(
     from trainables.fault_hook import fault_point
     from trainables.saved_model import load_model, save_model
     from trainables.train import HParams
+    from trainables.vectorize import split_params, with_params
 
     resources = {"num_cpus": plan.cpus, "num_gpus": plan.gpus, "max_retries": plan.max_retries}
     pending: dict[Any, tuple[str, str, int | None, str, int]] = {}
@@ -258,9 +267,11 @@ def run_final_model(
                 args = (train_texts, labelled.labels, test_texts, test.labels, len(labelled.classes))
                 pending[task.remote(b, *args, plan.fixed.get("seed", 0))] = (b, b, None, TEST, 0)
     if not _saved_for(folder, winner):
-        hp = HParams.from_dict({**plan.fixed, **winner["params"]})
+        representation, rest = split_params({**plan.fixed, **winner["params"]})
+        hp = HParams.from_dict(rest)
         train = ray.remote(final_model_task).options(**resources)
-        args = (hp, labelled, tuple(unlabelled), spec, clean, vectors, winner["epochs"], cache_dir)
+        winner_vectors = with_params(vectors, representation)
+        args = (hp, labelled, unlabelled, spec, clean, winner_vectors, winner["epochs"], cache_dir)
         ref = train.remote(*args, winner["trial_id"])
         log.info(
             "Final model: trial %s retrained on %d rows for %d epochs",

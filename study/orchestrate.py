@@ -26,7 +26,7 @@ import pandas as pd
 
 from search_spaces import SearchSpace, get_space
 from study.cli import EXIT_ERROR, EXIT_INTERRUPTED
-from study.config import ASHA_METRICS, ConfigError, StudyConfig
+from study.config import ASHA_METRICS, ConfigError, StudyConfig, saved_settings
 from study.data_summary import DATA_FILE, DATA_SCHEMA, summarise_data
 from study.dataset import Dataset, encode, load_dataset
 from study.optuna_study import write_optuna_db
@@ -139,8 +139,7 @@ def resolve(cfg: StudyConfig) -> tuple[StudyConfig, Path, dict[str, Any] | None]
             study = read_study(folder)
         except ResultsError as e:
             raise ConfigError(f"`resume`: {e}") from None
-        settings = {k: v for k, v in study["settings"].items() if k in StudyConfig.__dataclass_fields__}
-        settings["clean_off"] = tuple(settings.get("clean_off", ()))
+        settings = saved_settings(study["settings"], f"study.json of {cfg.resume!r}")
         # where Ray runs may change between the two runs; what the study is may not
         keep = {"address": cfg.address, "results_dir": cfg.results_dir, "resume": cfg.resume}
         if cfg.storage:
@@ -287,6 +286,7 @@ class PreparedStudy:
     data: EncodedData
     info: dict[str, Any]  # study.json, status "running"
     started: float  # time.time() when this run began
+    dataset: Dataset  # the data as read (a searched representation is encoded from it)
 
     @property
     def experiment_path(self) -> str:
@@ -339,12 +339,14 @@ def prepare(
             "fingerprint": data.fingerprint,
             "train_path": dataset.train_path,
             "valid_path": cfg.valid or None,
-            "unlabelled_path": dataset.unlabelled_path or None,
+            "unlabelled_paths": list(dataset.unlabelled_paths),
             "demo": dataset.demo,
             "n_train": int(len(data.y_train)),
             "n_valid": int(len(data.y_valid)),
-            "n_unlabelled": len(dataset.unlabelled),
+            "n_unlabelled": dataset.unlabelled.n_texts,
+            "unlabelled_tokens": dataset.unlabelled.corpus.n_tokens if dataset.unlabelled.corpus is not None else 0,
             "encoded_bytes": data.nbytes,
+            "vectors": dataset.vectors,
         },
         "packages": {p: _version(p) for p in PACKAGES},
         "hardware": _hardware(),
@@ -360,7 +362,22 @@ def prepare(
         "best_trial": None,
     }
     write_json(info, folder / STUDY_FILE)
-    return PreparedStudy(cfg, folder, previous, space, data, info, started)
+    return PreparedStudy(cfg, folder, previous, space, data, info, started, dataset)
+
+
+def _store(study: PreparedStudy):
+    """The representation store of a space that searches the representation (study/representations.py), or None."""
+    from trainables.vectorize import SEARCHED
+
+    if not set(study.space.params) & set(SEARCHED):
+        return None
+    from study.dataset import vector_cache_dir
+    from study.representations import base_params, start_store
+
+    vectors = study.cfg.vector_config()
+    return start_store(
+        study.dataset, study.cfg.clean_config(), vectors, vector_cache_dir(), study.data, base_params(vectors)
+    )
 
 
 def build_tuner(study: PreparedStudy, callbacks: list, trainable: Callable, reuse_actors: bool):
@@ -379,7 +396,12 @@ def build_tuner(study: PreparedStudy, callbacks: list, trainable: Callable, reus
     os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = str(max_concurrent)  # searchers otherwise keep 1 pending
     fixed = trial_fixed(cfg, study.space)
     resources = {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial}
-    trainable = tune.with_resources(tune.with_parameters(trainable, data=study.data, fixed=fixed), resources)
+    store = _store(study)
+    if store is None:  # every trial reads the study's data; a store only where the space searches the representation
+        trainable = tune.with_parameters(trainable, data=study.data, fixed=fixed)
+    else:
+        trainable = tune.with_parameters(trainable, data=None, fixed=fixed, store=store)
+    trainable = tune.with_resources(trainable, resources)
     path = study.experiment_path
     if study.previous is not None and tune.Tuner.can_restore(path):
         tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True, resume_errored=False)
@@ -483,8 +505,8 @@ def final_step(
         StudyWriteError: final.parquet, the model or study.json could not be written.
         StudyInterrupted: Ctrl-C during the final stage; `--resume` runs only the folds that did not finish.
     """
+    from study.dataset import vector_cache_dir
     from study.final import FinalPlan, run_final_stage
-    from trainables.vectorize import default_cache_dir
 
     cfg, folder = study.cfg, study.folder
     fixed = trial_fixed(cfg, study.space)
@@ -501,7 +523,7 @@ def final_step(
             dataset,
             cfg.clean_config(),
             cfg.vector_config(),
-            default_cache_dir() / "word2vec",
+            vector_cache_dir(),
             {"study": cfg.name, "data_fingerprint": study.data.fingerprint},
             on_phase,
         )
@@ -532,8 +554,9 @@ def run_study(
     Args:
         cfg: the study's settings.
         console: where the progress goes (default: a rich console on stderr).
-        trainable: the trial function, called as `trainable(config, data=..., fixed=...)`; default
-            `trainables.trainable.train_sentiment` (benchmarks pass a wrapper that times it).
+        trainable: the trial function, called as `trainable(config, data=..., fixed=...)` (and `store=...` where
+            the space searches the representation); default `trainables.trainable.train_sentiment` (benchmarks
+            pass a wrapper that times it).
         reuse_actors: a finished trial's worker process runs the next one (no new process, no re-imports);
             False starts a process per trial.
         on_phase: called with "loaded", "ray", "encoded" and "fit" as those steps end and fitting begins, and

@@ -186,9 +186,9 @@ def predict_file(
                 t = summary.timed("read", t)
                 tokens = model.tokens(model.compose(chunk.texts, chunk.parties))
                 t = summary.timed("clean", t)
-                x, lengths = model.encode(tokens)
+                encoded = model.encode(tokens)
                 t = summary.timed("encode", t)
-                probs = model.forward(x, lengths, batch_size)  # (N, C)
+                probs = model.forward(encoded.x, encoded.lengths, batch_size, encoded.extra)  # (N, C)
                 t = summary.timed("forward", t)
                 frame = chunk.ids.copy()
                 frame[PREDICTED] = np.asarray(model.classes, dtype=object)[probs.argmax(axis=1)]

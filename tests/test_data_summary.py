@@ -19,7 +19,7 @@ from study.results import read_table, write_table
 from trainables.data import LabelledData
 from trainables.prepare import prepare
 from trainables.preprocess import CleanConfig, clean_corpus
-from trainables.vectorize import VectorConfig, encode_mean, train_word2vec
+from trainables.vectorize import VectorConfig, encode_mean, train_vectors
 
 TEXTS = (
     "Η ΝΔ κερδίζει τις εκλογές",
@@ -44,7 +44,7 @@ def test_mean_vectors_are_the_study_word2vec_means(mode):
     known = known_rows(data)
     assert known.tolist() == [True, True, True, False, True, True]
     tokens = clean_corpus(TEXTS, CleanConfig())
-    expected = encode_mean(tokens, train_word2vec(tokens, vectors))  # the same seeded vectors (no cache)
+    expected = encode_mean(tokens, train_vectors(tokens, vectors))  # the same seeded vectors (no cache)
     rows = np.flatnonzero(known)
     np.testing.assert_allclose(mean_vectors(data, rows), expected[rows], rtol=1e-5, atol=1e-6)
 

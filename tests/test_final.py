@@ -144,6 +144,28 @@ def test_folds_run_side_by_side_and_a_resume_skips_finished_ones(ray_2_cpus, dem
     )
 
 
+@pytest.mark.slow
+def test_each_fold_encodes_each_candidates_own_representation_once(ray_2_cpus, demo_labelled, tmp_path):
+    from trainables.preprocess import CleanConfig
+    from trainables.vectorize import VectorConfig
+
+    fixed = {**SMALL, "bidirectional": True, "seed": 0, "max_epochs": 1, "num_threads": 1, "device": "cpu"}
+    plan = FinalPlan(top=3, folds=2, data_seed=0, fixed=fixed, cpus=1, gpus=0, max_retries=1)
+    fasttext = {"vectorizer": "fasttext", "vector_size": 12, "window": 5, "sg": False, "min_count": 2}
+    cands = [
+        Candidate("plain", 1, 0.5, {"lr": 3e-3}),  # the study's own representation
+        Candidate("ft-a", 2, 0.4, {"lr": 3e-3, **fasttext}),
+        Candidate("ft-b", 3, 0.3, {"lr": 1e-3, **fasttext}),  # the same representation as ft-a
+    ]
+    cache = tmp_path / "vectors"
+    rows = []
+    vectors = VectorConfig(vector_size=8, epochs=1)
+    run_cv(plan, cands, demo_labelled, (), CleanConfig(), vectors, cache, set(), rows.append, baselines=())
+    assert len(rows) == 6 and all(r["error"] is None for r in rows)
+    # one set of vectors per (fold, representation): 2 folds x (word2vec 8-d, fasttext 12-d)
+    assert len(list(cache.glob("word2vec-*.npz"))) == 2 and len(list(cache.glob("fasttext-*.npz"))) == 2
+
+
 def _study_config(tmp_path, name, **kw):
     from study.config import StudyConfig
 

@@ -223,7 +223,7 @@ def _version(version: int) -> Callable[[Path, dict], list]:
 
         folder = Path(shutil.copytree(studies["sequence"] / MODEL_FOLDER, tmp / "old-model"))
         config = folder / CONFIG_FILE
-        config.write_text(config.read_text().replace('"format_version": 1', f'"format_version": {version}'))
+        config.write_text(config.read_text().replace('"format_version": 2', f'"format_version": {version}'))
         return ["--model", folder, "--input", _write(tmp / "in.csv", GOOD)]
 
     return make
@@ -285,7 +285,7 @@ BAD = [
         ("ragged.csv", "cannot be parsed as CSV"),
         "doubled",
     ),
-    Bad("other format version", _version(2), ("old-model", "format version 2"), "reads format version(s) 1"),
+    Bad("other format version", _version(3), ("old-model", "format version 3"), "reads format version(s) 1, 2"),
     Bad(
         "unknown output extension",
         _study(lambda t: _write(t / "in.csv", GOOD)),

@@ -47,6 +47,12 @@ SETTINGS = {
         HParams(cell="gru", hidden_size=8, num_layers=1, attention=False, batch_size=64, lr=3e-3, num_threads=1),
         VectorConfig(mode="mean", vector_size=16, epochs=5),
     ),
+    "fasttext": (
+        HParams(
+            cell="gru", hidden_size=8, num_layers=1, batch_size=64, lr=3e-3, num_threads=1, freeze_embeddings=False
+        ),
+        VectorConfig(mode="sequence", kind="fasttext", vector_size=16, epochs=3, max_len=24),
+    ),
 }
 
 
@@ -87,7 +93,7 @@ def _predict_elsewhere(folder: Path, texts: list[str], parties: list[str], tmp: 
     return np.load(out)
 
 
-@pytest.mark.parametrize("mode", ["sequence", "mean"])
+@pytest.mark.parametrize("mode", ["sequence", "mean", "fasttext"])
 def test_saved_model_reloaded_elsewhere_gives_the_validation_probabilities_of_its_weights(greek, mode, tmp_path):
     frame, data, train_rows, valid_rows = greek
     hp, vectors = SETTINGS[mode]
@@ -147,7 +153,7 @@ def test_another_format_version_is_refused_with_the_readable_ones(saved, tmp_pat
     folder = _copy(saved, tmp_path)
     info = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
     (folder / CONFIG_FILE).write_text(json.dumps({**info, "format_version": 99}), encoding="utf-8")
-    with pytest.raises(ModelError, match=r"format version 99, .* reads format version\(s\) 1\b"):
+    with pytest.raises(ModelError, match=r"format version 99, .* reads format version\(s\) 1, 2\b"):
         load_model(folder)
 
 
@@ -248,3 +254,52 @@ def test_final_model_trains_in_a_ray_task_as_in_the_driver(greek):
     assert there.classes == here.classes and there.words.vocab == here.words.vocab
     for name, tensor in here.weights.items():
         np.testing.assert_array_equal(there.weights[name].numpy(), tensor.numpy(), err_msg=name)
+
+
+# The keys of a format-version-1 model.json (before FastText, pretrained vectors and the new training options).
+V1_KEYS = {
+    "hparams": {"cell", "hidden_size", "num_layers", "bidirectional", "dropout", "skip", "attention", "clip", "lr",
+                "batch_size", "max_epochs", "freeze_embeddings", "seed", "device", "num_threads"},
+    "model": {"cell", "input_size", "hidden_size", "num_layers", "bidirectional", "dropout", "skip", "attention",
+              "num_classes"},
+    "vectorizer": {"mode", "vector_size", "window", "min_count", "epochs", "sg", "seed", "max_len"},
+}  # fmt: skip
+
+
+def test_a_version_1_model_still_loads_and_predicts_the_same(saved, tmp_path):
+    folder = _copy(saved, tmp_path)
+    info = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
+    old = {**info, "format_version": 1}
+    for block, keys in V1_KEYS.items():
+        assert keys <= set(info[block])  # the version-2 file has every version-1 key
+        old[block] = {k: v for k, v in info[block].items() if k in keys}
+    (folder / CONFIG_FILE).write_text(json.dumps(old), encoding="utf-8")
+    loaded = load_model(folder)
+    assert loaded.info["format_version"] == 1 and loaded.vectors.kind == "word2vec" and loaded.words.ngrams is None
+    assert loaded.hp.weight_decay == 0 and loaded.hp.lr_schedule == "none" and loaded.network.cfg.embedding_dropout == 0
+    texts = ["Ωραία μέρα για εκλογές", "Ντροπή σας", ""]
+    np.testing.assert_array_equal(loaded.predict_proba(texts), load_model(saved).predict_proba(texts))
+
+
+def test_a_fasttext_model_gives_a_new_tweets_unseen_words_their_ngram_vectors(greek, tmp_path):
+    from trainables.saved_model import NGRAMS_FILE
+
+    _, data, train_rows, _ = greek
+    hp, vectors = SETTINGS["fasttext"]
+    model = train_final_model(hp, subset(data, train_rows[:200]), (), DataSpec(), CleanConfig(), vectors, epochs=1)
+    folder = save_model(tmp_path / "model", model)
+    assert (folder / NGRAMS_FILE).is_file()
+    loaded = load_model(folder)
+    vocab = set(loaded.words.vocab)
+    unseen = next(w for w in ("ψηφιζουμεεε", "κυβερνησαρα", "εκλογαρες") if w not in vocab)
+    tokens = [["ψηφιζουμε", unseen, "qqqqq"]]
+    encoded = loaded.encode(tokens)
+    size = loaded.network.embedding.weight.shape[0]
+    assert encoded.x[0, 1] == size and encoded.x[0, 2] == 1  # a new row for the n-gram word; qqqqq is unknown
+    np.testing.assert_allclose(encoded.extra[0], loaded.words.ngrams.vector(unseen), rtol=1e-6)
+    with_rows = loaded.forward(encoded.x, encoded.lengths, extra=encoded.extra)
+    as_unknown = loaded.forward(np.where(encoded.x >= size, 1, encoded.x), encoded.lengths)
+    assert not np.allclose(with_rows, as_unknown)  # the n-gram vector reached the network
+    text = f"ψηφίζουμε {unseen}"
+    here = loaded.predict_proba([text], ["ND"])
+    np.testing.assert_allclose(_predict_elsewhere(folder, [text], ["ND"], tmp_path), here, rtol=0, atol=1e-6)

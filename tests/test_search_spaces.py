@@ -3,8 +3,9 @@ import pytest
 from optuna.distributions import CategoricalDistribution
 
 from search_spaces import SPACES, get_space
-from search_spaces.rnn import SearchSpace
+from search_spaces.rnn import DEFAULT, SearchSpace
 from trainables.train import HParams
+from trainables.vectorize import SEARCHED, VectorConfig, split_params, with_params
 
 
 def _inside(dist, value) -> bool:
@@ -24,9 +25,11 @@ def test_sampled_params_fall_inside_bounds_and_make_valid_hparams(name):
         trial = study.ask(space.params)
         for k, dist in space.params.items():
             assert _inside(dist, trial.params[k]), (k, trial.params[k])
-        HParams.from_dict({**space.fixed, **trial.params})  # raises if a value is invalid
+        representation, rest = split_params({**space.fixed, **trial.params})
+        HParams.from_dict(rest)  # raises if a value is invalid
+        with_params(VectorConfig(), representation)  # and so does VectorConfig
         study.tell(trial, 0.5)
-    assert set(space.params) | set(space.fixed) <= set(HParams.__dataclass_fields__)
+    assert set(space.params) | set(space.fixed) <= set(HParams.__dataclass_fields__) | set(SEARCHED)
 
 
 def test_seed_space_enqueues_the_original_best_first():
@@ -63,3 +66,26 @@ def test_space_definition_errors():
         SearchSpace("x", "", {"hidden_size": IntDistribution(1, 4)}, fixed={"hidden_size": 2})
     with pytest.raises(ValueError, match="outside"):
         SearchSpace("x", "", {"hidden_size": IntDistribution(1, 4)}, enqueue=({"hidden_size": 9},))
+
+
+def test_wide_searches_default_plus_the_representation_and_training_options():
+    wide = get_space("wide")
+    assert set(DEFAULT.params) < set(wide.params) and all(wide.params[k] == v for k, v in DEFAULT.params.items())
+    assert set(SEARCHED) <= set(wide.params)
+    options = {"freeze_embeddings", "embedding_dropout", "weight_decay", "lr_schedule", "label_smoothing"}
+    assert options <= set(wide.params)
+    own = VectorConfig()  # the study's own representation is in the grid, so it is never built twice
+    for name, field in SEARCHED.items():
+        assert getattr(own, field) in wide.params[name].choices, name
+
+
+def test_default_space_is_what_it_was():
+    assert set(DEFAULT.params) == {"cell", "attention", "skip", "hidden_size", "num_layers", "dropout", "clip", "lr",
+                                   "batch_size"} and DEFAULT.fixed == {"bidirectional": True}  # fmt: skip
+
+
+def test_a_space_may_not_fix_a_representation_setting():
+    from optuna.distributions import IntDistribution
+
+    with pytest.raises(ValueError, match="may be searched, not fixed"):
+        SearchSpace("x", "", {"hidden_size": IntDistribution(1, 4)}, fixed={"window": 3})

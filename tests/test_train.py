@@ -128,6 +128,10 @@ def test_non_finite_loss_is_an_error():
         ({"dropout": 1.5}, "`dropout` must be in [0, 1), but got 1.5"),
         ({"clip": -1}, "`clip` must be >= 0"),
         ({"cell": "cnn"}, "`cell` must be one of"),
+        ({"weight_decay": -0.1}, "`weight_decay` must be a finite number >= 0"),
+        ({"lr_schedule": "step"}, "`lr_schedule` must be one of ('none', 'cosine', 'onecycle')"),
+        ({"label_smoothing": 1.0}, "`label_smoothing` must be in [0, 1)"),
+        ({"embedding_dropout": 1.0}, "`embedding_dropout` must be in [0, 1)"),
     ],
 )
 def test_hparams_errors(kwargs, message):
@@ -214,3 +218,160 @@ def test_predict_proba_is_in_row_order_whatever_the_batching(attention):
         [predict_proba(model, x[i : i + 1], lengths[i : i + 1], 1, True, torch.device("cpu")) for i in range(len(x))]
     )
     np.testing.assert_allclose(by_length, one_by_one, rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------- training options
+
+
+def _weights_after(hp: HParams, data: EncodedData) -> dict[str, torch.Tensor]:
+    states = []
+    fit(hp, data, lambda r: states.append(r.state()))
+    return states[-1]["model"]
+
+
+def test_weight_decay_uses_adamw_shrinks_the_network_and_spares_the_embedding_matrix():
+    data = _encoded()
+    hp = dataclasses.replace(HP, max_epochs=2, freeze_embeddings=False)
+    plain = _weights_after(hp, data)
+    decayed = _weights_after(dataclasses.replace(hp, weight_decay=0.5), data)
+    network = [k for k in plain if not k.startswith("embedding.")]
+    assert all(not torch.equal(plain[k], decayed[k]) for k in network)
+    assert sum(decayed[k].norm() ** 2 for k in network) < sum(plain[k].norm() ** 2 for k in network)
+    from trainables.train import Optimizer
+
+    model = build_model(dataclasses.replace(hp, weight_decay=0.5), data)
+    opt = Optimizer(dataclasses.replace(hp, weight_decay=0.5), model, 10)
+    assert isinstance(opt.dense, torch.optim.AdamW) and opt.dense.param_groups[0]["weight_decay"] == 0.5
+    embedding = model.embedding.weight
+    assert not any(p is embedding for g in opt.dense.param_groups for p in g["params"])  # never decayed
+    assert isinstance(Optimizer(hp, model, 10).dense, torch.optim.Adam)  # no decay: Adam as before
+
+
+def test_tuned_word_vectors_get_sparse_gradients_a_lazy_adam_and_clipping():
+    from trainables.train import Optimizer, clip_gradients
+
+    data = _encoded()
+    hp = dataclasses.replace(HP, freeze_embeddings=False)
+    model = build_model(hp, data)
+    opt = Optimizer(hp, model, 10)
+    assert [type(o).__name__ for o in opt.optimizers] == ["Adam", "SparseAdam"]
+    before = model.embedding.weight.detach().clone()
+    x, lengths = torch.from_numpy(data.x_train[:8]), torch.from_numpy(data.len_train[:8])
+    logits, _ = model(x, lengths)
+    opt.zero_grad()
+    nn.functional.cross_entropy(logits, torch.from_numpy(data.y_train[:8])).backward()
+    assert model.embedding.weight.grad.is_sparse
+    clip_gradients(list(model.parameters()), 1e-3)
+    grads = [p.grad.coalesce().values() if p.grad.is_sparse else p.grad for p in model.parameters()]
+    assert torch.sqrt(sum(g.pow(2).sum() for g in grads)) == pytest.approx(1e-3, rel=1e-3)
+    opt.step()
+    changed = (model.embedding.weight.detach() != before).any(dim=1)
+    used = torch.zeros(len(before), dtype=torch.bool)
+    used[x[x > 0].unique()] = True
+    assert changed[used].all() and not changed[~used].any()  # only the rows the batch used
+    history = fit(hp, data)  # it learns (chance is 0.33)
+    assert history[-1]["train_loss"] < history[0]["train_loss"] and history[-1]["val_macro_f1"] > 0.5
+
+
+def _lrs(hp: HParams, n: int = 300) -> list[float]:
+    """The learning rate of every optimiser step of `fit`."""
+    from trainables import train as train_module
+
+    seen = []
+    step = train_module.train_step
+
+    def recording(model, optimizer, *args, **kwargs):
+        seen.append(optimizer.param_groups[0]["lr"])
+        return step(model, optimizer, *args, **kwargs)
+
+    train_module.train_step = recording
+    try:
+        fit(hp, _encoded(n_train=n))
+    finally:
+        train_module.train_step = step
+    return seen
+
+
+def test_schedules_set_the_learning_rate_of_every_step():
+    from trainables.train import batch_count
+
+    hp = dataclasses.replace(HP, max_epochs=3, batch_size=32, lr=0.01)
+    steps = 3 * batch_count(300, 32, bucket=True)
+    assert _lrs(hp) == [0.01] * steps  # none: constant
+    cosine = _lrs(dataclasses.replace(hp, lr_schedule="cosine"))
+    expected = [0.01 * (1 + math.cos(math.pi * t / steps)) / 2 for t in range(steps)]
+    np.testing.assert_allclose(cosine, expected, rtol=1e-6, atol=1e-12)
+    one = _lrs(dataclasses.replace(hp, lr_schedule="onecycle"))
+    assert len(one) == steps
+    assert one[0] == pytest.approx(0.01 / 25)  # starts at lr / div_factor
+    peak = int(np.argmax(one))
+    assert one[peak] == pytest.approx(0.01, rel=1e-3) and abs(peak - 0.3 * steps) <= 1  # peaks at 30% of the steps
+    assert one[-1] < 0.01 / 1e3  # ends near lr / final_div_factor
+
+
+def test_batch_count_is_the_number_of_batches_an_epoch_has():
+    from trainables.train import batch_count
+
+    g = torch.Generator().manual_seed(0)
+    for n, b, bucket in [(300, 32, True), (300, 32, False), (7000, 64, True), (7001, 128, True), (5, 128, True)]:
+        lengths = torch.randint(1, 12, (n,))
+        assert batch_count(n, b, bucket) == len(epoch_batches(lengths, b, bucket, g))
+
+
+def test_a_schedule_resumes_from_a_checkpoint_where_it_left_off():
+    hp = dataclasses.replace(HP, lr_schedule="onecycle")
+    data = _encoded()
+    states = []
+    full = fit(hp, data, lambda r: states.append(r.state()))
+    buf = io.BytesIO()
+    torch.save(states[0], buf)
+    buf.seek(0)
+    resumed = fit(hp, data, state=torch.load(buf, weights_only=True))
+    assert _strip_time(resumed) == _strip_time(full[1:])
+
+
+def test_label_smoothing_changes_the_training_loss_only():
+    data = _encoded()
+    hp = dataclasses.replace(HP, max_epochs=1)
+    plain, smooth = fit(hp, data)[0], fit(dataclasses.replace(hp, label_smoothing=0.2), data)[0]
+    assert smooth["train_loss"] != pytest.approx(plain["train_loss"], rel=1e-3)
+    logits = torch.tensor([[4.0, 0.0, 0.0]])
+    y = torch.tensor([0])
+    assert nn.CrossEntropyLoss(label_smoothing=0.2)(logits, y) > nn.CrossEntropyLoss()(logits, y)
+    # the validation loss is the plain negative log-likelihood of the probabilities
+    states = []
+    fit(dataclasses.replace(hp, label_smoothing=0.2), data, lambda r: states.append(r))
+    probs = states[0].val_probs
+    nll = -np.mean(np.log(probs[np.arange(len(data.y_valid)), data.y_valid]))
+    assert states[0].metrics["val_loss"] == pytest.approx(nll, rel=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["sequence", "mean"])
+def test_embedding_dropout_zeroes_whole_tokens_in_training_only(mode):
+    data = _encoded(mode=mode)
+    model = build_model(dataclasses.replace(HP, embedding_dropout=0.5), data)
+    x, lengths = torch.from_numpy(data.x_valid[:8]), torch.from_numpy(data.len_valid[:8])
+    model.eval()
+    a, b = model(x, lengths)[0], model(x, lengths)[0]
+    assert torch.equal(a, b)  # evaluation: no dropout
+    plain = build_model(HP, data)
+    plain.load_state_dict(model.state_dict())
+    plain.eval()
+    assert torch.equal(plain(x, lengths)[0], a)  # and the same as without embedding dropout
+    model.train()
+    torch.manual_seed(0)
+    assert not torch.equal(model(x, lengths)[0], a)
+    seen = []
+    handle = model.layers[0].register_forward_pre_hook(lambda m, args: seen.append(args[0]))
+    torch.manual_seed(1)
+    model(x, lengths)
+    handle.remove()
+    inputs = seen[0]
+    if isinstance(inputs, nn.utils.rnn.PackedSequence):
+        inputs = nn.utils.rnn.pad_packed_sequence(inputs, batch_first=True, total_length=x.shape[1])[0]
+    zero = (inputs == 0).all(dim=-1)  # (B, T): whole timesteps zeroed
+    real = torch.arange(x.shape[1])[None, :] < lengths[:, None]
+    assert zero[real].any() and not zero[real].all()
+    partial = ((inputs == 0) & ~zero[..., None]).any(dim=-1) & real
+    if mode == "sequence":
+        assert not partial.any()  # a token's vector is dropped whole or kept whole

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -13,7 +15,7 @@ from trainables.vectorize import (
     embedding_matrix,
     encode_mean,
     encode_sequence,
-    train_word2vec,
+    train_vectors,
 )
 
 CORPUS = [["καλη", "μερα", "ελλαδα"], ["κακη", "μερα"], ["καλη", "ψηφος", "ελλαδα"]] * 20
@@ -21,25 +23,25 @@ SMALL = VectorConfig(vector_size=8, min_count=1, epochs=3)
 
 
 def test_word2vec_is_seeded_and_cached(tmp_path):
-    a = train_word2vec(CORPUS, SMALL, tmp_path)
-    files = list(tmp_path.glob("w2v-*.npz"))
+    a = train_vectors(CORPUS, SMALL, tmp_path)
+    files = list(tmp_path.glob("word2vec-*.npz"))
     assert len(files) == 1
     mtime = files[0].stat().st_mtime_ns
-    b = train_word2vec(CORPUS, SMALL, tmp_path)  # from the cache: the file is not rewritten
+    b = train_vectors(CORPUS, SMALL, tmp_path)  # from the cache: the file is not rewritten
     assert files[0].stat().st_mtime_ns == mtime
     assert a.vocab == b.vocab and np.array_equal(a.vectors, b.vectors)
     files[0].unlink()  # the cache is safe to delete: the same vectors come back
-    c = train_word2vec(CORPUS, SMALL, tmp_path)
+    c = train_vectors(CORPUS, SMALL, tmp_path)
     assert np.array_equal(a.vectors, c.vectors)
-    train_word2vec(CORPUS, VectorConfig(vector_size=8, min_count=1, epochs=3, seed=1), tmp_path)
-    assert len(list(tmp_path.glob("w2v-*.npz"))) == 2  # another seed, another entry
+    train_vectors(CORPUS, VectorConfig(vector_size=8, min_count=1, epochs=3, seed=1), tmp_path)
+    assert len(list(tmp_path.glob("word2vec-*.npz"))) == 2  # another seed, another entry
     assert a.vectors.shape == (len(a.vocab), 8) and a.vectors.dtype == np.float32
 
 
 def test_damaged_cache_entry_is_retrained(tmp_path):
-    a = train_word2vec(CORPUS, SMALL, tmp_path)
-    next(tmp_path.glob("w2v-*.npz")).write_bytes(b"not a zip")
-    b = train_word2vec(CORPUS, SMALL, tmp_path)
+    a = train_vectors(CORPUS, SMALL, tmp_path)
+    next(tmp_path.glob("word2vec-*.npz")).write_bytes(b"not a zip")
+    b = train_vectors(CORPUS, SMALL, tmp_path)
     assert np.array_equal(a.vectors, b.vectors)
 
 
@@ -73,7 +75,8 @@ def test_auto_epochs_bounds():
 @pytest.mark.parametrize(
     "field,value,message",
     [
-        ("mode", "tfidf", "`vectorizer` must be one of"),
+        ("mode", "tfidf", "`encoding` must be one of"),
+        ("kind", "glove", "`vectorizer` must be one of"),
         ("vector_size", 0, "`vector_size` must be >= 1"),
         ("epochs", -1, "`w2v_epochs` must be >= 0"),
     ],
@@ -117,7 +120,7 @@ def test_word2vec_never_sees_validation_texts(greek_slice, tmp_path):
     assert only_valid  # the check below means something only if such words exist
     d = prepare(train, valid, (), vectors=VectorConfig(vector_size=8, min_count=1, max_len=64), cache_dir=tmp_path)
     vocab_size = len(d.embeddings) - 2
-    wv = train_word2vec(clean_corpus(train.texts), VectorConfig(vector_size=8, min_count=1), tmp_path)
+    wv = train_vectors(clean_corpus(train.texts), VectorConfig(vector_size=8, min_count=1), tmp_path)
     assert vocab_size == len(wv.vocab)
     assert not only_valid & set(wv.vocab)
     # every validation-only word was encoded as the unknown token
@@ -126,3 +129,79 @@ def test_word2vec_never_sees_validation_texts(greek_slice, tmp_path):
         for pos, tok in enumerate(toks[:64]):
             if tok in only_valid:
                 assert row[pos] == OOV
+
+
+# ------------------------------------------------------------------------------------------- FastText
+
+STEMS = ["ψηφιζω", "ψηφιζουμε", "ψηφιζετε", "ψηφιζουν", "ψηφιζει"]  # inflections of one verb
+OTHER = ["θαλασσα", "ουρανος", "βουνο", "ποταμι", "δασος", "λιμανι", "καραβι", "ηλιος"]
+
+
+def _fasttext_corpus():
+    rng = np.random.default_rng(0)
+    corpus = []
+    for _ in range(400):
+        corpus.append(list(rng.choice(STEMS, 2)) + ["εκλογες", "σημερα"])
+        corpus.append(list(rng.choice(OTHER, 3)) + ["καλοκαιρι"])
+    return corpus
+
+
+FT = VectorConfig(kind="fasttext", vector_size=24, min_count=1, epochs=5, window=3)
+
+
+def _cosine(a, b):
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def test_fasttext_gives_an_unseen_inflected_word_a_vector_close_to_its_stems(tmp_path):
+    wv = train_vectors(_fasttext_corpus(), FT, tmp_path)
+    assert "ψηφιζατε" not in wv.vocab and wv.ngrams is not None
+    unseen = wv.ngrams.vector("ψηφιζατε")  # a form the corpus never has
+    assert unseen is not None and np.abs(unseen).sum() > 0
+    index = wv.index()
+    stem = wv.vectors[index["ψηφιζετε"]]
+    unrelated = [wv.vectors[index[w]] for w in OTHER]
+    assert _cosine(unseen, stem) > max(_cosine(unseen, u) for u in unrelated)
+    assert _cosine(unseen, stem) > 0.5
+    # the kept buckets are exactly those of the vocabulary's n-grams, the only ones FastText trains
+    from trainables.vectorize import ngram_buckets
+
+    g = wv.ngrams
+    np.testing.assert_array_equal(g.ids, ngram_buckets(wv.vocab, g.min_n, g.max_n, g.buckets))
+    assert wv.ngrams.vector("qqq") is None  # no n-gram in common with the corpus: unknown
+
+
+def test_fasttext_vectors_are_cached_with_their_ngrams_under_their_own_key(tmp_path):
+    a = train_vectors(_fasttext_corpus(), FT, tmp_path)
+    files = list(tmp_path.glob("fasttext-*.npz"))
+    assert len(files) == 1
+    b = train_vectors(_fasttext_corpus(), FT, tmp_path)  # from the cache
+    assert a.vocab == b.vocab and np.array_equal(a.vectors, b.vectors)
+    np.testing.assert_array_equal(a.ngrams.ids, b.ngrams.ids)
+    np.testing.assert_array_equal(a.ngrams.vectors, b.ngrams.vectors)
+    train_vectors(_fasttext_corpus(), replace(FT, max_n=5), tmp_path)  # another n-gram range
+    train_vectors(_fasttext_corpus(), replace(FT, kind="word2vec"), tmp_path)
+    assert len(list(tmp_path.glob("fasttext-*.npz"))) == 2 and len(list(tmp_path.glob("word2vec-*.npz"))) == 1
+
+
+def test_extended_gives_rows_to_ngram_words_only_and_encodings_use_them(tmp_path):
+    wv = train_vectors(_fasttext_corpus(), FT, tmp_path)
+    tokens = [["ψηφιζατε", "qqq", "εκλογες"]]
+    ext = wv.extended(tokens)
+    assert ext.vocab[: len(wv.vocab)] == wv.vocab and ext.vocab[len(wv.vocab) :] == ("ψηφιζατε",)
+    np.testing.assert_array_equal(ext.vectors[-1], wv.ngrams.vector("ψηφιζατε"))
+    ids, _ = encode_sequence(tokens, ext, max_len=4)
+    assert ids[0].tolist() == [len(wv.vocab) + 2, OOV, wv.index()["εκλογες"] + 2, PAD]
+    mean = encode_mean(tokens, wv)  # the mean encoding applies the same rule by itself
+    np.testing.assert_allclose(mean[0], (ext.vectors[-1] + wv.vectors[wv.index()["εκλογες"]]) / 2, rtol=1e-6)
+    w2v = train_vectors(_fasttext_corpus(), VectorConfig(vector_size=8, min_count=1, epochs=1), tmp_path)
+    assert w2v.extended(tokens) is w2v  # Word2Vec has no n-gram vectors: unseen words stay unknown
+
+
+def test_prepare_with_fasttext_gives_held_out_words_their_ngram_rows(greek_slice, tmp_path):
+    train, valid = greek_slice
+    vectors = VectorConfig(kind="fasttext", vector_size=8, min_count=2, epochs=2, max_len=64)
+    d = prepare(train, valid, (), vectors=vectors, cache_dir=tmp_path)
+    plain = prepare(train, valid, (), vectors=VectorConfig(vector_size=8, min_count=2, epochs=2), cache_dir=tmp_path)
+    assert (d.x_valid == OOV).sum() < (plain.x_valid == OOV).sum() / 5  # most unseen words now have vectors
+    assert d.embeddings.shape[0] > plain.embeddings.shape[0]

@@ -1,8 +1,9 @@
 """The classifier: stacked (bi)directional RNN / LSTM / GRU with skip connections and dot-product attention.
 
-Inputs are either token ids (looked up in a Word2Vec embedding matrix) or float sequences (the `mean`
+Inputs are either token ids (looked up in an embedding matrix of word vectors) or float sequences (the `mean`
 encoding: D timesteps of one feature). Padding never reaches the recurrent state or the attention: every
-layer runs on packed sequences and attention scores beyond a tweet's length are masked.
+layer runs on packed sequences and attention scores beyond a tweet's length are masked. Embedding dropout
+zeroes whole timesteps of the input (a token's whole vector), in training only.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ class ModelConfig:
     num_layers: int = 2  # stacked recurrent layers
     bidirectional: bool = True
     dropout: float = 0.3  # between stacked layers and before the classifier
+    embedding_dropout: float = 0.0  # share of input timesteps (whole token vectors) zeroed in training
     skip: bool = True  # residual connection around every layer whose input and output widths match
     attention: bool = True  # dot-product attention over all timesteps, query = last hidden state
     num_classes: int = 3
@@ -34,8 +36,9 @@ class ModelConfig:
         for name in ("input_size", "hidden_size", "num_layers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"`{name}` must be >= 1, but got {getattr(self, name)}.")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"`dropout` must be in [0, 1), but got {self.dropout}.")
+        for name in ("dropout", "embedding_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"`{name}` must be in [0, 1), but got {getattr(self, name)}.")
         if self.num_classes < 2:
             raise ValueError(f"`num_classes` must be >= 2, but got {self.num_classes}.")
 
@@ -54,30 +57,44 @@ class RNNClassifier(nn.Module):
                 raise ValueError(
                     f"`input_size` ({cfg.input_size}) must equal the embedding dimension ({embeddings.shape[1]})."
                 )
-            self.embedding = nn.Embedding.from_pretrained(embeddings, freeze=freeze_embeddings, padding_idx=0)
+            # tuned vectors get sparse gradients: a batch touches a few hundred of tens of thousands of rows
+            self.embedding = nn.Embedding.from_pretrained(
+                embeddings, freeze=freeze_embeddings, padding_idx=0, sparse=not freeze_embeddings
+            )
         cell = CELLS[cfg.cell]
         widths = [cfg.input_size] + [cfg.out_size] * (cfg.num_layers - 1)
         self.layers = nn.ModuleList(
             cell(w, cfg.hidden_size, batch_first=True, bidirectional=cfg.bidirectional) for w in widths
         )
         self.drop = nn.Dropout(cfg.dropout)
+        self.token_drop = nn.Dropout(cfg.embedding_dropout)  # applied to a (B, T, 1) mask of ones
         head_in = cfg.out_size * (2 if cfg.attention else 1)
         self.head = nn.Linear(head_in, cfg.num_classes)
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(
+        self, x: torch.Tensor, lengths: torch.Tensor, extra_embeddings: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Class logits of a batch.
 
         Args:
             x: (B, T) token ids, or (B, T) / (B, T, F) float features.
             lengths: (B,) int64 real lengths, each in [1, T], on the CPU.
+            extra_embeddings: (K, E) rows for ids V..V+K-1 past the embedding matrix (words a saved model meets
+                only when predicting, with n-gram vectors), or None.
 
         Returns:
             logits (B, C) and attention weights (B, T) (None without attention); weights are 0 on padding.
         """
         if self.embedding is not None:
-            h = self.embedding(x)  # (B, T, E)
+            if extra_embeddings is None:
+                h = self.embedding(x)  # (B, T, E)
+            else:
+                weight = torch.cat([self.embedding.weight, extra_embeddings.to(self.embedding.weight)])  # (V+K, E)
+                h = nn.functional.embedding(x, weight, padding_idx=0)  # (B, T, E)
         else:
             h = x.unsqueeze(-1) if x.dim() == 2 else x  # (B, T, F)
+        if self.training and self.cfg.embedding_dropout > 0:
+            h = h * self.token_drop(h.new_ones(h.shape[0], h.shape[1], 1))  # (B, T, E), whole timesteps zeroed
         T = h.shape[1]
         packed = bool((lengths < T).any())
         for i, rnn in enumerate(self.layers):

@@ -1,20 +1,29 @@
 """A trained classifier as a folder on disk, and applying it to raw tweets.
 
 Here: `FinalModel` (everything a network needs to classify new tweets, in memory and picklable),
-`train_final_model` (Word2Vec and `fit` on every labelled row for a fixed number of epochs),
+`train_final_model` (word vectors and `fit` on every labelled row for a fixed number of epochs),
 `final_model_from_state` (the same from a training state, e.g. a trial's checkpoint), `save_model` /
 `load_model` (the folder below) and `LoadedModel` (`predict_proba` / `predict` on raw texts).
 Not here: reading CSV files (data.py), the `python -m study.predict` command (study/predict.py).
 
-The folder, format version 1 (JSON, text, .npy and a tensor file; nothing pickled):
+The folder, format version 2 (JSON, text, .npy/.npz and a tensor file; nothing pickled):
 
     model.json   format_version, classes, hparams (HParams), model (ModelConfig), cleaning (CleanConfig),
-                 vectorizer (VectorConfig: mode, max_len, the Word2Vec settings), texts (DataSpec: the columns
-                 and the party prefix used in training), provenance (study, created_at, training rows, epochs,
-                 per-epoch training metrics, package versions, and what the caller adds)
+                 vectorizer (VectorConfig: the encoding `mode`, max_len, the kind of vectors and their settings),
+                 texts (DataSpec: the columns and the party prefix used in training), provenance (study,
+                 created_at, training rows, epochs, per-epoch training metrics, package versions, and what the
+                 caller adds)
     weights.pt   the network's state_dict, embedding matrix included; torch.load(..., weights_only=True)
-    vocab.txt    the Word2Vec vocabulary, one word a line, in index order (UTF-8)
-    vectors.npy  (V, D) float32 Word2Vec vectors; np.load(..., allow_pickle=False)
+    vocab.txt    the vocabulary, one word a line, in index order (UTF-8): the vectors' own words, then the
+                 training texts' words that got n-gram vectors (FastText)
+    vectors.npy  (V, D) float32 word vectors; np.load(..., allow_pickle=False)
+    ngrams.npz   FastText (or a fastText .bin) only: the kept n-gram buckets (ids, (K, D) vectors, min_n, max_n,
+                 bucket count), so a new tweet's unseen word gets its vector by the rule training used
+                 (trainables/vectorize.py). It is the biggest file: K is about 87,000 for the Greek data,
+                 so 35 MB at 100 dimensions and 105 MB at 300.
+
+Version 2 added the vectorizer's kind, FastText and pretrained-file settings and ngrams.npz; a version 1
+folder (Word2Vec only) reads as before, its missing settings taking their defaults.
 
 `save_model` writes the files into a temporary sibling folder and renames it into place, so a reader sees the
 whole old model or the whole new one. A new tweet goes through the functions training used (`compose_texts`,
@@ -36,7 +45,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -44,15 +53,16 @@ import torch
 from trainables.data import DataSpec, LabelledData, compose_texts, subset
 from trainables.files import atomic_write, json_text, umask_mode, write_text
 from trainables.model import ModelConfig, RNNClassifier
-from trainables.prepare import EncodedData, encode, prepare_with_vectors
+from trainables.prepare import EncodedData, Unlabelled, encode, prepare_with_vectors
 from trainables.preprocess import CleanConfig, clean_corpus
 from trainables.train import EpochReport, HParams, build_model, fit, predict_proba, resolve_device
-from trainables.vectorize import VectorConfig, WordVectors
+from trainables.vectorize import NgramVectors, VectorConfig, WordVectors
 
-FORMAT_VERSION = 1  # the version `save_model` writes
-READABLE_VERSIONS = (1,)  # the versions `load_model` reads
+FORMAT_VERSION = 2  # the version `save_model` writes
+READABLE_VERSIONS = (1, 2)  # the versions `load_model` reads
 MODEL_FOLDER = "model"  # a study's final model: results/<name>/model
 CONFIG_FILE, WEIGHTS_FILE, VOCAB_FILE, VECTORS_FILE = "model.json", "weights.pt", "vocab.txt", "vectors.npy"
+NGRAMS_FILE = "ngrams.npz"
 PACKAGES = ("rnn-sentiment-studies", "torch", "numpy", "gensim", "pandas")
 PREDICT_BATCH = 512  # rows per forward pass when predicting (batches group tweets of similar length)
 
@@ -70,8 +80,8 @@ class FinalModel:
     classes: tuple[str, ...]
     spec: DataSpec  # how training texts were composed: columns and the party prefix
     clean: CleanConfig
-    vectors: VectorConfig  # mode, max_len and the Word2Vec settings
-    words: WordVectors  # the Word2Vec vocabulary and vectors the texts were encoded with
+    vectors: VectorConfig  # the encoding, max_len and the vectors' settings
+    words: WordVectors  # the vocabulary and vectors the texts were encoded with (n-gram vectors included)
     weights: dict[str, torch.Tensor]  # the network's state_dict on the CPU, embedding matrix included
     epochs: int  # epochs trained
     training_rows: int  # labelled rows trained on
@@ -101,7 +111,7 @@ def final_model_from_state(
         hp: the hyperparameters the state was trained with.
         state: a dict with "model" (weights) and "epoch".
         data: the EncodedData the state was trained on (its embedding matrix and classes).
-        words: the Word2Vec vectors `data` was encoded with (`prepare_with_vectors` returns them).
+        words: the word vectors `data` was encoded with (`prepare_with_vectors` returns them).
         spec: how the training texts were composed (columns, party prefix).
         clean: the cleaning settings of `data`.
         vectors: the vectorizer settings of `data`.
@@ -134,14 +144,14 @@ def final_model_from_state(
 def train_final_model(
     hp: HParams,
     labelled: LabelledData,
-    unlabelled: Sequence[str],
+    unlabelled: Unlabelled | Sequence[str],
     spec: DataSpec,
     clean: CleanConfig,
     vectors: VectorConfig,
     epochs: int,
     cache_dir: Path | None = None,
 ) -> FinalModel:
-    """Train the final model: Word2Vec on every labelled and unlabelled text, then `epochs` epochs of `fit`.
+    """Train the final model: word vectors on every labelled and unlabelled text, then `epochs` epochs of `fit`.
 
     Every labelled row is trained on; nothing is held out, so `fit` reports training metrics only. Pure and
     picklable in and out, so it can run as a Ray task (resources and threads come from the caller and `hp`).
@@ -149,12 +159,12 @@ def train_final_model(
     Args:
         hp: the configuration; its `max_epochs` is replaced by `epochs`.
         labelled: every labelled row, texts already composed by `spec` (as `read_labelled` returns them).
-        unlabelled: extra texts for Word2Vec only.
+        unlabelled: extra texts (and pretrained vectors) for the word vectors only.
         spec: how `labelled`'s texts were composed; stored as the defaults for prediction.
         clean: cleaning settings.
-        vectors: vectorizer and Word2Vec settings.
+        vectors: the encoding and the word vectors' settings.
         epochs: epochs to train, e.g. the median best epoch of the configuration's CV folds.
-        cache_dir: the Word2Vec cache; None trains the vectors afresh.
+        cache_dir: the word-vector cache; None trains the vectors afresh.
 
     Returns:
         The trained FinalModel, ready for `save_model`.
@@ -247,6 +257,14 @@ def save_model(folder: str | Path, model: FinalModel, provenance: dict[str, Any]
                 np.save(fh, np.ascontiguousarray(model.words.vectors, dtype=np.float32), allow_pickle=False)
 
         atomic_write(tmp / VECTORS_FILE, save_vectors)
+        if model.words.ngrams is not None:
+            g = model.words.ngrams
+
+            def save_ngrams(p: str) -> None:
+                with open(p, "wb") as fh:
+                    np.savez(fh, settings=np.array([g.min_n, g.max_n, g.buckets]), ids=g.ids, vectors=g.vectors)
+
+            atomic_write(tmp / NGRAMS_FILE, save_ngrams)
         if folder.exists() or folder.is_symlink():
             old = folder.with_name(f".{folder.name}.old-{uuid.uuid4().hex[:8]}")
             os.rename(folder, old)
@@ -323,6 +341,11 @@ def load_model(path: str | Path, device: str = "cpu") -> LoadedModel:
         vectors = np.load(folder / VECTORS_FILE, allow_pickle=False)
         if vectors.ndim != 2 or len(vectors) != len(vocab):
             raise ValueError(f"{len(vocab)} words in {VOCAB_FILE} but vectors of shape {vectors.shape}")
+        ngrams = None
+        if (folder / NGRAMS_FILE).exists() or info["vectorizer"].get("kind") == "fasttext":
+            with np.load(folder / NGRAMS_FILE, allow_pickle=False) as f:
+                min_n, max_n, buckets = (int(v) for v in f["settings"])
+                ngrams = NgramVectors(min_n, max_n, buckets, f["ids"].astype(np.int64), f["vectors"].astype(np.float32))
         config = ModelConfig(**info["model"])
         weights = torch.load(folder / WEIGHTS_FILE, weights_only=True, map_location="cpu")
         network = RNNClassifier(config, weights.get("embedding.weight"))
@@ -333,7 +356,7 @@ def load_model(path: str | Path, device: str = "cpu") -> LoadedModel:
             spec=DataSpec(**spec_values),
             clean=CleanConfig(**cleaning),
             vectors=VectorConfig(**info["vectorizer"]),
-            words=WordVectors(vocab, vectors.astype(np.float32, copy=False)),
+            words=WordVectors(vocab, vectors.astype(np.float32, copy=False), ngrams),
             hp=HParams.from_dict(info["hparams"]),
             device=target,
             info=info,
@@ -346,6 +369,14 @@ def load_model(path: str | Path, device: str = "cpu") -> LoadedModel:
             f"{config.num_classes} outputs; save the model again."
         )
     return loaded
+
+
+class Encoded(NamedTuple):
+    """Tweets as a saved network's input (`LoadedModel.encode`)."""
+
+    x: np.ndarray  # (N, max_len) int32 ids, or (N, D) float32 mean vectors
+    lengths: np.ndarray  # (N,) int64
+    extra: np.ndarray | None = None  # (K, D) float32 rows of ids V + 2 .. V + 1 + K (n-gram words), or None
 
 
 @dataclass(frozen=True, eq=False)
@@ -385,17 +416,25 @@ class LoadedModel:
         """Composed texts cleaned and tokenised as in training."""
         return clean_corpus(texts, self.clean)
 
-    def encode(self, tokens: Sequence[Sequence[str]]) -> tuple[np.ndarray, np.ndarray]:
-        """Tokens as the network's input: x (N, max_len) ids or (N, D) mean vectors, and lengths (N,)."""
-        return encode(tokens, self.words, self.vectors)
+    def encode(self, tokens: Sequence[Sequence[str]]) -> Encoded:
+        """Tokens as the network's input: x (N, max_len) ids or (N, D) mean vectors, lengths (N,), and the
+        embedding rows of words outside the vocabulary that have n-gram vectors (ids from V + 2 on)."""
+        if self.vectors.mode == "mean" or self.words.ngrams is None:
+            return Encoded(*encode(tokens, self.words, self.vectors))
+        words = self.words.extended(tokens)  # the vocabulary, then this call's n-gram words
+        x, lengths = encode(tokens, words, self.vectors)
+        return Encoded(x, lengths, words.vectors[len(self.words.vocab) :])
 
-    def forward(self, x: np.ndarray, lengths: np.ndarray, batch_size: int = PREDICT_BATCH) -> np.ndarray:
-        """Class probabilities (N, C) float32 of encoded rows, in the rows' order."""
+    def forward(
+        self, x: np.ndarray, lengths: np.ndarray, batch_size: int = PREDICT_BATCH, extra: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Class probabilities (N, C) float32 of encoded rows, in the rows' order (`extra`: `Encoded.extra`)."""
         if batch_size < 1:
             raise ValueError(f"`batch_size` must be >= 1, but got {batch_size}.")
         trim = self.vectors.mode == "sequence"
+        rows = torch.from_numpy(extra) if extra is not None else None
         return predict_proba(
-            self.network, torch.from_numpy(x), torch.from_numpy(lengths), batch_size, trim, self.device
+            self.network, torch.from_numpy(x), torch.from_numpy(lengths), batch_size, trim, self.device, rows
         )
 
     def predict_proba(
@@ -412,8 +451,8 @@ class LoadedModel:
         Returns:
             (N, C) float32 probabilities, columns in `classes` order.
         """
-        x, lengths = self.encode(self.tokens(self.compose(texts, parties)))
-        return self.forward(x, lengths, batch_size)
+        encoded = self.encode(self.tokens(self.compose(texts, parties)))
+        return self.forward(encoded.x, encoded.lengths, batch_size, encoded.extra)
 
     def predict(
         self, texts: Sequence[str], parties: Sequence[str] | None = None, batch_size: int = PREDICT_BATCH

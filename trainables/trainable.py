@@ -1,5 +1,8 @@
 """The Ray Tune function trainable: `fit` from train.py with tune.report and a checkpoint every epoch.
 
+A trial whose config holds representation settings (a space that searches them) takes its data from the
+study's representation store instead of the study's own data.
+
 Each checkpoint holds `state.pt` (model, optimiser, RNG states, epoch; loaded with weights_only=True) and
 `val_probs.npy` (the epoch's validation probabilities, which the driver reads for the best epochs).
 """
@@ -21,6 +24,7 @@ from ray import tune
 from trainables.fault_hook import fault_point
 from trainables.prepare import EncodedData
 from trainables.train import EpochReport, HParams, fit
+from trainables.vectorize import split_params
 
 STATE_FILE, PROBS_FILE, HISTORY_FILE = "state.pt", "val_probs.npy", "history.json"
 
@@ -73,11 +77,20 @@ class ResetPoint:
         return super().reset_config(new_config)
 
 
-def train_sentiment(config: dict[str, Any], data: EncodedData, fixed: dict[str, Any]) -> None:
+def representation_data(store, params: dict[str, Any]) -> EncodedData:
+    """The EncodedData of a searched representation from the study's store (study/representations.py): built
+    once per study, shared through the object store, waited for while another trial's request builds it."""
+    return ray.get(ray.get(store.get.remote(params))[0])
+
+
+def train_sentiment(config: dict[str, Any], data: EncodedData | None, fixed: dict[str, Any], store=None) -> None:
     trial_id = tune.get_context().get_trial_id()
     fault_point("start", trial_id)
     no_kernel_cache_per_shape()
     release_freed_memory()
+    representation, config = split_params(config)
+    if representation:  # a space that searches the representation: this trial's data comes from the store
+        data = representation_data(store, representation)
     hp = HParams.from_dict({**fixed, **config})
     checkpoint = tune.get_checkpoint()
     state = load_state(checkpoint) if checkpoint else None

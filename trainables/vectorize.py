@@ -1,9 +1,17 @@
-"""Word2Vec vectors (gensim), cached on disk, and the two encodings of a tokenised tweet.
+"""Word vectors (gensim Word2Vec or FastText, or a pretrained file's), cached on disk, and the two encodings.
 
 `mean`: the tweet's mean word vector (N, D), which the model reads as D timesteps of one feature, as the
 original work did. `sequence`: token ids padded/truncated to `max_len` (N, T) with their lengths, plus the
 embedding matrix (V, D) whose row 0 is padding and row 1 the out-of-vocabulary token.
-Cleaning lives in preprocess.py; composing the steps into an EncodedData lives in prepare.py.
+
+FastText (and a fastText `.bin` file) also gives a vector to a word outside its vocabulary, from the vectors of
+the word's character n-grams. One rule everywhere (training, validation, a saved model's new tweets): a word in
+the vocabulary has its own vector; any other word has the mean of its n-grams' vectors among the n-gram
+buckets kept (`NgramVectors`: the buckets of the vocabulary's words, the only ones FastText trains); a word
+none of whose n-grams is kept is unknown. `WordVectors.extended` applies the rule to the words of some texts.
+
+Cleaning lives in preprocess.py; the unlabelled corpus in corpus.py; pretrained files in pretrained.py;
+composing the steps into an EncodedData in prepare.py.
 """
 
 from __future__ import annotations
@@ -11,52 +19,147 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from trainables.corpus import TokenCorpus
 from trainables.files import atomic_write
 
 log = logging.getLogger(__name__)
 
-MODES = ("mean", "sequence")
+MODES = ("mean", "sequence")  # the encodings
+KINDS = ("word2vec", "fasttext")  # the vectors trained on the study's texts
 PAD, OOV = 0, 1  # reserved rows of the embedding matrix in `sequence` mode
+FT_BUCKETS = 1 << 19  # FastText's n-gram hash buckets (gensim's default of 2M would take 2.4 GB at 300-d)
+
+# Representation settings a search space may search: parameter name -> VectorConfig field.
+SEARCHED = {
+    "vectorizer": "kind",
+    "vector_size": "vector_size",
+    "window": "window",
+    "sg": "sg",
+    "min_count": "min_count",
+}
 
 
 @dataclass(frozen=True)
 class VectorConfig:
-    mode: str = "sequence"  # "mean" | "sequence"
-    vector_size: int = 300  # Word2Vec dimension D
-    window: int = 5  # Word2Vec context window
-    min_count: int = 2  # words seen fewer times are out of vocabulary
-    epochs: int = 0  # Word2Vec passes over the corpus; 0 = auto: about 3M token-passes, within 5..50
+    mode: str = "sequence"  # the encoding: "sequence" (ids into an embedding matrix) | "mean"
+    vector_size: int = 300  # dimension D (with `pretrained`, 0 takes the file's)
+    window: int = 5  # context window
+    min_count: int = 2  # words seen fewer times get no vector of their own (FastText: n-grams only)
+    epochs: int = 0  # passes over the corpus; 0 = auto: about 3M token-passes, within 5..50
     sg: bool = False  # skip-gram (True) or CBOW (False)
     seed: int = 0
     max_len: int = 48  # `sequence` mode: tokens kept per tweet
+    kind: str = "word2vec"  # "word2vec" | "fasttext": what is trained (unless `pretrained`)
+    min_n: int = 3  # FastText: shortest character n-gram
+    max_n: int = 6  # FastText: longest character n-gram
+    pretrained: str = ""  # a vectors file read instead of training; then kind, window, min_count, epochs, sg unused
 
     def __post_init__(self) -> None:
         if self.epochs < 0:
             raise ValueError(f"`w2v_epochs` must be >= 0 (0: auto), but got {self.epochs}.")
         if self.mode not in MODES:
-            raise ValueError(f"`vectorizer` must be one of {MODES}, but got {self.mode!r}.")
-        for name in ("vector_size", "window", "min_count", "max_len"):
-            if getattr(self, name) < 1:
+            raise ValueError(f"`encoding` must be one of {MODES}, but got {self.mode!r}.")
+        if self.kind not in KINDS:
+            raise ValueError(f"`vectorizer` must be one of {KINDS}, but got {self.kind!r}.")
+        for name in ("vector_size", "window", "min_count", "max_len", "min_n"):
+            if getattr(self, name) < (0 if name == "vector_size" and self.pretrained else 1):
                 raise ValueError(f"`{name}` must be >= 1, but got {getattr(self, name)}.")
+        if self.max_n < self.min_n:
+            raise ValueError(f"`ft_max_n` must be >= `ft_min_n` ({self.min_n}), but got {self.max_n}.")
+
+    def training_settings(self) -> dict[str, Any]:
+        """The settings that change trained vectors (not the encoding, max_len or a pretrained file)."""
+        keep = ["kind", "vector_size", "window", "min_count", "epochs", "sg", "seed"]
+        if self.kind == "fasttext":
+            keep += ["min_n", "max_n"]
+        return {k: getattr(self, k) for k in keep}
 
 
-@dataclass(frozen=True)
+def split_params(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the representation settings among `params`, by their search names; every other parameter)."""
+    rep = {k: v for k, v in params.items() if k in SEARCHED}
+    return rep, {k: v for k, v in params.items() if k not in SEARCHED}
+
+
+def with_params(cfg: VectorConfig, params: dict[str, Any]) -> VectorConfig:
+    """`cfg` with the searched representation settings among `params` (other keys are ignored)."""
+    rep, _ = split_params(params)
+    return replace(cfg, **{SEARCHED[k]: v for k, v in rep.items()})
+
+
+@dataclass(frozen=True, eq=False)
+class NgramVectors:
+    """Vectors of fastText character n-gram buckets, for words outside the vocabulary."""
+
+    min_n: int
+    max_n: int
+    buckets: int  # fastText's hash modulus: a word's n-gram buckets depend on it
+    ids: np.ndarray  # (K,) int64 sorted bucket ids that are kept
+    vectors: np.ndarray  # (K, D) float32
+
+    def vector(self, word: str) -> np.ndarray | None:
+        """The mean vector of the word's kept n-gram buckets, or None when none is kept."""
+        from gensim.models.fasttext import ft_ngram_hashes
+
+        hashes = np.asarray(ft_ngram_hashes(word, self.min_n, self.max_n, self.buckets), dtype=np.int64)
+        if not len(hashes) or not len(self.ids):
+            return None
+        pos = np.minimum(np.searchsorted(self.ids, hashes), len(self.ids) - 1)
+        found = pos[self.ids[pos] == hashes]
+        return self.vectors[found].mean(axis=0) if len(found) else None
+
+
+def ngram_buckets(words: Iterable[str], min_n: int, max_n: int, buckets: int) -> np.ndarray:
+    """(K,) int64: the sorted distinct n-gram buckets of `words`."""
+    from gensim.models.fasttext import ft_ngram_hashes
+
+    ids: set[int] = set()
+    for w in words:
+        ids.update(ft_ngram_hashes(w, min_n, max_n, buckets))
+    return np.array(sorted(ids), dtype=np.int64)
+
+
+@dataclass(frozen=True, eq=False)
 class WordVectors:
-    vocab: tuple[str, ...]  # V words, most frequent first
+    vocab: tuple[str, ...]  # V words, most frequent first (trained), or in first-seen order (extended)
     vectors: np.ndarray  # (V, D) float32
+    ngrams: NgramVectors | None = None  # FastText: vectors for words outside `vocab`
 
     def index(self) -> dict[str, int]:
         return {w: i for i, w in enumerate(self.vocab)}
 
+    def extended(self, corpus: Iterable[Sequence[str]]) -> WordVectors:
+        """These vectors plus a row for every word of `corpus` outside the vocabulary that has n-gram vectors.
+
+        Without n-gram vectors (Word2Vec), `self`. The new words follow the vocabulary in first-seen order.
+        """
+        if self.ngrams is None:
+            return self
+        known = set(self.vocab)
+        new: dict[str, np.ndarray] = {}
+        for tokens in corpus:
+            for w in tokens:
+                if w not in known and w not in new:
+                    v = self.ngrams.vector(w)
+                    if v is None:
+                        known.add(w)  # no kept n-gram: unknown, and not looked at again
+                    else:
+                        new[w] = v
+        if not new:
+            return self
+        vectors = np.vstack([self.vectors, np.stack(list(new.values()))]).astype(np.float32)
+        return WordVectors(self.vocab + tuple(new), vectors, self.ngrams)
+
 
 def default_cache_dir() -> Path:
-    """`$RNN_STUDY_CACHE`, else ~/.cache/rnn-sentiment-studies: Word2Vec vectors, safe to delete."""
+    """`$RNN_STUDY_CACHE`, else ~/.cache/rnn-sentiment-studies: word vectors and token files, safe to delete."""
     env = os.environ.get("RNN_STUDY_CACHE")
     return Path(env) if env else Path.home() / ".cache" / "rnn-sentiment-studies"
 
@@ -70,74 +173,128 @@ def auto_epochs(n_tokens: int) -> int:
     return int(min(50, max(5, round(3_000_000 / max(n_tokens, 1)))))
 
 
-def corpus_fingerprint(corpus: Sequence[Sequence[str]], cfg: VectorConfig) -> str:
-    """A hash of the tokenised texts and every Word2Vec setting (the mode and max_len do not change vectors)."""
+def corpus_fingerprint(corpus: Sequence[Sequence[str]], cfg: VectorConfig, extra: TokenCorpus | None = None) -> str:
+    """A hash of the tokenised texts, the unlabelled corpus' key and every setting that changes trained vectors."""
     import gensim
 
     h = hashlib.sha256()
-    settings = {k: v for k, v in asdict(cfg).items() if k not in ("mode", "max_len")}
-    h.update(repr(sorted(settings.items())).encode())
+    h.update(repr(sorted(cfg.training_settings().items())).encode())
     h.update(gensim.__version__.encode())
+    if cfg.kind == "fasttext":
+        h.update(f"buckets={FT_BUCKETS}".encode())
     for tokens in corpus:
         h.update("\x1f".join(tokens).encode())
         h.update(b"\x1e")
+    if extra is not None:
+        h.update(f"extra={extra.key}".encode())
     return h.hexdigest()[:20]
 
 
-def train_word2vec(corpus: Sequence[Sequence[str]], cfg: VectorConfig, cache_dir: Path | None = None) -> WordVectors:
-    """Train (or load from the cache) Word2Vec vectors on tokenised texts.
+class _Sentences:
+    """The training texts, then the unlabelled corpus: a restartable iterable for gensim's passes."""
+
+    def __init__(self, corpus: Sequence[Sequence[str]], extra: TokenCorpus | None):
+        self.corpus, self.extra = corpus, extra
+
+    def __iter__(self) -> Iterator[list[str]]:
+        yield from (list(t) for t in self.corpus if t)
+        if self.extra is not None:
+            yield from self.extra
+
+
+def _load_cached(path: Path) -> WordVectors | None:
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            ngrams = None
+            if "ngram_ids" in f:
+                min_n, max_n, buckets = (int(v) for v in f["ngram_settings"])
+                ngrams = NgramVectors(min_n, max_n, buckets, f["ngram_ids"].astype(np.int64), f["ngram_vectors"])
+            return WordVectors(tuple(f["vocab"].tolist()), f["vectors"].astype(np.float32), ngrams)
+    except (OSError, ValueError, KeyError) as e:  # a damaged cache entry is retrained, not trusted
+        log.warning("Ignoring unreadable word-vector cache <path=%s>: %s", path, e)
+        return None
+
+
+def save_vectors_npz(path: Path, wv: WordVectors) -> None:
+    """Write `wv` (with its n-gram vectors) as one .npz file, atomically."""
+    arrays: dict[str, np.ndarray] = {"vocab": np.array(wv.vocab, dtype=str), "vectors": wv.vectors}
+    if wv.ngrams is not None:
+        g = wv.ngrams
+        arrays |= {
+            "ngram_settings": np.array([g.min_n, g.max_n, g.buckets]),
+            "ngram_ids": g.ids,
+            "ngram_vectors": g.vectors,
+        }
+
+    def save(tmp: str) -> None:
+        with open(tmp, "wb") as fh:  # a file object: np.savez would add ".npz" to a path
+            np.savez(fh, **arrays)
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, save)
+
+
+def train_vectors(
+    corpus: Sequence[Sequence[str]],
+    cfg: VectorConfig,
+    cache_dir: Path | None = None,
+    extra: TokenCorpus | None = None,
+) -> WordVectors:
+    """Train (or load from the cache) Word2Vec or FastText vectors on tokenised texts.
 
     Args:
-        corpus: token lists; only texts, never labels (training texts plus unlabelled texts).
-        cfg: Word2Vec settings; `seed` and a single worker make the vectors reproducible.
-        cache_dir: where vectors are kept under the corpus fingerprint; None disables the cache.
+        corpus: token lists of the labelled training texts (never labels, never held-out texts).
+        cfg: the vector settings; `seed` and a single worker make the vectors reproducible.
+        cache_dir: where vectors are kept under `corpus_fingerprint`; None disables the cache.
+        extra: the unlabelled corpus, streamed after `corpus` on every pass.
 
     Returns:
-        The vocabulary and its (V, D) float32 vectors.
+        The vocabulary and its (V, D) float32 vectors; for FastText also the n-gram vectors of the vocabulary.
     """
     path = None
     if cache_dir is not None:
-        path = Path(cache_dir) / f"w2v-{corpus_fingerprint(corpus, cfg)}.npz"
-        if path.exists():
-            try:
-                with np.load(path, allow_pickle=False) as f:
-                    return WordVectors(tuple(f["vocab"].tolist()), f["vectors"].astype(np.float32))
-            except (OSError, ValueError, KeyError) as e:  # a damaged cache entry is retrained, not trusted
-                log.warning("Ignoring unreadable Word2Vec cache <path=%s>: %s", path, e)
+        path = Path(cache_dir) / f"{cfg.kind}-{corpus_fingerprint(corpus, cfg, extra)}.npz"
+        if path.exists() and (cached := _load_cached(path)) is not None:
+            return cached
 
-    from gensim.models import Word2Vec
+    from gensim.models import FastText, Word2Vec
 
-    sentences = [list(t) for t in corpus if t]
-    if not sentences:
-        raise ValueError("Word2Vec needs at least one non-empty tweet after cleaning, but every tweet is empty.")
-    model = Word2Vec(
-        sentences,
-        vector_size=cfg.vector_size,
-        window=cfg.window,
-        min_count=min(cfg.min_count, max(len(s) for s in sentences)),
-        sg=int(cfg.sg),
-        epochs=auto_epochs(sum(len(t) for t in sentences)) if cfg.epochs == 0 else cfg.epochs,
-        seed=cfg.seed,
-        workers=1,  # more workers make the vectors depend on thread timing
-    )
-    wv = WordVectors(tuple(model.wv.index_to_key), model.wv.vectors.astype(np.float32))
+    longest = max([len(t) for t in corpus] + [extra.longest if extra is not None else 0])
+    if not longest:
+        raise ValueError("word vectors need at least one non-empty tweet after cleaning, but every tweet is empty.")
+    n_tokens = sum(len(t) for t in corpus) + (extra.n_tokens if extra is not None else 0)
+    settings = {
+        "vector_size": cfg.vector_size,
+        "window": cfg.window,
+        "min_count": min(cfg.min_count, longest),
+        "sg": int(cfg.sg),
+        "epochs": auto_epochs(n_tokens) if cfg.epochs == 0 else cfg.epochs,
+        "seed": cfg.seed,
+        "workers": 1,  # more workers make the vectors depend on thread timing
+    }
+    sentences = _Sentences(corpus, extra)
+    if cfg.kind == "fasttext":
+        model = FastText(sentences, min_n=cfg.min_n, max_n=cfg.max_n, bucket=FT_BUCKETS, **settings)
+        vocab = tuple(model.wv.index_to_key)
+        ids = ngram_buckets(vocab, cfg.min_n, cfg.max_n, FT_BUCKETS)  # the buckets training touched
+        ngrams = NgramVectors(cfg.min_n, cfg.max_n, FT_BUCKETS, ids, model.wv.vectors_ngrams[ids].astype(np.float32))
+        wv = WordVectors(vocab, model.wv.vectors.astype(np.float32), ngrams)
+    else:
+        model = Word2Vec(sentences, **settings)
+        wv = WordVectors(tuple(model.wv.index_to_key), model.wv.vectors.astype(np.float32))
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-
-        def save(tmp: str) -> None:
-            with open(tmp, "wb") as fh:  # a file object: np.savez would add ".npz" to a path
-                np.savez(fh, vocab=np.array(wv.vocab, dtype=str), vectors=wv.vectors)
-
-        atomic_write(path, save)
+        save_vectors_npz(path, wv)
     return wv
 
 
 def encode_mean(corpus: Sequence[Sequence[str]], wv: WordVectors) -> np.ndarray:
-    """Mean word vector of each tweet; a tweet with no known word is all zeros.
+    """Mean word vector of each tweet (words outside the vocabulary by their n-grams, when there are n-gram
+    vectors); a tweet with no known word is all zeros.
 
     Returns:
         (N, D) float32.
     """
+    wv = wv.extended(corpus)
     index = wv.index()
     out = np.zeros((len(corpus), wv.vectors.shape[1]), dtype=np.float32)
     for i, tokens in enumerate(corpus):
@@ -150,6 +307,7 @@ def encode_mean(corpus: Sequence[Sequence[str]], wv: WordVectors) -> np.ndarray:
 def encode_sequence(corpus: Sequence[Sequence[str]], wv: WordVectors, max_len: int) -> tuple[np.ndarray, np.ndarray]:
     """Token ids (vocabulary index + 2; 0 padding, 1 unknown) padded or truncated to `max_len`.
 
+    Only `wv.vocab` counts as known: extend it first (`WordVectors.extended`) to give n-gram words their rows.
     A tweet left with no token becomes one unknown token, so every length is at least 1.
 
     Returns:
