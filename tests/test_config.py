@@ -94,12 +94,13 @@ def test_a_study_json_of_before_resumes_with_its_old_settings(tmp_path):
     import json
 
     from study.orchestrate import resolve
+    from study.results import SCHEMA_VERSION
 
     folder = tmp_path / "old"
     folder.mkdir()
     settings = {**StudyConfig().to_dict(), "vectorizer": "mean", "unlabelled": "", "vector_size": 300}
-    del settings["encoding"]  # a study.json of before: no `encoding`, a single unlabelled path
-    (folder / "study.json").write_text(json.dumps({"schema_version": 1, "name": "old", "settings": settings}))
+    del settings["encoding"]  # settings of before (this schema version): no `encoding`, one unlabelled path
+    (folder / "study.json").write_text(json.dumps({"schema_version": SCHEMA_VERSION, "name": "old", "settings": settings}))
     cfg, _, _ = resolve(StudyConfig(resume="old", results_dir=str(tmp_path)))
     assert (cfg.encoding, cfg.vectorizer, cfg.unlabelled, cfg.vector_size) == ("mean", "word2vec", (), 300)
 
