@@ -100,7 +100,9 @@ def test_a_study_json_of_before_resumes_with_its_old_settings(tmp_path):
     folder.mkdir()
     settings = {**StudyConfig().to_dict(), "vectorizer": "mean", "unlabelled": "", "vector_size": 300}
     del settings["encoding"]  # settings of before (this schema version): no `encoding`, one unlabelled path
-    (folder / "study.json").write_text(json.dumps({"schema_version": SCHEMA_VERSION, "name": "old", "settings": settings}))
+    (folder / "study.json").write_text(
+        json.dumps({"schema_version": SCHEMA_VERSION, "name": "old", "settings": settings})
+    )
     cfg, _, _ = resolve(StudyConfig(resume="old", results_dir=str(tmp_path)))
     assert (cfg.encoding, cfg.vectorizer, cfg.unlabelled, cfg.vector_size) == ("mean", "word2vec", (), 300)
 
