@@ -79,7 +79,8 @@ def measure(model_dir: str, input_csv: str, out: str, core: int) -> dict:
 
     from study.predict import STAGES as COMMAND_STAGES
     from study.predict import Summary, predict_file
-    from trainables.data import DataSpec, read_text_chunks
+    from trainables.chunks import read_text_chunks
+    from trainables.data import DataSpec
     from trainables.saved_model import PREDICT_BATCH, load_model
     from trainables.train import _batches, predict_proba
 

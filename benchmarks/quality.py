@@ -187,7 +187,7 @@ def _winner_line(study: dict) -> str:
 
 def _scores(data: str, studies: dict, original: dict | None) -> dict[str, tuple[float, float | None, float] | None]:
     """Model -> (macro-F1, its std over folds or None, AUC), None where it has not been run."""
-    from study.final import BASELINE_NAMES
+    from study.final_summary import BASELINE_NAMES
 
     cv = data == "greek"
     scores: dict[str, tuple[float, float | None, float] | None] = {}
@@ -218,7 +218,7 @@ def _scores(data: str, studies: dict, original: dict | None) -> dict[str, tuple[
 
 
 def publish_table(args: argparse.Namespace, console) -> str:
-    from study.final import BASELINE_NAMES
+    from study.final_summary import BASELINE_NAMES
 
     path = args.results_dir / "original.json"
     original = json.loads(path.read_text()) if path.is_file() else None

@@ -315,10 +315,10 @@ def _check_resources(cfg: StudyConfig, address: str) -> None:
     """Refuse per-task requests no node can hold, as a study does (Ray would otherwise wait for ever)."""
     import ray
 
-    from study.orchestrate import _autoscaler_capacity, check_resources
+    from study.resources import autoscaler_capacity, check_resources
 
     nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
-    check_resources(cfg, nodes + (_autoscaler_capacity() if address else []))
+    check_resources(cfg, nodes + (autoscaler_capacity() if address else []))
 
 
 @contextlib.contextmanager

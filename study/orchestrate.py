@@ -1,9 +1,10 @@
 """`run_study(cfg)`: a study in named steps, from its settings to `results/<name>/`.
 
-`resolve` the settings and folder and `load_dataset` (every input checked), start Ray and `check_resources`,
-`prepare` (encode once, plan, study.json), `build_tuner` (new, or restored to finish), `tuner.fit()` with the
-live recorder and progress view as callbacks, then `write_results` from Ray's storage (rows.py). Nothing is
-written to `results/` before every check has passed. The CLI lives in run.py; the schema in results.py.
+`resolve` the settings and folder and `load_dataset` (every input checked), start Ray and `check_resources`
+(resources.py), `prepare` (encode once, plan, study.json), `build_tuner` (new, or restored to finish),
+`tuner.fit()` with the live recorder and progress view as callbacks, then `write_results` from Ray's storage
+(rows.py). Nothing is written to `results/` before every check has passed. The CLI lives in run.py; the schema
+in results.py.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import contextlib
 import datetime as dt
 import fcntl
 import logging
-import math
 import os
 import platform
 import time
@@ -30,6 +30,7 @@ from study.config import ASHA_METRICS, ConfigError, StudyConfig, saved_settings
 from study.data_summary import DATA_FILE, DATA_SCHEMA, summarise_data
 from study.dataset import Dataset, encode, load_dataset
 from study.optuna_study import write_optuna_db
+from study.resources import check_resources, cluster_nodes, concurrency, init_ray
 from study.results import (
     BEST_METRIC,
     EPOCHS_FILE,
@@ -153,102 +154,6 @@ def resolve(cfg: StudyConfig) -> tuple[StudyConfig, Path, dict[str, Any] | None]
             f"Choose another `--name`, or complete it with `--resume {name}`."
         )
     return replace(cfg, name=name), folder, None
-
-
-def _autoscaler_capacity() -> list[dict[str, float]]:
-    """Resources of every worker the cluster launcher may start, read on a `ray up` head; [] elsewhere.
-
-    Planning on the nodes that are up would ask an autoscaling cluster for only what its head holds, and it
-    would never grow; a GPU study started before the first GPU worker joins would be refused.
-    """
-    path = Path("~/ray_bootstrap_config.yaml").expanduser()
-    if not path.is_file():
-        return []
-    import yaml
-
-    try:
-        config = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError):
-        return []
-    head = config.get("head_node_type")
-    return [
-        {k: float(v) for k, v in (t.get("resources") or {}).items()}
-        for name, t in (config.get("available_node_types") or {}).items()
-        if name != head
-        for _ in range(int(t.get("max_workers", 0)))
-    ]
-
-
-def _cluster_nodes(cfg: StudyConfig) -> list[dict[str, float]]:
-    """The resources of every node to plan trials on: the nodes up, and the workers the launcher may start.
-
-    Raises:
-        ConfigError: the cluster spans several machines but `storage` is not shared.
-    """
-    import ray
-
-    alive = [n for n in ray.nodes() if n.get("Alive")]
-    hosts = {n.get("NodeManagerHostname") for n in alive}
-    capacity = _autoscaler_capacity() if cfg.address else []
-    if (len(hosts) > 1 or capacity) and not cfg.storage:
-        raise ConfigError(
-            f"this Ray cluster spans {max(len(hosts), 2)} machines, but `storage` is not set, so trials on worker "
-            "nodes could not save checkpoints; give `--storage s3://bucket/prefix` or a path every node mounts "
-            "(NFS, EFS)."
-        )
-    nodes = [n["Resources"] for n in alive]
-    if capacity:
-        workers = [n["Resources"] for n in alive if "node:__internal_head__" not in n["Resources"]]
-        nodes = [r for r in nodes if r not in workers] + capacity  # running workers count within max_workers
-    return nodes
-
-
-def check_resources(cfg: StudyConfig, nodes: list[dict[str, float]]) -> None:
-    """Refuse per-trial requests that no node can hold (Ray would otherwise wait for ever)."""
-    max_cpus = max((n.get("CPU", 0) for n in nodes), default=0)
-    max_gpus = max((n.get("GPU", 0) for n in nodes), default=0)
-    if cfg.gpus_per_trial > 0 and max_gpus == 0:
-        raise ConfigError(
-            f"`gpus_per_trial` is {cfg.gpus_per_trial}, but no node of this Ray cluster has a GPU. "
-            "Use `--gpus-per-trial 0` to train on CPUs, or connect to a GPU cluster with `--address`."
-        )
-    if cfg.gpus_per_trial > max_gpus:
-        raise ConfigError(
-            f"`gpus_per_trial` is {cfg.gpus_per_trial}, but the largest node has {max_gpus:g} GPU(s); "
-            f"ask for at most {max_gpus:g} (a fraction such as 0.25 shares a card)."
-        )
-    if cfg.cpus_per_trial > max_cpus:
-        raise ConfigError(
-            f"`cpus_per_trial` is {cfg.cpus_per_trial}, but the largest node has {max_cpus:g} CPU(s); "
-            f"ask for at most {max_cpus:g}."
-        )
-
-
-def concurrency(cfg: StudyConfig, nodes: list[dict[str, float]]) -> int:
-    """Trials at once: the user's `max_concurrent`, else what fits on the nodes, at most the budget."""
-    if cfg.max_concurrent:
-        return min(cfg.max_concurrent, cfg.num_samples)
-    fit = 0
-    for n in nodes:
-        by_cpu = math.floor(n.get("CPU", 0) / cfg.cpus_per_trial + 1e-9)
-        by_gpu = math.floor(n.get("GPU", 0) / cfg.gpus_per_trial + 1e-9) if cfg.gpus_per_trial else by_cpu
-        fit += min(by_cpu, by_gpu)
-    return max(1, min(fit, cfg.num_samples))
-
-
-def _init_ray(cfg: StudyConfig) -> bool:
-    """Connect to `address` or start a local Ray; returns whether this call started it."""
-    import ray
-
-    if ray.is_initialized():
-        return False
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
-    if cfg.address:
-        ray.init(address=cfg.address, **kwargs)
-    else:
-        ray.init(include_dashboard=False, **kwargs)
-    return True
 
 
 @contextlib.contextmanager
@@ -571,7 +476,7 @@ def run_study(
     cfg, folder, previous = resolve(cfg)
     dataset = load_dataset(cfg)  # every input file validated here, before Ray or any writing
     phase("loaded")
-    ray_started = _init_ray(cfg)
+    ray_started = init_ray(cfg)
     phase("ray")
     import ray
 
@@ -579,7 +484,7 @@ def run_study(
     from study.recorder import ResultsRecorder
 
     try:
-        nodes = _cluster_nodes(cfg)
+        nodes = cluster_nodes(cfg)
         check_resources(cfg, nodes)
         with _claimed(folder, cfg.name, new=previous is None):
             study = prepare(cfg, folder, previous, dataset, nodes, phase)

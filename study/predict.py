@@ -3,7 +3,7 @@
 Here: the command line, `resolve_model_folder` and `predict_file`, which streams the input in chunks of rows
 through a LoadedModel into the output (written to a temporary file and renamed at the end, so a bad byte in a
 late chunk leaves nothing behind). Not here: the model format and how a text becomes probabilities
-(trainables/saved_model.py), reading and checking the CSV (trainables/data.py).
+(trainables/saved_model.py), reading and checking the CSV (trainables/chunks.py).
 
 The output holds, per input row and in input order, the `--id-columns` as read, `predicted` (the most probable
 class) and one `prob_<class>` column per class. Empty texts are classified too (as a tweet with no known word),
@@ -32,7 +32,8 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeE
 
 from study.cli import EXIT_CODES_HELP, run_command
 from study.config import ConfigError
-from trainables.data import DataSpec, TextChunk, read_text_chunks
+from trainables.chunks import TextChunk, read_text_chunks
+from trainables.data import DataSpec
 from trainables.files import atomic_write
 from trainables.saved_model import MODEL_FOLDER, PREDICT_BATCH, LoadedModel, ModelError, load_model
 

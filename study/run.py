@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         counts = outcome.trials["status"].value_counts().to_dict()
         console.print(f"Study [bold]{outcome.name}[/] done: {len(outcome.trials)} trials ({counts}).")
         if outcome.info.get("final"):
-            from study.final import answer_lines
+            from study.final_summary import answer_lines
 
             for line in answer_lines(outcome.info["final"], outcome.folder):
                 console.print(line, markup=False, soft_wrap=True)

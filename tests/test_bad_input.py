@@ -48,7 +48,7 @@ def no_ray(monkeypatch):
     def refuse(cfg):
         raise RayStarted("Ray was started before the bad input was refused")
 
-    monkeypatch.setattr(study.orchestrate, "_init_ray", refuse)
+    monkeypatch.setattr(study.orchestrate, "init_ray", refuse)
 
 
 def _write(path: Path, text: str | bytes) -> Path:
@@ -438,7 +438,7 @@ def test_unknown_flag_exits_2_through_argparse(tmp_path, capsys, no_ray):
 
 def test_gpus_per_trial_larger_than_any_node_is_refused():
     from study.config import ConfigError
-    from study.orchestrate import check_resources
+    from study.resources import check_resources
 
     nodes = [{"CPU": 16.0, "GPU": 1.0}, {"CPU": 8.0, "GPU": 2.0}]
     with pytest.raises(ConfigError, match=r"`gpus_per_trial` is 4, but the largest node has 2 GPU\(s\)"):

@@ -6,17 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from study.final import (
-    CV,
-    Candidate,
-    FinalPlan,
-    candidates,
-    run_cv,
-    summarise_final,
-)
-from study.final import (
-    TEST as TEST_SPLIT,
-)
+from study.final import Candidate, FinalPlan, candidates, run_cv
+from study.final_summary import CV, summarise_final
+from study.final_summary import TEST as TEST_SPLIT
 from study.results import FINAL_SCHEMA
 
 SMALL = {"cell": "gru", "hidden_size": 8, "num_layers": 1, "attention": True, "skip": False, "batch_size": 64}

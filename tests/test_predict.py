@@ -1,4 +1,4 @@
-"""Tests for `python -m study.predict` and the chunked reader under it (trainables.data.read_text_chunks).
+"""Tests for `python -m study.predict` and the chunked reader under it (trainables.chunks.read_text_chunks).
 
 Real models trained on real Greek tweets, real CSV and Parquet files. The happy path: a CSV with a BOM, CRLF,
 quoted multi-line texts, an empty text and extra id columns gives one output row per input row, in order, ids as
@@ -21,7 +21,8 @@ import pytest
 import torch
 
 from study.predict import main
-from trainables.data import DataError, DataSpec, read_labelled, read_text_chunks, read_unlabelled, subset
+from trainables.chunks import read_text_chunks
+from trainables.data import DataError, DataSpec, read_labelled, read_unlabelled, subset
 from trainables.preprocess import CleanConfig
 from trainables.saved_model import CONFIG_FILE, MODEL_FOLDER, load_model, save_model, train_final_model
 from trainables.train import HParams
@@ -422,7 +423,7 @@ def test_chunked_reader_says_what_the_whole_file_reader_says(tmp_path, content):
 
 @pytest.mark.parametrize("block", [1, 2, 3, 5, 7, 64])
 def test_the_decoded_stream_is_the_whole_file_decoded_whatever_the_block_size(tmp_path, block):
-    from trainables.data import _Utf8Text  # the stream pandas reads; blocks of every size must join up
+    from trainables.chunks import _Utf8Text  # the stream pandas reads; blocks of every size must join up
 
     raw = b"\xef\xbb\xbf" + 'Κείμενο,Party\r\n"α\r\nβ",ND\r\n€ γ\r\r\n,KKE\n'.encode()
     path = _write(tmp_path / "stream.csv", raw)

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from trainables.data import DataError, DataSpec, compose_texts, read_text_chunks
+from trainables.chunks import read_text_chunks
+from trainables.data import DataError, DataSpec, compose_texts
 from trainables.files import atomic_write
 from trainables.preprocess import CleanConfig, clean_corpus
 

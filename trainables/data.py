@@ -1,32 +1,28 @@
 """Reading labelled and unlabelled tweet CSV files, validated up front, plus seeded splits and subsets.
 
 Here: `DataSpec` (which columns, how labels map to classes, what to do with bad rows), `read_labelled`,
-`read_unlabelled`, `read_text_chunks` (a large file's texts in chunks of rows, for prediction),
-`compose_texts` (the party prefix), `stratified_split` and `subset`. Not here: text cleaning (preprocess.py),
-tokenising and vectorising (vectorize.py).
+`read_unlabelled`, `compose_texts` (the party prefix), `stratified_split` and `subset`, and the `DataError`
+messages every reader of a CSV file shares. Not here: a large file's texts in chunks of rows, for prediction
+(chunks.py), text cleaning (preprocess.py), tokenising and vectorising (vectorize.py).
 
-Every problem with an input file raises one `DataError` before any work is done (`read_text_chunks` checks
-the file and its columns with its first chunk, and a bad byte or row further on when it gets there). Its
-message names the file, the column or rows at fault, and the fix (usually a command-line flag). Rows are
-reported as "data row N": 1-based, counting data records after the header, so a quoted multi-line tweet is one
-row. This differs from the file's line numbers whenever a tweet spans several lines, which is why line numbers
-are not used.
+Every problem with an input file raises one `DataError` before any work is done. Its message names the file,
+the column or rows at fault, and the fix (usually a command-line flag). Rows are reported as "data row N":
+1-based, counting data records after the header, so a quoted multi-line tweet is one row. This differs from the
+file's line numbers whenever a tweet spans several lines, which is why line numbers are not used.
 
 Identifier columns such as `New_ID` are never read into labelled data: in the Greek election data the id
-encodes the label. `read_text_chunks` passes the id columns it is asked for through, as read.
+encodes the label.
 """
 
 from __future__ import annotations
 
-import codecs
 import difflib
 import io
 import logging
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -34,7 +30,6 @@ import pandas as pd
 log = logging.getLogger(__name__)
 
 EMPTY_TEXTS_CHOICES = ("refuse", "drop")
-_T = TypeVar("_T")
 _MAX_LISTED = 5  # how many bad rows or values an error message lists
 
 
@@ -133,7 +128,7 @@ def _rows(positions: np.ndarray) -> str:
     return shown + (f" (and {more} more)" if more > 0 else "")
 
 
-def _file_error(path: Path) -> DataError | None:
+def file_error(path: Path) -> DataError | None:
     """The error for a path that is not a readable file, or None."""
     if not path.exists():
         return DataError(f"Data file {path} does not exist; check the path (relative paths start at {Path.cwd()}).")
@@ -142,15 +137,18 @@ def _file_error(path: Path) -> DataError | None:
     return None
 
 
-def _unreadable(name: str, exc: OSError) -> DataError:
+def unreadable(name: str, exc: OSError) -> DataError:
+    """The error for a file that exists but cannot be read."""
     return DataError(f"Data file {name} cannot be read ({exc}); check its permissions.")
 
 
-def _empty_file(name: str) -> DataError:
+def empty_file(name: str) -> DataError:
+    """The error for a file with nothing but whitespace in it."""
     return DataError(f"Data file {name} is empty; it needs a header line and at least one data row.")
 
 
-def _not_utf8(path: Path, bad: bytes, offset: int, line: int) -> DataError:
+def not_utf8(path: Path, bad: bytes, offset: int, line: int) -> DataError:
+    """The error for the byte `bad` at byte `offset` (on 1-based `line` of the file) that is not UTF-8."""
     return DataError(
         f"Data file {path} is not UTF-8: byte {bad!r} at byte offset {offset} "
         f"(line {line} of the file) cannot be decoded. Re-encode the file as UTF-8, "
@@ -158,7 +156,8 @@ def _not_utf8(path: Path, bad: bytes, offset: int, line: int) -> DataError:
     )
 
 
-def _unparseable(name: str, exc: Exception) -> DataError:
+def unparseable(name: str, exc: Exception) -> DataError:
+    """The error for a file pandas cannot parse as CSV (`exc`, one of PARSE_ERRORS)."""
     detail = str(exc).strip().removeprefix("Error tokenizing data. C error: ")  # pandas' own prefix
     return DataError(
         f"Data file {name} cannot be parsed as CSV: {detail}. Check that it is "
@@ -167,50 +166,52 @@ def _unparseable(name: str, exc: Exception) -> DataError:
     )
 
 
-def _no_rows(name: str, frame: pd.DataFrame) -> DataError:
+def no_rows(name: str, frame: pd.DataFrame) -> DataError:
+    """The error for a file with a header but no data rows."""
     return DataError(
         f"Data file {name} has a header ({', '.join(map(str, frame.columns))}) but no data rows; "
         "add rows or pick another file."
     )
 
 
-_CSV_OPTIONS = {"dtype": str, "keep_default_na": False, "index_col": False}  # strings only, never NaN
-_PARSE_ERRORS = (pd.errors.ParserError, pd.errors.ParserWarning, pd.errors.EmptyDataError)
-_BOM = b"\xef\xbb\xbf"
+CSV_OPTIONS = {"dtype": str, "keep_default_na": False, "index_col": False}  # strings only, never NaN
+PARSE_ERRORS = (pd.errors.ParserError, pd.errors.ParserWarning, pd.errors.EmptyDataError)
+BOM = b"\xef\xbb\xbf"
 
 
 def _read_frame(path: str | Path) -> tuple[pd.DataFrame, str]:
     """Reads a CSV file as strings only (no NaN), turning every read or parse failure into a `DataError`."""
     path = Path(path)
     name = str(path)
-    if (error := _file_error(path)) is not None:
+    if (error := file_error(path)) is not None:
         raise error
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise _unreadable(name, exc) from exc
+        raise unreadable(name, exc) from exc
     if not raw.strip():
-        raise _empty_file(name)
-    skip = len(_BOM) if raw.startswith(_BOM) else 0
+        raise empty_file(name)
+    skip = len(BOM) if raw.startswith(BOM) else 0
     try:
         text = raw[skip:].decode("utf-8")
     except UnicodeDecodeError as exc:
         offset = exc.start + skip
-        raise _not_utf8(path, raw[offset : offset + 1], offset, raw.count(b"\n", 0, offset) + 1) from exc
+        raise not_utf8(path, raw[offset : offset + 1], offset, raw.count(b"\n", 0, offset) + 1) from exc
     text = text.replace("\r\n", "\n")  # CRLF files and CRLF inside quoted tweets read like LF ones
     try:
         with warnings.catch_warnings():
             # Rows longer than the header would otherwise lose fields silently.
             warnings.simplefilter("error", pd.errors.ParserWarning)
-            frame = pd.read_csv(io.StringIO(text), **_CSV_OPTIONS)
-    except _PARSE_ERRORS as exc:
-        raise _unparseable(name, exc) from exc
+            frame = pd.read_csv(io.StringIO(text), **CSV_OPTIONS)
+    except PARSE_ERRORS as exc:
+        raise unparseable(name, exc) from exc
     if frame.empty:
-        raise _no_rows(name, frame)
+        raise no_rows(name, frame)
     return frame.fillna(""), name  # fields missing at the end of a short row
 
 
-def _require_column(frame: pd.DataFrame, column: str, flag: str, name: str, extra: str = "") -> None:
+def require_column(frame: pd.DataFrame, column: str, flag: str, name: str, extra: str = "") -> None:
+    """Raise a DataError naming the columns present (and a close match) when `frame` has no `column`."""
     if column in frame.columns:
         return
     present = [str(c) for c in frame.columns]
@@ -266,10 +267,10 @@ def read_labelled(
             two classes remain (checked only when `classes` is not given).
     """
     frame, name = _read_frame(path)
-    _require_column(frame, spec.text_column, "--text-column", name)
-    _require_column(frame, spec.label_column, "--label-column", name)
+    require_column(frame, spec.text_column, "--text-column", name)
+    require_column(frame, spec.label_column, "--label-column", name)
     if spec.party_column:
-        _require_column(frame, spec.party_column, "--party-column", name, extra=", or `--party-column ''` for none")
+        require_column(frame, spec.party_column, "--party-column", name, extra=", or `--party-column ''` for none")
     if classes is not None:
         classes = tuple(classes)
         if len(classes) < 2 or len(set(classes)) != len(classes):
@@ -374,7 +375,7 @@ def read_unlabelled(path: str | Path, spec: DataSpec = DataSpec()) -> list[str]:
             column, or has only empty texts.
     """
     frame, name = _read_frame(path)
-    _require_column(frame, spec.text_column, "--text-column", name)
+    require_column(frame, spec.text_column, "--text-column", name)
     texts = frame[spec.text_column]
     keep = (texts.str.strip() != "").to_numpy()
     if not keep.any():
@@ -389,134 +390,6 @@ def read_unlabelled(path: str | Path, spec: DataSpec = DataSpec()) -> list[str]:
         else:
             log.warning("No column %r in %s; reading its texts without the party prefix", spec.party_column, name)
     return compose_texts(texts[keep].tolist(), parties.tolist() if parties is not None else None)
-
-
-@dataclass(frozen=True, eq=False)
-class TextChunk:
-    """Consecutive data rows of a CSV file read by `read_text_chunks`."""
-
-    texts: list[str]  # the text column, as read (no party prefix)
-    parties: list[str] | None  # the party column, stripped; None when not asked for
-    ids: pd.DataFrame  # the id columns asked for, as read (strings)
-    start: int  # 0-based position of the chunk's first data row in the file
-    bytes_read: int  # how far into the file the reader has got (for progress; pandas reads ahead)
-
-    def __len__(self) -> int:
-        return len(self.texts)
-
-
-class _Utf8Text(io.TextIOBase):
-    """A CSV file's bytes as the text `_read_frame` would parse, decoded block by block for pandas' reader.
-
-    The BOM is dropped, CRLF becomes LF (also when a block ends between the two), and a byte that is not UTF-8
-    raises the same DataError as `_read_frame`, with the same byte offset and line of the file.
-    """
-
-    def __init__(self, fh, path: Path):
-        self._fh, self._path = fh, path
-        self._decoder = codecs.getincrementaldecoder("utf-8")()
-        self.bytes_read = len(_BOM) if fh.read(len(_BOM)) == _BOM else 0
-        fh.seek(self.bytes_read)
-        self._newlines = 0  # b"\n" in the bytes read so far
-        self._cr = ""  # a block's trailing "\r", held back until the next block shows whether "\n" follows
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int | None = -1) -> str:
-        """Up to `size` bytes' worth of text; "" only at the end of the file."""
-        while True:
-            text, more = self._read_block(size if size is not None and size > 0 else -1)
-            if text or not more:
-                return text
-
-    def _read_block(self, size: int) -> tuple[str, bool]:
-        block = self._fh.read(size)
-        try:
-            text = self._decoder.decode(block, final=not block)
-        except UnicodeDecodeError as exc:
-            # exc.object is the decoder's buffered bytes (never a newline) followed by `block`
-            offset = self.bytes_read - len(exc.object) + len(block) + exc.start
-            line = self._newlines + exc.object.count(b"\n", 0, exc.start) + 1
-            raise _not_utf8(self._path, exc.object[exc.start : exc.start + 1], offset, line) from exc
-        self.bytes_read += len(block)
-        self._newlines += block.count(b"\n")
-        text, self._cr = self._cr + text, ""
-        if block and text.endswith("\r"):
-            text, self._cr = text[:-1], "\r"
-        return text.replace("\r\n", "\n"), bool(block)
-
-
-def read_text_chunks(
-    path: str | Path, spec: DataSpec = DataSpec(), id_columns: Sequence[str] = (), chunk_size: int = 10_000
-) -> Iterator[TextChunk]:
-    """Reads the texts of a CSV file in chunks of rows, with the checks and messages of `read_labelled`.
-
-    The first chunk is read, and the file and its columns checked, when the first chunk is asked for; a byte
-    that is not UTF-8 or a row that cannot be parsed further on raises when its chunk is reached. Every row is
-    kept, empty texts too.
-
-    Args:
-        path: The CSV file; the same formats as `read_labelled` accepts.
-        spec: `text_column`, and `party_column` when `prepend_party` is set (else parties are not read).
-        id_columns: Columns passed through as read, e.g. to identify the rows of a prediction.
-        chunk_size: Data rows per chunk (the last may hold fewer).
-
-    Yields:
-        The chunks in file order.
-
-    Raises:
-        DataError: The file is missing, unreadable, empty, not UTF-8 or not parseable, has no data rows, or lacks
-            a column asked for.
-    """
-    if chunk_size < 1:
-        raise ValueError(f"`chunk_size` must be >= 1, but got {chunk_size}.")
-    path = Path(path)
-    name = str(path)
-    if (error := _file_error(path)) is not None:
-        raise error
-    party = spec.party_column if spec.prepend_party else ""
-    try:
-        fh = open(path, "rb")  # closed by the `with` below, after the last chunk
-    except OSError as exc:
-        raise _unreadable(name, exc) from exc
-    with fh:
-        head = fh.read(1 << 16)
-        if not head.strip() and len(head) < 1 << 16:
-            raise _empty_file(name)
-        fh.seek(0)
-        stream = _Utf8Text(fh, path)  # skips the BOM
-        reader = _parsed(lambda: pd.read_csv(stream, chunksize=chunk_size, **_CSV_OPTIONS), name)
-        with reader:
-            start = 0
-            while (frame := _parsed(lambda: next(reader, None), name)) is not None:
-                if start == 0:
-                    if frame.empty:
-                        raise _no_rows(name, frame)
-                    _require_column(frame, spec.text_column, "--text-column", name)
-                    if party:
-                        _require_column(frame, party, "--party-column", name, extra=", or `--party-column ''` for none")
-                    for column in id_columns:
-                        _require_column(frame, column, "--id-columns", name)
-                frame = frame.fillna("")
-                yield TextChunk(
-                    texts=frame[spec.text_column].tolist(),
-                    parties=frame[party].str.strip().tolist() if party else None,
-                    ids=frame[list(id_columns)].reset_index(drop=True),
-                    start=start,
-                    bytes_read=stream.bytes_read,
-                )
-                start += len(frame)
-
-
-def _parsed(parse: Callable[[], _T], name: str) -> _T:
-    """`parse()` with pandas' parse failures (and rows longer than the header) as `_read_frame`'s DataError."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", pd.errors.ParserWarning)
-            return parse()
-    except _PARSE_ERRORS as exc:
-        raise _unparseable(name, exc) from exc
 
 
 def concat(a: LabelledData, b: LabelledData) -> LabelledData:

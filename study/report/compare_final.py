@@ -18,7 +18,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from study.cvstats import holm, paired, verdict_line
-from study.final import BASELINE_NAMES, CV
+from study.final_summary import BASELINE_NAMES, CV
 from study.report.load import StudyResults
 from study.report.page import Section, frame_table, note_html, para_html, save_figure, verdict_html
 from study.results import BEST_METRIC, FINAL_FILE, read_table

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from study.final import BASELINE_NAMES, CV
+from study.final_summary import BASELINE_NAMES, CV
 from study.report.load import StudyResults
 from study.report.page import Section, frame_table, grid_html, kv_table, note_html, save_figure, verdict_html
 from study.results import FINAL_FILE, read_table
