@@ -50,6 +50,7 @@ from study.cli import EXIT_INTERRUPTED, CommandParser, run_command
 from study.config import ConfigError, DataSettings, StudyConfig, saved_settings
 from study.cvstats import cv_estimate
 from study.final import FinalPlan
+from study.resources import init_ray
 from study.results import SCHEMA_VERSION, json_text, read_study, read_table, write_json, write_table
 from trainables.data import LabelledData, concat
 from trainables.prepare import Unlabelled
@@ -297,20 +298,6 @@ def resolve(args: argparse.Namespace, command: str) -> Setup:
 # ------------------------------------------------------------------------------------------ execute
 
 
-def _start_ray(address: str) -> bool:
-    """Connect to `address` or start a local Ray; returns whether this call started it."""
-    import ray
-
-    if ray.is_initialized():
-        return False
-    kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
-    if address:
-        ray.init(address=address, **kwargs)
-    else:
-        ray.init(include_dashboard=False, **kwargs)
-    return True
-
-
 def _check_resources(cfg: StudyConfig, address: str) -> None:
     """Refuse per-task requests no node can hold, as a study does (Ray would otherwise wait for ever)."""
     import ray
@@ -400,7 +387,7 @@ def execute(s: Setup, on_row: Callable[[dict[str, Any]], None] | None = None) ->
         "status": "running",
         "started_at": dt.datetime.now(dt.UTC).isoformat(),
     }
-    ray_started = done < total and _start_ray(s.address)
+    ray_started = done < total and init_ray(replace(s.cfg, address=s.address))
     try:
         if done < total:
             _check_resources(s.cfg, s.address)
