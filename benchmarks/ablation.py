@@ -51,7 +51,7 @@ from sections import (  # noqa: E402 - benchmarks/ on sys.path
     publish,
 )
 
-from study.ablation import ABLATION_FILE, ABLATION_SCHEMA, BASE, value_text  # noqa: E402
+from study.ablation import ABLATION_FILE, ABLATION_SCHEMA, BASE, parse_base, value_text  # noqa: E402
 from study.cvstats import paired  # noqa: E402
 from study.results import BEST_METRIC, read_table  # noqa: E402
 
@@ -180,6 +180,17 @@ def run_study(args: argparse.Namespace, data: list[str], tmp: Path, console: Con
     params = {k: v.item() if hasattr(v, "item") else v for k, v in params.items()}
     source = f"best trial {best['trial_id']} (validation macro-F1 {best[BEST_METRIC]:.3f}; no final stage yet)"
     return folder, {"source": source, "params": params, "base_args": _base_args(params)}, wall
+
+
+def with_changes(base: dict, items: list[str]) -> dict:
+    """The base with `--base factor=value` changes (`items`) on top, and the arguments that give them to ablate."""
+    if not items:
+        return base
+    changes = parse_base(items)
+    params = {**base["params"], **changes}
+    args = _base_args(params if "base_args" in base else changes)
+    said = ", ".join(f"{k}={value_text(v)}" for k, v in changes.items())
+    return {"source": f"{base['source']}, with {said}", "params": params, "base_args": args}
 
 
 def _base_args(params: dict) -> list[str]:
@@ -482,6 +493,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--speed-epochs", type=int, default=3, help="epochs of the speed comparison (default: 3)")
     p.add_argument("--rounds", type=int, default=2, choices=(1, 2), help="speed rounds, alternating (default: 2)")
     p.add_argument("--vector-size", type=int, default=300, help="Word2Vec dimension (default: 300)")
+    p.add_argument(
+        "--base",
+        action="append",
+        default=[],
+        metavar="FACTOR=VALUE",
+        help="change the winner before ablating it (e.g. batch_size=256 to fit a time budget); repeatable",
+    )
     add_output_arguments(p, SECTION, "a paragraph added under the tables")
     return p
 
@@ -501,6 +519,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="ablation-bench-") as d:
         tmp = Path(d)
         folder, base, study_wall = run_study(args, data, tmp, console)
+        base = with_changes(base, args.base)
         console.log(f"base: {base['source']}: {base['params']}")
         info, rows, preset_wall = run_preset(args, folder, base, tmp, console)
         for e in info["effects"]:

@@ -36,10 +36,10 @@ def no_ray(monkeypatch):
     """Fail the test if anything tries to start or join Ray."""
     import study.ablate
 
-    def refuse(address):
+    def refuse(cfg):
         raise RayStarted("Ray was started before the bad input was refused")
 
-    monkeypatch.setattr(study.ablate, "_start_ray", refuse)
+    monkeypatch.setattr(study.ablate, "init_ray", refuse)
 
 
 def _study_folder(folder, final=None, **changes):
@@ -365,6 +365,6 @@ def test_an_interrupted_ablation_reruns_only_the_missing_folds(small_study, ray_
     import study.ablate
 
     (out / "report.html").unlink()
-    monkeypatch.setattr(study.ablate, "_start_ray", lambda address: pytest.fail("Ray started with nothing to run"))
+    monkeypatch.setattr(study.ablate, "init_ray", lambda cfg: pytest.fail("Ray started with nothing to run"))
     assert main(argv) == EXIT_OK
     assert (out / "report.html").is_file()
