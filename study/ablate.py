@@ -17,10 +17,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import fcntl
 import json
 import logging
-import os
 import shlex
 import sys
 import time
@@ -53,6 +51,7 @@ from study.final import FinalPlan
 from study.resources import init_ray
 from study.results import SCHEMA_VERSION, json_text, read_study, read_table, write_json, write_table
 from trainables.data import LabelledData, concat
+from trainables.files import exclusive_lock
 from trainables.prepare import Unlabelled
 from trainables.train import HParams
 
@@ -312,17 +311,9 @@ def _check_resources(cfg: StudyConfig, address: str) -> None:
 def _claimed(out: Path):
     """`out`, created when missing, locked against a second ablation writing into it at the same time."""
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / LOCK_FILE, "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ConfigError(
-                f"`--out` {str(out)!r} is in use by another `study.ablate` process (lock {str(out / LOCK_FILE)!r}); "
-                "wait for it to finish or give another `--out`."
-            ) from None
-        fh.truncate(0)
-        fh.write(f"{os.getpid()}\n")
-        fh.flush()
+    lock = out / LOCK_FILE
+    busy = f"`--out` {str(out)!r} is in use by another `study.ablate` process (lock {str(lock)!r}); wait for it to "
+    with exclusive_lock(lock, lambda: ConfigError(busy + "finish or give another `--out`.")):
         yield
 
 

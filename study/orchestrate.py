@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
 import logging
 import os
 import platform
@@ -49,6 +48,7 @@ from study.results import (
     write_table,
 )
 from study.rows import RowContext, prediction_rows, rows_from_storage
+from trainables.files import exclusive_lock
 from trainables.metrics import METRIC, MODE
 from trainables.prepare import EncodedData
 
@@ -166,17 +166,9 @@ def _claimed(folder: Path, name: str, new: bool):
             raise ConfigError(
                 f"`name`: a study named {name!r} was just created by another process; choose another `--name`."
             ) from None
-    with open(folder / LOCK_FILE, "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ConfigError(
-                f"study {folder.name!r} is in use by another `study.run` process (lock {str(folder / LOCK_FILE)!r}); "
-                "wait for it to finish or choose another `--name`."
-            ) from None
-        fh.truncate(0)
-        fh.write(f"{os.getpid()}\n")
-        fh.flush()
+    lock = folder / LOCK_FILE
+    busy = f"study {folder.name!r} is in use by another `study.run` process (lock {str(lock)!r}); wait for it to "
+    with exclusive_lock(lock, lambda: ConfigError(busy + "finish or choose another `--name`.")):
         yield
 
 

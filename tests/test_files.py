@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from trainables.files import atomic_write, umask_mode, write_text
+from trainables.files import atomic_write, exclusive_lock, umask_mode, write_text
 
 
 @pytest.fixture
@@ -49,3 +49,17 @@ def test_json_text_is_strict_json_of_numpy_and_nan():
     assert json.loads(json_text(np.float64("nan"))) is None
     with pytest.raises(TypeError, match="JSON values only"):
         json_text({"x": object()})
+
+
+class Busy(Exception):
+    pass
+
+
+def test_a_held_lock_refuses_a_second_holder_at_once_and_frees_when_the_block_ends(tmp_path):
+    lock = tmp_path / ".lock"
+    with exclusive_lock(lock, Busy):
+        assert lock.read_text() == f"{os.getpid()}\n"
+        with pytest.raises(Busy), exclusive_lock(lock, Busy):  # flock: a second open file is a second holder
+            pass
+    with exclusive_lock(lock, Busy):  # released: taken again
+        pass

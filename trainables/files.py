@@ -4,15 +4,19 @@ A file is written to a temporary name in its own folder, given the mode a plain 
 (0666 less the umask, so a shared results folder on a cluster stays readable by the group), then renamed
 onto its path. A reader sees the previous complete file or the new one, never half of one; a failed write
 removes its temporary file and leaves the old file as it was.
+
+Also here: `exclusive_lock`, the lock file that keeps a second process out of a folder being written.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import math
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -82,3 +86,21 @@ def json_text(obj: Any, indent: int | None = None) -> str:
         raise TypeError(f"JSON values only, but got {type(o).__name__}: {o!r}.")
 
     return json.dumps(_plain(obj), indent=indent, ensure_ascii=False, allow_nan=False, default=refuse)
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | Path, busy: Callable[[], Exception]) -> Iterator[None]:
+    """Hold an exclusive lock on the file `path` (created when missing; it holds this process's id) for the block.
+
+    Raises:
+        The exception `busy()` returns, at once, when another process holds the lock.
+    """
+    with open(path, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise busy() from None
+        fh.truncate(0)
+        fh.write(f"{os.getpid()}\n")
+        fh.flush()
+        yield
