@@ -56,6 +56,7 @@ MATRIX = {
     "(e) final stage, a fold task": ("final-fold", 1, True),
     "(e) final stage, retraining the winner": ("final-model", 1, True),
 }
+CASES = "".join(sorted({case[1] for case in MATRIX}))  # "abcde"
 # `python -m study.run` with study/ray_fixes.py's patch made a no-op: Ray 2.60 as it is
 WITHOUT_FIX = (
     "import sys, study.ray_fixes as f; f.retry_trials_whose_worker_dies_in_reset = lambda: None; "
@@ -179,11 +180,15 @@ def _row(case: str, fix: bool, mine: list[Outcome]) -> tuple[str, ...]:
 
 def markdown(outcomes: list[Outcome], args: argparse.Namespace, total_s: float) -> str:
     lines = [
-        "## Faults: trial workers SIGKILLed at every phase (`python benchmarks/faults.py`)",
+        "## Faults: trial workers SIGKILLed at every phase (`python benchmarks/faults.py`)"
+        + ("" if args.cases == CASES else f": cases {', '.join(f'({c})' for c in sorted(args.cases))}"),
         "",
-        f"`python benchmarks/faults.py --rounds {args.rounds} --baseline-rounds {args.baseline_rounds}`, total "
-        f"{total_s / 60:.0f} min. Each round runs the "
-        "fault matrix of tests/test_faults.py: six real 2-trial studies (`python -m study.run --smoke`, a local "
+        f"`python benchmarks/faults.py --rounds {args.rounds} --baseline-rounds {args.baseline_rounds}"
+        + ("" if args.cases == CASES else f" --cases {args.cases}")
+        + f"`, total {total_s / 60:.0f} min. Each round runs the "
+        "fault matrix of tests/test_faults.py (here its cases "
+        + ", ".join(f"({c})" for c in sorted(args.cases))
+        + "): real 2-trial studies (`python -m study.run --smoke`, a local "
         f"Ray each, one trial at a time, {EPOCHS} epochs, no early stopping, `--max-failures 2`), each with one "
         "trial's worker process SIGKILLed at a known point (the test-only hook of trainables/fault_hook.py holds "
         "the trial there until it is killed). A trial is lost unless it is in trials.parquet once, `completed`, "
@@ -205,6 +210,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, default=20, help="rounds of the matrix (default 20)")
     p.add_argument("--baseline-rounds", type=int, default=3, help="rounds without study/ray_fixes.py (default 3)")
     p.add_argument("--quick", action="store_true", help="2 rounds and 1 without the fix; writes nothing")
+    p.add_argument(
+        "--cases",
+        default=CASES,
+        help=f"the matrix's cases to run, by letter (default {CASES}); a subset writes its own section, faults-LETTERS",
+    )
     p.add_argument("--output", type=Path, default=None, help="the Markdown file (default BENCHMARKS.md; none --quick)")
     p.add_argument("--notes", default="", help="a paragraph added under the table")
     return p
@@ -214,13 +224,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.quick:
         args.rounds, args.baseline_rounds = 2, 1
+    if not args.cases or set(args.cases) - set(CASES):
+        raise SystemExit(f"--cases must be letters among {CASES}, but got {args.cases!r}.")
+    cases = [case for case in MATRIX if case[1] in args.cases]
+    section = SECTION if set(args.cases) == set(CASES) else f"{SECTION}-{''.join(sorted(set(args.cases)))}"
     console = Console()
     t0 = time.perf_counter()
     outcomes = []
     with tempfile.TemporaryDirectory(prefix="faults-") as work:
         rounds = [(r, True) for r in range(args.rounds)] + [(r, False) for r in range(args.baseline_rounds)]
         for r, fix in rounds:
-            for i, case in enumerate(MATRIX):
+            for i, case in enumerate(cases):
                 o = run_case(case, Path(work) / f"{r}-{i}-{fix}", fix)
                 outcomes.append(o)
                 console.print(
@@ -232,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows(outcomes):
         table.add_row(*row)
     console.print(table)
-    publish(SECTION, markdown(outcomes, args, time.perf_counter() - t0), args, console)
+    publish(section, markdown(outcomes, args, time.perf_counter() - t0), args, console)
     return 0 if all(o.exit_code == 0 and o.lost == 0 and o.final_lost == 0 for o in outcomes if o.fix) else 1
 
 
