@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     from study.config import DataSettings
     from study.cv import cross_validate
     from study.dataset import load_dataset
-    from study.final import Candidate, FinalPlan, run_cv
+    from study.final import FinalPlan, run_cv
+    from study.final_summary import Candidate
     from trainables.baseline import BASELINES
     from trainables.train import HParams
 

@@ -23,8 +23,8 @@ import pyarrow as pa
 
 from study.config import ConfigError, convert_value, field_types
 from study.cvstats import LEVEL, Paired, holm, paired
-from study.final import Candidate, FinalPlan, run_cv
-from study.final_summary import CV
+from study.final import FinalPlan, run_cv
+from study.final_summary import CV, Candidate
 from study.results import FOLD_FIELDS
 from trainables.train import HParams
 

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from study.final_summary import BASELINE_NAMES, CV, TEST, headline, summarise_final, summarise_test
+from study.final_summary import BASELINE_NAMES, CV, TEST, Candidate, headline, summarise_final, summarise_test
 from study.results import BEST_METRIC, FINAL_FILE, FINAL_SCHEMA, PARAM_TYPES, ResultsError, read_table, write_table
 from trainables.baseline import BASELINES, baseline_proba, joined
 from trainables.metrics import METRIC, classification_metrics
@@ -35,14 +35,6 @@ from trainables.metrics import METRIC, classification_metrics
 log = logging.getLogger(__name__)
 
 RNN = "rnn"  # the `kind` of a searched configuration's row; baselines use their names in BASELINES
-
-
-@dataclass(frozen=True)
-class Candidate:
-    trial_id: str
-    rank: int  # 1 = the search's best
-    search_score: float  # its best validation macro-F1 in the search
-    params: dict[str, Any]  # every hyperparameter of the trial (searched and fixed)
 
 
 def candidates(trials: pd.DataFrame, top: int, score: str, param_names: Sequence[str]) -> list[Candidate]:

@@ -2,7 +2,8 @@
 
 Here: each candidate's and baseline's CV estimate from the fold rows, the winner (the best complete CV mean) and
 its paired comparison with the better baseline (`summarise_final`), the test-set block (`summarise_test`), the
-headline figure, the answer in plain lines for the terminal, and the names of the row splits and baselines.
+headline figure, the answer in plain lines for the terminal, the names of the row splits and baselines, and
+`Candidate`, a searched configuration the stage scores.
 Pure functions of the rows: nothing here runs Ray or reads or writes a file. Not here: running the folds and
 the final model (study/final.py), the statistics (study/cvstats.py), the report's section (study/report/final.py).
 """
@@ -11,7 +12,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,12 +21,19 @@ import pandas as pd
 from study.cvstats import cv_estimate, paired, verdict_line
 from trainables.baseline import BASELINES
 
-if TYPE_CHECKING:
-    from study.final import Candidate
-
 CV, TEST = "cv", "test"  # the `split` of a row
 BASELINE_NAMES = {"tfidf_word": "TF-IDF (word 1-2-grams)", "tfidf_char": "TF-IDF (character 2-5-grams)"}
 METRIC_NAMES = {"macro_f1": "macro-F1", "auc": "AUC"}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A searched configuration the final stage scores."""
+
+    trial_id: str
+    rank: int  # 1 = the search's best
+    search_score: float  # its best validation macro-F1 in the search
+    params: dict[str, Any]  # every hyperparameter of the trial (searched and fixed)
 
 
 def _estimates(rows: pd.DataFrame, folds: int) -> dict[str, dict[str, Any]]:

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from study.final import Candidate, FinalPlan, candidates, run_cv
-from study.final_summary import CV, summarise_final
+from study.final import FinalPlan, candidates, run_cv
+from study.final_summary import CV, Candidate, summarise_final
 from study.final_summary import TEST as TEST_SPLIT
 from study.results import FINAL_SCHEMA
 
