@@ -48,7 +48,7 @@ from study.cli import EXIT_INTERRUPTED, CommandParser, run_command
 from study.config import ConfigError, DataSettings, StudyConfig, saved_settings
 from study.cvstats import cv_estimate
 from study.final import FinalPlan
-from study.resources import init_ray
+from study.resources import check_resources, cluster_nodes, init_ray
 from study.results import SCHEMA_VERSION, json_text, read_study, read_table, write_json, write_table
 from trainables.data import LabelledData, concat
 from trainables.files import exclusive_lock
@@ -297,16 +297,6 @@ def resolve(args: argparse.Namespace, command: str) -> Setup:
 # ------------------------------------------------------------------------------------------ execute
 
 
-def _check_resources(cfg: StudyConfig, address: str) -> None:
-    """Refuse per-task requests no node can hold, as a study does (Ray would otherwise wait for ever)."""
-    import ray
-
-    from study.resources import autoscaler_capacity, check_resources
-
-    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
-    check_resources(cfg, nodes + (autoscaler_capacity() if address else []))
-
-
 @contextlib.contextmanager
 def _claimed(out: Path):
     """`out`, created when missing, locked against a second ablation writing into it at the same time."""
@@ -361,8 +351,8 @@ def execute(s: Setup, on_row: Callable[[dict[str, Any]], None] | None = None) ->
         ConfigError: no node can hold a fold task's resources (nothing written), or `out` is in use.
         AblationInterrupted: Ctrl-C; the finished rows are kept and the same command resumes.
     """
+    from study.dataset import vector_cache_dir
     from study.report.ablation import write_ablation_report
-    from trainables.vectorize import default_cache_dir
 
     rows = s.done.to_dict("records")
     total = len(s.variants) * s.repeats * s.plan.folds
@@ -381,7 +371,8 @@ def execute(s: Setup, on_row: Callable[[dict[str, Any]], None] | None = None) ->
     ray_started = done < total and init_ray(replace(s.cfg, address=s.address))
     try:
         if done < total:
-            _check_resources(s.cfg, s.address)
+            # refuse per-task requests no node can hold, as a study does (Ray would otherwise wait for ever)
+            check_resources(s.cfg, cluster_nodes(replace(s.cfg, address=s.address), checkpoints=False))
         with _claimed(s.out):
             if done < total:
                 write_json(info, s.out / ABLATION_JSON)
@@ -396,7 +387,7 @@ def execute(s: Setup, on_row: Callable[[dict[str, Any]], None] | None = None) ->
                     if on_row is not None:
                         on_row(row)
 
-                cfg, cache = s.cfg, default_cache_dir() / "word2vec"
+                cfg, cache = s.cfg, vector_cache_dir()
                 try:
                     run_ablation(
                         s.plan,

@@ -172,8 +172,7 @@ def parser() -> CommandParser:
 
 def run(args: argparse.Namespace, flags: dict[str, Any]) -> dict[str, Any]:
     """Validate everything, read the data, cross-validate (or train → valid); returns the JSON summary."""
-    from study.dataset import load_dataset
-    from trainables.vectorize import default_cache_dir
+    from study.dataset import load_dataset, vector_cache_dir
 
     settings, hp = build_settings(flags, args.overrides, args.max_epochs)
     if settings.valid and args.folds is not None:
@@ -182,7 +181,7 @@ def run(args: argparse.Namespace, flags: dict[str, Any]) -> dict[str, Any]:
     if not settings.valid and folds < 2:
         raise ConfigError(f"`folds` must be >= 2 for cross-validation, but got {folds}.")
     ds = load_dataset(settings)
-    cache_dir = default_cache_dir() / "word2vec"
+    cache_dir = vector_cache_dir()
 
     def on_fold(r: FoldResult) -> None:
         numbers = (r.fold, r.best["macro_f1"], r.best["auc"], r.best_epoch, r.epochs, r.time_s)

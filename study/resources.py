@@ -41,18 +41,21 @@ def autoscaler_capacity() -> list[dict[str, float]]:
     ]
 
 
-def cluster_nodes(cfg: StudyConfig) -> list[dict[str, float]]:
+def cluster_nodes(cfg: StudyConfig, checkpoints: bool = True) -> list[dict[str, float]]:
     """The resources of every node to plan trials on: the nodes up, and the workers the launcher may start.
 
+    `checkpoints` False: the work keeps nothing on the nodes (an ablation's fold tasks), so no shared storage
+    is needed.
+
     Raises:
-        ConfigError: the cluster spans several machines but `storage` is not shared.
+        ConfigError: the cluster spans several machines but `storage` is not shared (with `checkpoints`).
     """
     import ray
 
     alive = [n for n in ray.nodes() if n.get("Alive")]
     hosts = {n.get("NodeManagerHostname") for n in alive}
     capacity = autoscaler_capacity() if cfg.address else []
-    if (len(hosts) > 1 or capacity) and not cfg.storage:
+    if checkpoints and (len(hosts) > 1 or capacity) and not cfg.storage:
         raise ConfigError(
             f"this Ray cluster spans {max(len(hosts), 2)} machines, but `storage` is not set, so trials on worker "
             "nodes could not save checkpoints; give `--storage s3://bucket/prefix` or a path every node mounts "

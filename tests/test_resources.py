@@ -3,7 +3,7 @@
 import pytest
 
 from study.config import ConfigError, StudyConfig
-from study.resources import autoscaler_capacity, check_resources, concurrency
+from study.resources import autoscaler_capacity, check_resources, cluster_nodes, concurrency
 
 HEAD = {"CPU": 0.0, "node:__internal_head__": 1.0}
 GPU_NODE = {"CPU": 4.0, "GPU": 1.0}
@@ -49,3 +49,27 @@ def test_autoscaler_capacity_counts_every_worker_the_launcher_may_start(tmp_path
     cfg = StudyConfig(num_samples=200, gpus_per_trial=0.25, address="auto", storage="s3://bucket/studies")
     check_resources(cfg, [HEAD, *capacity])  # a GPU study may start before the first GPU worker is up
     assert concurrency(cfg, [HEAD, *capacity]) == 64
+
+
+def test_a_launcher_cluster_without_storage_is_refused_unless_nothing_is_checkpointed(tmp_path, monkeypatch):
+    import ray
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "ray_bootstrap_config.yaml").write_text(
+        "head_node_type: head\n"
+        "available_node_types:\n"
+        "  head: {resources: {CPU: 1}, max_workers: 0}\n"
+        "  gpu: {resources: {CPU: 4, GPU: 1}, max_workers: 2}\n"
+    )
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=1, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+    try:
+        cfg = StudyConfig(address="auto")  # no `storage`
+        with pytest.raises(ConfigError, match="`storage` is not set"):
+            cluster_nodes(cfg)
+        nodes = cluster_nodes(cfg, checkpoints=False)  # an ablation's fold tasks keep nothing on the nodes
+        assert nodes[-2:] == [GPU_NODE, GPU_NODE] and len(nodes) == len(ray.nodes()) + 2
+    finally:
+        if started:
+            ray.shutdown()
