@@ -54,16 +54,16 @@ def test_autoscaler_capacity_counts_every_worker_the_launcher_may_start(tmp_path
 def test_a_launcher_cluster_without_storage_is_refused_unless_nothing_is_checkpointed(tmp_path, monkeypatch):
     import ray
 
-    monkeypatch.setenv("HOME", str(tmp_path))
+    started = not ray.is_initialized()
+    if started:  # before HOME moves: Ray's own processes keep the real one
+        ray.init(num_cpus=1, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # where autoscaler_capacity looks for the launcher's config
     (tmp_path / "ray_bootstrap_config.yaml").write_text(
         "head_node_type: head\n"
         "available_node_types:\n"
         "  head: {resources: {CPU: 1}, max_workers: 0}\n"
         "  gpu: {resources: {CPU: 4, GPU: 1}, max_workers: 2}\n"
     )
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=1, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
     try:
         cfg = StudyConfig(address="auto")  # no `storage`
         with pytest.raises(ConfigError, match="`storage` is not set"):
