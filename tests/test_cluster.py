@@ -429,3 +429,30 @@ def test_a_lost_worker_node_loses_no_trial_they_resume_on_the_head_from_shared_s
     (trial_folder,) = (tmp_path / "shared" / "lost").glob(f"*{victim}*")
     logged = [json.loads(line) for line in (trial_folder / "result.json").read_text().splitlines() if line.strip()]
     assert [(r["epoch"], r["iterations_since_restore"]) for r in logged] == [(1, 1), (2, 1), (3, 2)]
+
+
+@pytest.mark.slow
+def test_a_request_no_node_holds_is_refused_at_once_with_exit_2(tmp_path):
+    """A head of 2 CPUs and a worker of 1 CPU and 1 GPU: 2 CPUs fit one node and 1 GPU the other, but no node
+    holds a trial's 2 CPUs and 1 GPU together, so every trial (and final-stage fold) would wait for ever."""
+    cluster = LocalCluster(cpus_per_node=2)
+    try:
+        cluster.start_head()
+        worker, temp = cluster._start(["--address", cluster.address, "--num-cpus", "1", "--num-gpus", "1"])
+        cluster._wait_started(worker, temp, 120)
+        cluster.wait_for_nodes(2)
+        cmd = [sys.executable, "-m", "study.run", "--address", cluster.address, "--smoke", "--cpus-per-trial", "2"]
+        cmd += ["--gpus-per-trial", "1", "--name", "never", "--results-dir", str(tmp_path)]
+        started = time.monotonic()
+        run = subprocess.run(cmd, cwd=ROOT, env={**cluster.env, "COLUMNS": "1000"}, capture_output=True, text=True,
+                             timeout=300)  # fmt: skip
+        elapsed = time.monotonic() - started
+    finally:
+        cluster.stop()
+        cluster.kill_leftovers()
+        cluster.remove_temp_dirs()
+    assert run.returncode == 2, (run.stdout + run.stderr)[-5000:]
+    assert "`cpus_per_trial` 2 with `gpus_per_trial` 1: no node of this Ray cluster" in run.stderr
+    assert "at most `--cpus-per-trial 1`" in run.stderr
+    assert elapsed < 60  # refused once the nodes are read, not left waiting
+    assert not (tmp_path / "never").exists()

@@ -1,9 +1,23 @@
-"""Planning a study on a cluster: how many trials at once, which requests no node can hold, autoscaler capacity."""
+"""Planning a study on a cluster: how many trials at once, which requests no node can hold, autoscaler capacity,
+and the window that keeps Ray's queue within what the nodes hold."""
+
+import secrets
+import time
 
 import pytest
 
 from study.config import ConfigError, StudyConfig
-from study.resources import autoscaler_capacity, check_resources, cluster_nodes, concurrency
+from study.resources import (
+    Once,
+    Request,
+    TaskWindow,
+    autoscaler_capacity,
+    check_resources,
+    cluster_nodes,
+    concurrency,
+    deferred,
+    tasks_at_once,
+)
 
 HEAD = {"CPU": 0.0, "node:__internal_head__": 1.0}
 GPU_NODE = {"CPU": 4.0, "GPU": 1.0}
@@ -73,3 +87,102 @@ def test_a_launcher_cluster_without_storage_is_refused_unless_nothing_is_checkpo
     finally:
         if started:
             ray.shutdown()
+
+
+def test_a_trials_cpus_and_gpus_must_fit_one_node_together():
+    """Each fits some node, but no node holds both: every trial and final-stage fold would wait for ever."""
+    nodes = [{"CPU": 8.0}, {"CPU": 2.0, "GPU": 1.0}]
+    with pytest.raises(ConfigError, match=r"no node of this Ray cluster .* has both.*at most `--cpus-per-trial 2`"):
+        check_resources(StudyConfig(cpus_per_trial=4, gpus_per_trial=1), nodes)
+    check_resources(StudyConfig(cpus_per_trial=2, gpus_per_trial=1), nodes)
+    check_resources(StudyConfig(cpus_per_trial=8), nodes)
+
+
+@pytest.mark.parametrize(
+    "request_,nodes,expected",
+    [
+        (Request(1), [{"CPU": 2.0}, {"CPU": 3.0}], 5),
+        (Request(1, 0.25), [HEAD, GPU_NODE, GPU_NODE], 8),
+        (Request(2, 0.25), [GPU_NODE], 2),
+        (Request(4, 1), [{"CPU": 8.0}, {"CPU": 2.0, "GPU": 1.0}], 1),  # none fits: never below 1
+    ],
+)
+def test_tasks_at_once_counts_whole_requests_per_node(request_, nodes, expected):
+    assert tasks_at_once(request_, nodes) == expected
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    import ray
+
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+    yield ray
+    if started:
+        ray.shutdown()
+
+
+def _tasks():
+    """Task functions, made here so that Ray pickles them by value (the workers cannot import a test module)."""
+
+    def span(label):
+        start = time.time()
+        time.sleep(0.4)
+        return label, start, time.time()
+
+    def token():
+        return secrets.token_hex(4)
+
+    def echo(value, label):
+        return value, label
+
+    return span, token, echo
+
+
+def test_a_task_window_keeps_at_most_at_once_tasks_in_ray(local_ray):
+    """On 2 CPUs Ray would run two 1-CPU tasks side by side; a window of 1 submits the next only when one ends."""
+    span, _, _ = _tasks()
+    task = local_ray.remote(span).options(num_cpus=1)
+    window = TaskWindow(1)
+    for i in range(4):
+        window.add(deferred(task.remote, i), f"k{i}")
+    assert len(window) == 4
+    spans = sorted(local_ray.get(ref) for ref, _ in window.finished())
+    assert [s[0] for s in spans] == [0, 1, 2, 3] and len(window) == 0
+    assert all(later[1] >= earlier[2] - 0.01 for earlier, later in zip(spans, spans[1:]))  # one at a time
+
+
+def test_a_once_task_runs_once_for_every_task_that_reads_it_and_submit_goes_first(local_ray):
+    span, token, echo = (local_ray.remote(f) for f in _tasks())
+    shared = Once(token.remote)
+    window = TaskWindow(1)
+    window.add(deferred(echo.remote, shared, "a"), "a")
+    window.add(deferred(echo.remote, shared, "b"), "b")
+    window.add(deferred(span.remote, "queued"), "queued")
+    first = window.submit(deferred(span.remote, "submitted"))  # ahead of the queued ones once a slot is free
+    done = {key: local_ray.get(ref) for ref, key in window.finished()}
+    assert done["a"][0] == done["b"][0]  # one token: the shared task ran once
+    assert local_ray.get(first)[1] < done["queued"][1]
+
+
+@pytest.mark.slow
+def test_the_final_stage_keeps_no_more_fold_tasks_in_ray_than_its_window(local_ray, tmp_path):
+    """With `at_once` 1 the fold tasks (their encodings included) run one after another, each fold encoded once."""
+    from study.final import FinalPlan, run_cv
+    from study.final_summary import Candidate
+    from trainables.data import DataSpec, read_labelled
+    from trainables.demo import write_demo
+    from trainables.preprocess import CleanConfig
+    from trainables.vectorize import VectorConfig
+
+    labelled = read_labelled(write_demo(tmp_path / "demo", n_rows=300, seed=0)[0], DataSpec())
+    fixed = {"hidden_size": 8, "num_layers": 1, "batch_size": 64, "seed": 0, "max_epochs": 1, "num_threads": 1}
+    plan = FinalPlan(2, 2, 0, {**fixed, "device": "cpu"}, cpus=1, gpus=0, max_retries=0, at_once=1)
+    cands = [Candidate("x", 1, 0.5, {"lr": 3e-3}), Candidate("y", 2, 0.4, {"lr": 1e-3})]
+    rows, cache = [], tmp_path / "vectors"
+    run_cv(plan, cands, labelled, (), CleanConfig(), VectorConfig(vector_size=8, epochs=1), cache, set(), rows.append)
+    assert len(rows) == (2 + 3) * 2 and all(r["error"] is None for r in rows), rows
+    spans = sorted((r["started_at"], r["finished_at"]) for r in rows)
+    assert all(later[0] >= earlier[1] - 0.01 for earlier, later in zip(spans, spans[1:]))  # never two at once
+    assert len(list(cache.glob("word2vec-*.npz"))) == 2  # one encoding per fold, read by both candidates
