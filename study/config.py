@@ -190,7 +190,9 @@ class DataSettings:
 
 @dataclass(frozen=True)
 class StudyConfig(DataSettings):
-    space: str = setting("default", "named search space (default, seed, smoke)")
+    space: str = setting(
+        "default", "named search space of the registry in search_spaces/ (study.run --help lists them)"
+    )
     num_samples: int = setting(12, "trials in the study")
     max_epochs: int = setting(6, "epochs of a trial that runs to the end")
     grace_period: int = setting(1, "epochs every trial runs before ASHA may stop it")
@@ -217,6 +219,9 @@ class StudyConfig(DataSettings):
         False, "small preset for a laptop or one GPU: " + ", ".join(f"{k}={v}" for k, v in SMOKE_PRESET.items())
     )
     keep_predictions: int = setting(5, "top trials whose validation predictions are saved")
+    keep_checkpoints: int = setting(
+        0, "top trials whose best checkpoint (weights and optimiser state) is kept once the study ends; 0: none"
+    )
     final_top: int = setting(
         3, "configurations the final stage re-scores by k-fold CV on every labelled row (0: no final stage)"
     )
@@ -231,7 +236,8 @@ class StudyConfig(DataSettings):
         _check(asha in ASHA_METRICS, "asha_metric", asha, f"must be one of {tuple(ASHA_METRICS)}")
         _check(grace <= self.max_epochs, "grace_period", grace, f"must be <= `max_epochs` ({self.max_epochs})")
         _check(self.final_folds >= 2, "final_folds", self.final_folds, "must be >= 2")
-        for name in ("n_startup_trials", "max_concurrent", "keep_predictions", "max_failures", "final_top"):
+        counts = ("n_startup_trials", "max_concurrent", "keep_predictions", "keep_checkpoints", "max_failures")
+        for name in (*counts, "final_top"):
             _check(getattr(self, name) >= 0, name, getattr(self, name), "must be >= 0")
         _check(self.cpus_per_trial > 0, "cpus_per_trial", self.cpus_per_trial, "must be > 0")
         _check(gpus >= 0, "gpus_per_trial", gpus, "must be >= 0")

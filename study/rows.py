@@ -132,15 +132,29 @@ def read_result_json(fs, path: str) -> list[dict[str, Any]]:
     return out
 
 
-def rows_from_storage(grid, experiment_path: str, ctx: RowContext) -> tuple[list[dict], list[dict], dict]:
-    """Every trial's row and epoch rows, rebuilt from Ray's storage, and each trial's best checkpoint.
+@dataclass(frozen=True, eq=False)
+class StoredTrial:
+    """A trial's folder on Ray's storage and its checkpoints there (study/checkpoints.py decides what stays)."""
+
+    path: str  # the trial's folder, a path in `filesystem`
+    filesystem: Any  # pyarrow.fs.FileSystem of the storage
+    latest: Any  # its latest checkpoint (ray.tune.Checkpoint), or None
+    best: Any  # its checkpoint of the highest validation macro-F1 (the earliest on ties), or None
+    best_epoch: int  # the best checkpoint's epoch (0 without one)
+    checkpoint_bytes: tuple[int, ...]  # the size of every checkpoint it reported, in order (result.json)
+
+
+def rows_from_storage(
+    grid, experiment_path: str, ctx: RowContext
+) -> tuple[list[dict], list[dict], dict[str, StoredTrial]]:
+    """Every trial's row and epoch rows, rebuilt from Ray's storage, and where each trial's checkpoints are.
 
     Returns:
-        (trial rows in trial order, epoch rows, trial id -> (best checkpoint, its epoch)).
+        (trial rows in trial order, epoch rows, trial id -> its StoredTrial).
     """
     from ray.tune import ExperimentAnalysis
 
-    from trainables.trainable import load_history
+    from trainables.trainable import CHECKPOINT_BYTES, load_history
 
     # The trial states as saved on storage: after Ctrl-C, Ray's in-memory trials all read TERMINATED, while the
     # saved state keeps the interrupted ones PENDING (and resumes them). In creation order.
@@ -151,7 +165,7 @@ def rows_from_storage(grid, experiment_path: str, ctx: RowContext) -> tuple[list
     finally:
         quiet.setLevel(level)
     by_id = {t.trial_id: (i, t) for i, t in enumerate(ray_trials)}
-    trial_rows, epoch_rows, best_ckpt = [], [], {}
+    trial_rows, epoch_rows, stored = [], [], {}
     for result in grid:
         # the trial whose folder this is; a trial that never reported may carry the metrics (and the id) of the
         # trial its reused worker ran before it, so those come second
@@ -172,23 +186,30 @@ def rows_from_storage(grid, experiment_path: str, ctx: RowContext) -> tuple[list
         failures = ray_trial.run_metadata.num_failures if ray_trial else 0
         trial_rows.append(trial_row(ctx, trial_id, number, config, epochs, ray_status, error, hostname, failures))
         epoch_rows.extend(epochs)
+        best, best_epoch = None, 0
         if result.best_checkpoints:
-            ckpt, metrics = max(
+            best, metrics = max(
                 result.best_checkpoints, key=lambda cm: (cm[1].get(METRIC, -1), -int(cm[1].get("epoch", 0)))
             )
-            best_ckpt[trial_id] = (ckpt, int(metrics.get("epoch", 0)))
-    return sorted(trial_rows, key=lambda r: r["trial_number"]), epoch_rows, best_ckpt
+            best_epoch = int(metrics.get("epoch", 0))
+        written = tuple(int(r[CHECKPOINT_BYTES]) for r in reported if r.get(CHECKPOINT_BYTES) is not None)
+        stored[trial_id] = StoredTrial(result.path, result.filesystem, result.checkpoint, best, best_epoch, written)
+    return sorted(trial_rows, key=lambda r: r["trial_number"]), epoch_rows, stored
 
 
-def prediction_rows(trials: list[dict], best_ckpt: dict, keep: int, y_valid: np.ndarray) -> list[dict]:
+def top_trials(trials: list[dict], n: int) -> list[str]:
+    """The ids of the `n` trials of the highest best validation macro-F1 (trials never scored left out)."""
+    scored = [t for t in trials if t.get(BEST_METRIC) is not None and math.isfinite(t[BEST_METRIC])]
+    return [t["trial_id"] for t in sorted(scored, key=lambda t: -t[BEST_METRIC])[:n]]
+
+
+def prediction_rows(trials: list[dict], stored: dict[str, StoredTrial], keep: int, y_valid: np.ndarray) -> list[dict]:
     """predictions.parquet rows: the validation probabilities at the best epoch of the `keep` best trials."""
     from trainables.trainable import PROBS_FILE
 
-    scored = [t for t in trials if t.get(BEST_METRIC) is not None and math.isfinite(t[BEST_METRIC])]
-    top = sorted(scored, key=lambda t: -t[BEST_METRIC])[:keep]
     rows = []
-    for trial_id in (t["trial_id"] for t in top if t["trial_id"] in best_ckpt):
-        ckpt, epoch = best_ckpt[trial_id]
+    for trial_id in (t for t in top_trials(trials, keep) if t in stored and stored[t].best is not None):
+        ckpt, epoch = stored[trial_id].best, stored[trial_id].best_epoch
         try:
             with ckpt.as_directory() as d:
                 probs = np.load(Path(d) / PROBS_FILE)

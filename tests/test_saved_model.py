@@ -22,6 +22,7 @@ from trainables.preprocess import CleanConfig, clean_corpus
 from trainables.saved_model import (
     CONFIG_FILE,
     FORMAT_VERSION,
+    HALF_ATOL,
     VECTORS_FILE,
     VOCAB_FILE,
     WEIGHTS_FILE,
@@ -111,7 +112,8 @@ def test_saved_model_reloaded_elsewhere_gives_the_validation_probabilities_of_it
     probs = _predict_elsewhere(folder, texts, parties, tmp_path)
 
     assert probs.shape == (len(valid), 3)
-    np.testing.assert_allclose(probs, val_probs, rtol=0, atol=1e-6)
+    # `mean` reads the saved float16 vectors themselves; `sequence` only an unseen word's n-gram vectors
+    np.testing.assert_allclose(probs, val_probs, rtol=0, atol=HALF_ATOL if mode == "mean" else 1e-6)
     assert not np.allclose(probs, at_epoch[3][0], atol=1e-4)  # the test tells epochs apart
 
 
@@ -153,7 +155,7 @@ def test_another_format_version_is_refused_with_the_readable_ones(saved, tmp_pat
     folder = _copy(saved, tmp_path)
     info = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
     (folder / CONFIG_FILE).write_text(json.dumps({**info, "format_version": 99}), encoding="utf-8")
-    with pytest.raises(ModelError, match=r"format version 99, .* reads format version\(s\) 1, 2\b"):
+    with pytest.raises(ModelError, match=r"format version 99, .* reads format version\(s\) 2, 3\b"):
         load_model(folder)
 
 
@@ -256,27 +258,15 @@ def test_final_model_trains_in_a_ray_task_as_in_the_driver(greek):
         np.testing.assert_array_equal(there.weights[name].numpy(), tensor.numpy(), err_msg=name)
 
 
-# The keys of a format-version-1 model.json (before FastText, pretrained vectors and the new training options).
-V1_KEYS = {
-    "hparams": {"cell", "hidden_size", "num_layers", "bidirectional", "dropout", "skip", "attention", "clip", "lr",
-                "batch_size", "max_epochs", "freeze_embeddings", "seed", "device", "num_threads"},
-    "model": {"cell", "input_size", "hidden_size", "num_layers", "bidirectional", "dropout", "skip", "attention",
-              "num_classes"},
-    "vectorizer": {"mode", "vector_size", "window", "min_count", "epochs", "sg", "seed", "max_len"},
-}  # fmt: skip
-
-
-def test_a_version_1_model_still_loads_and_predicts_the_same(saved, tmp_path):
+def test_a_version_2_model_with_float32_vectors_still_loads_and_predicts_the_same(saved, tmp_path):
     folder = _copy(saved, tmp_path)
     info = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
-    old = {**info, "format_version": 1}
-    for block, keys in V1_KEYS.items():
-        assert keys <= set(info[block])  # the version-2 file has every version-1 key
-        old[block] = {k: v for k, v in info[block].items() if k in keys}
-    (folder / CONFIG_FILE).write_text(json.dumps(old), encoding="utf-8")
+    (folder / CONFIG_FILE).write_text(json.dumps({**info, "format_version": 2}), encoding="utf-8")
+    vectors = np.load(folder / VECTORS_FILE)
+    assert vectors.dtype == np.float16
+    np.save(folder / VECTORS_FILE, vectors.astype(np.float32))  # as version 2 wrote them
     loaded = load_model(folder)
-    assert loaded.info["format_version"] == 1 and loaded.vectors.kind == "word2vec" and loaded.words.ngrams is None
-    assert loaded.hp.weight_decay == 0 and loaded.hp.lr_schedule == "none" and loaded.network.cfg.embedding_dropout == 0
+    assert loaded.info["format_version"] == 2 and loaded.words.vectors.dtype == np.float32
     texts = ["Ωραία μέρα για εκλογές", "Ντροπή σας", ""]
     np.testing.assert_array_equal(loaded.predict_proba(texts), load_model(saved).predict_proba(texts))
 
@@ -303,3 +293,28 @@ def test_a_fasttext_model_gives_a_new_tweets_unseen_words_their_ngram_vectors(gr
     text = f"ψηφίζουμε {unseen}"
     here = loaded.predict_proba([text], ["ND"])
     np.testing.assert_allclose(_predict_elsewhere(folder, [text], ["ND"], tmp_path), here, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["sequence", "mean", "fasttext"])
+def test_float16_vectors_give_the_labels_and_nearly_the_probabilities_of_float32_ones(
+    greek, shared_data_dir, mode, tmp_path
+):
+    """On the unlabelled Greek test file, whose words the model mostly never saw (FastText: n-gram vectors)."""
+    from trainables.saved_model import NGRAMS_FILE
+
+    _, data, train_rows, _ = greek
+    hp, vectors = SETTINGS[mode]
+    model = train_final_model(hp, subset(data, train_rows), (), DataSpec(), CleanConfig(), vectors, epochs=3)
+    folder = save_model(tmp_path / "model", model)
+    half = load_model(folder)
+    assert half.words.vectors.dtype == np.float32  # read back as float32
+    assert np.load(folder / VECTORS_FILE).dtype == np.float16
+    if mode == "fasttext":
+        with np.load(folder / NGRAMS_FILE) as f:
+            assert f["vectors"].dtype == np.float16
+    full = replace(half, words=model.words)  # the same model with the float32 vectors it was trained with
+    test = pd.read_csv(shared_data_dir / "greek-election-tweets-ys19-2023/test_set.csv", dtype=str).head(3000)
+    texts, parties = test["Text"].fillna("").tolist(), test["Party"].fillna("").tolist()
+    p16, p32 = half.predict_proba(texts, parties), full.predict_proba(texts, parties)
+    assert np.abs(p16 - p32).max() <= HALF_ATOL
+    assert (p16.argmax(axis=1) == p32.argmax(axis=1)).all()

@@ -157,13 +157,25 @@ def test_hparams_take_the_model_defaults_and_build_its_config():
 
 
 @pytest.mark.parametrize("freeze", [True, False])
-def test_checkpoint_leaves_out_only_frozen_embeddings(freeze):
+def test_checkpoint_keeps_no_frozen_vectors_and_only_the_changed_rows_of_tuned_ones(freeze):
     data = _encoded()
+    unused = np.random.default_rng(1).normal(size=(5000, D)).astype(np.float32)  # rows no tweet uses
+    data = dataclasses.replace(data, embeddings=np.vstack([data.embeddings, unused]))
     hp = HParams(hidden_size=4, num_layers=1, max_epochs=2, freeze_embeddings=freeze)
     states = []
     full = fit(hp, data, lambda r: states.append(r.state()))
-    assert ("embedding.weight" in states[0]["model"]) is (not freeze)
-    resumed = fit(hp, data, state=states[0])
+    buf = io.BytesIO()
+    torch.save(states[0], buf)  # as a checkpoint would: through bytes, loaded with weights_only
+    assert "embedding.weight" not in states[0]["model"]
+    if freeze:
+        assert "tuned_embedding" not in states[0]
+    else:
+        rows = set(states[0]["tuned_embedding"]["rows"].tolist())
+        used = set(np.unique(data.x_train).tolist())
+        assert rows <= used and len(rows) >= len(used) - 1  # the padding row never changes
+        assert buf.tell() < data.embeddings.nbytes / 2  # the whole matrix and its two moments: 3x its size
+    buf.seek(0)
+    resumed = fit(hp, data, state=torch.load(buf, weights_only=True))
     assert _strip_time(resumed) == _strip_time(full[1:])
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from trainables.cache import in_use, written
 from trainables.chunks import read_text_chunks
 from trainables.data import DataError, DataSpec, compose_texts
 from trainables.files import atomic_write
@@ -199,32 +200,37 @@ def token_corpus(
     key = corpus_key(paths, spec, clean)
     folder = Path(cache_dir) / "corpus" if cache_dir is not None else Path(tempfile.mkdtemp(prefix="corpus-"))
     path, counts = folder / f"{key}.tokens", folder / f"{key}.counts"
-    if not (path.is_file() and counts.is_file()):
-        folder.mkdir(parents=True, exist_ok=True)
-        totals = [0, 0, 0]  # texts, tokens, longest
+    with in_use(path):  # the cache entry, held as in use (trainables/cache.py)
+        if not (path.is_file() and counts.is_file()):
+            folder.mkdir(parents=True, exist_ok=True)
+            _clean_into(path, counts, paths, spec, clean)
+            written(path)
+        n_texts, n_tokens, longest = (int(v) for v in counts.read_text().split())
+        data = np.memmap(path, dtype=np.uint8, mode="r") if path.stat().st_size else np.zeros(0, np.uint8)
+        return TokenCorpus(data, n_texts, n_tokens, longest, key, clean)
 
-        def write(tmp: str) -> None:
-            with open(tmp, "wb") as out:
-                for p in paths:
-                    texts_in_file = 0
-                    for chunk in read_texts(p, spec):
-                        tokens = clean_corpus(chunk, clean)
-                        out.write(_encode_lines(tokens))
-                        texts_in_file += len(chunk)
-                        totals[0] += len(tokens)
-                        totals[1] += sum(len(t) for t in tokens)
-                        totals[2] = max([totals[2], *(len(t) for t in tokens)])
-                    if not texts_in_file:
-                        column = (
-                            "its lines" if Path(p).suffix.lower() == TEXT_SUFFIX else f"column {spec.text_column!r}"
-                        )
-                        raise DataError(
-                            f"Unlabelled file {p}: every text in {column} is empty; check the file and "
-                            "`--unlabelled-text-column`."
-                        )
 
-        atomic_write(path, write)
-        atomic_write(counts, lambda tmp: Path(tmp).write_text(" ".join(map(str, totals))))
-    n_texts, n_tokens, longest = (int(v) for v in counts.read_text().split())
-    data = np.memmap(path, dtype=np.uint8, mode="r") if path.stat().st_size else np.zeros(0, np.uint8)
-    return TokenCorpus(data, n_texts, n_tokens, longest, key, clean)
+def _clean_into(path: Path, counts: Path, paths: Sequence[str | Path], spec: DataSpec, clean: CleanConfig) -> None:
+    """Clean the files' texts into token lines at `path`, and their counts (texts, tokens, longest) at `counts`."""
+    totals = [0, 0, 0]  # texts, tokens, longest
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as out:
+            for p in paths:
+                texts_in_file = 0
+                for chunk in read_texts(p, spec):
+                    tokens = clean_corpus(chunk, clean)
+                    out.write(_encode_lines(tokens))
+                    texts_in_file += len(chunk)
+                    totals[0] += len(tokens)
+                    totals[1] += sum(len(t) for t in tokens)
+                    totals[2] = max([totals[2], *(len(t) for t in tokens)])
+                if not texts_in_file:
+                    column = "its lines" if Path(p).suffix.lower() == TEXT_SUFFIX else f"column {spec.text_column!r}"
+                    raise DataError(
+                        f"Unlabelled file {p}: every text in {column} is empty; check the file and "
+                        "`--unlabelled-text-column`."
+                    )
+
+    atomic_write(path, write)
+    atomic_write(counts, lambda tmp: Path(tmp).write_text(" ".join(map(str, totals))))

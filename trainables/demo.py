@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from trainables.cache import in_use, written
 from trainables.files import write_bytes
 
 DEMO_CLASSES = ("NEGATIVE", "NEUTRAL", "POSITIVE")
@@ -133,9 +134,11 @@ def make_demo_frame(n_rows: int = 3000, seed: int = 0, label_noise: float = 0.25
     return _frame(n_rows, np.random.default_rng(seed), label_noise)
 
 
-def _write_if_changed(path: Path, content: bytes) -> None:
-    if not (path.is_file() and path.read_bytes() == content):
-        write_bytes(path, content)
+def _write_if_changed(path: Path, content: bytes) -> bool:
+    if path.is_file() and path.read_bytes() == content:
+        return False
+    write_bytes(path, content)
+    return True
 
 
 def write_demo(directory: Path, n_rows: int = 3000, seed: int = 0) -> tuple[Path, Path]:
@@ -154,10 +157,15 @@ def write_demo(directory: Path, n_rows: int = 3000, seed: int = 0) -> tuple[Path
         (path of train.csv, path of unlabelled.csv).
     """
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     train = make_demo_frame(n_rows, seed)
     unlabelled = _frame(max(n_rows // 2, 1), np.random.default_rng([seed, 1]), 0.0).drop(columns="Sentiment")
     paths = (directory / "train.csv", directory / "unlabelled.csv")
-    for path, frame in zip(paths, (train, unlabelled), strict=True):
-        _write_if_changed(path, frame.to_csv(index=False, lineterminator="\n").encode("utf-8"))
+    with in_use(directory):  # in the cache folder: an entry of the cache (trainables/cache.py)
+        directory.mkdir(parents=True, exist_ok=True)
+        changed = [
+            _write_if_changed(path, frame.to_csv(index=False, lineterminator="\n").encode("utf-8"))
+            for path, frame in zip(paths, (train, unlabelled), strict=True)
+        ]
+        if any(changed):
+            written(directory)
     return paths

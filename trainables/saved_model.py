@@ -6,7 +6,7 @@ Here: `FinalModel` (everything a network needs to classify new tweets, in memory
 `load_model` (the folder below) and `LoadedModel` (`predict_proba` / `predict` on raw texts).
 Not here: reading CSV files (data.py), the `python -m study.predict` command (study/predict.py).
 
-The folder, format version 2 (JSON, text, .npy/.npz and a tensor file; nothing pickled):
+The folder, format version 3 (JSON, text, .npy/.npz and a tensor file; nothing pickled):
 
     model.json   format_version, classes, hparams (HParams), model (ModelConfig), cleaning (CleanConfig),
                  vectorizer (VectorConfig: the encoding `mode`, max_len, the kind of vectors and their settings),
@@ -16,14 +16,16 @@ The folder, format version 2 (JSON, text, .npy/.npz and a tensor file; nothing p
     weights.pt   the network's state_dict, embedding matrix included; torch.load(..., weights_only=True)
     vocab.txt    the vocabulary, one word a line, in index order (UTF-8): the vectors' own words, then the
                  training texts' words that got n-gram vectors (FastText)
-    vectors.npy  (V, D) float32 word vectors; np.load(..., allow_pickle=False)
-    ngrams.npz   FastText (or a fastText .bin) only: the kept n-gram buckets (ids, (K, D) vectors, min_n, max_n,
-                 bucket count), so a new tweet's unseen word gets its vector by the rule training used
-                 (trainables/vectorize.py). It is the biggest file: K is about 87,000 for the Greek data,
-                 so 35 MB at 100 dimensions and 105 MB at 300.
+    vectors.npy  (V, D) float16 word vectors; np.load(..., allow_pickle=False)
+    ngrams.npz   FastText (or a fastText .bin) only: the kept n-gram buckets (ids, (K, D) float16 vectors, min_n,
+                 max_n, bucket count), so a new tweet's unseen word gets its vector by the rule training used
+                 (trainables/vectorize.py). It is the biggest file: K is about 82,000 for the Greek data,
+                 so 17 MB at 100 dimensions and 50 MB at 300 (34 and 99 MB as float32).
 
-Version 2 added the vectorizer's kind, FastText and pretrained-file settings and ngrams.npz; a version 1
-folder (Word2Vec only) reads as before, its missing settings taking their defaults.
+Version 3 stores the vectors of vectors.npy and ngrams.npz as float16 (half the bytes; read back as float32):
+the probabilities they give stay within `HALF_ATOL` of float32 vectors' and the labels the same
+(tests/test_saved_model.py, on real tweets); vectors beyond float16's range stay float32. Version 2 (float32)
+folders load as they are.
 
 `save_model` writes the files into a temporary sibling folder and renames it into place, so a reader sees the
 whole old model or the whole new one. A new tweet goes through the functions training used (`compose_texts`,
@@ -55,11 +57,12 @@ from trainables.files import atomic_write, json_text, umask_mode, write_text
 from trainables.model import ModelConfig, RNNClassifier
 from trainables.prepare import EncodedData, Unlabelled, encode, prepare_with_vectors
 from trainables.preprocess import CleanConfig, clean_corpus
-from trainables.train import EpochReport, HParams, build_model, fit, predict_proba, resolve_device
+from trainables.train import EpochReport, HParams, build_model, fit, load_weights, predict_proba, resolve_device
 from trainables.vectorize import NgramVectors, VectorConfig, WordVectors
 
-FORMAT_VERSION = 2  # the version `save_model` writes
-READABLE_VERSIONS = (1, 2)  # the versions `load_model` reads
+FORMAT_VERSION = 3  # the version `save_model` writes
+READABLE_VERSIONS = (2, 3)  # the versions `load_model` reads
+HALF_ATOL = 1e-3  # float16 vectors give probabilities within this of float32 ones, and the same labels (tests)
 MODEL_FOLDER = "model"  # a study's final model: results/<name>/model
 CONFIG_FILE, WEIGHTS_FILE, VOCAB_FILE, VECTORS_FILE = "model.json", "weights.pt", "vocab.txt", "vectors.npy"
 NGRAMS_FILE = "ngrams.npz"
@@ -88,10 +91,6 @@ class FinalModel:
     history: tuple[dict[str, Any], ...] = ()  # `fit`'s metrics of each epoch
 
 
-def _frozen(model: torch.nn.Module) -> set[str]:
-    return {name for name, p in model.named_parameters() if not p.requires_grad}
-
-
 def final_model_from_state(
     hp: HParams,
     state: dict[str, Any],
@@ -105,7 +104,8 @@ def final_model_from_state(
 ) -> FinalModel:
     """A FinalModel from a training state (`EpochReport.state()`, or a trial checkpoint's state.pt).
 
-    Such a state holds the weights without the frozen embedding matrix, which comes from `data`.
+    Such a state holds the weights without the embedding matrix, which comes from `data` (with the rows that
+    training changed from the state, where the word vectors were tuned).
 
     Args:
         hp: the hyperparameters the state was trained with.
@@ -122,9 +122,7 @@ def final_model_from_state(
         ValueError: the state's weights do not fit the network `hp` and `data` describe.
     """
     network = build_model(hp, data)
-    missing, unexpected = network.load_state_dict(state["model"], strict=False)
-    if unexpected or set(missing) - _frozen(network):
-        raise ValueError(f"the state does not fit this model: missing {missing}, unexpected {unexpected}.")
+    load_weights(network, state)
     weights = {k: v.detach().cpu().clone() for k, v in network.state_dict().items()}
     return FinalModel(
         hp=hp,
@@ -254,7 +252,7 @@ def save_model(folder: str | Path, model: FinalModel, provenance: dict[str, Any]
 
         def save_vectors(p: str) -> None:
             with open(p, "wb") as fh:  # a file object: np.save would add ".npy" to a path
-                np.save(fh, np.ascontiguousarray(model.words.vectors, dtype=np.float32), allow_pickle=False)
+                np.save(fh, _half(model.words.vectors), allow_pickle=False)
 
         atomic_write(tmp / VECTORS_FILE, save_vectors)
         if model.words.ngrams is not None:
@@ -262,7 +260,7 @@ def save_model(folder: str | Path, model: FinalModel, provenance: dict[str, Any]
 
             def save_ngrams(p: str) -> None:
                 with open(p, "wb") as fh:
-                    np.savez(fh, settings=np.array([g.min_n, g.max_n, g.buckets]), ids=g.ids, vectors=g.vectors)
+                    np.savez(fh, settings=np.array([g.min_n, g.max_n, g.buckets]), ids=g.ids, vectors=_half(g.vectors))
 
             atomic_write(tmp / NGRAMS_FILE, save_ngrams)
         if folder.exists() or folder.is_symlink():
@@ -280,6 +278,14 @@ def save_model(folder: str | Path, model: FinalModel, provenance: dict[str, Any]
         else:
             old.unlink()
     return folder
+
+
+def _half(vectors: np.ndarray) -> np.ndarray:
+    """The vectors as float16, or as float32 where a value lies beyond float16's range (about 65,504)."""
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    if len(vectors) and np.abs(vectors).max() >= np.finfo(np.float16).max:
+        return vectors
+    return vectors.astype(np.float16)
 
 
 def load_info(folder: str | Path) -> dict[str, Any]:

@@ -3,9 +3,10 @@
 Options (all off by default): AdamW's decoupled weight decay (never on the embedding matrix), a learning-rate
 schedule stepped every batch (cosine to 0, or one-cycle), label smoothing, and embedding dropout (model.py);
 tuned word vectors get sparse gradients and a lazy Adam (`Optimizer`).
-After every epoch `report` receives an EpochReport (metrics, validation probabilities, and a function that
-returns the full training state). `fit` can start from such a state and then gives the same result as an
-uninterrupted run. Ray lives in trainable.py, which wraps this function unchanged.
+After every epoch `report` receives an EpochReport (metrics, validation probabilities, a function that
+returns the full training state, and one that predicts other rows with that epoch's model). `fit` can start
+from such a state and then gives the same result as an uninterrupted run. Ray lives in trainable.py, which
+wraps this function unchanged.
 """
 
 from __future__ import annotations
@@ -22,11 +23,14 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from trainables.metrics import METRIC, classification_metrics
+from trainables.metrics import METRIC, classification_metrics, log_loss
 from trainables.model import ModelConfig, RNNClassifier
 from trainables.prepare import EncodedData
 
 SCHEDULES = ("none", "cosine", "onecycle")
+EMBEDDING = "embedding.weight"  # the word vectors' parameter: frozen, or tuned by SparseAdam
+TUNED_ROWS = "tuned_embedding"  # a training state's rows of tuned word vectors that differ from the data's
+MOMENTS = ("exp_avg", "exp_avg_sq")  # SparseAdam's per-row state, kept for those rows only
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,9 @@ class EpochReport:
     metrics: dict[str, Any]  # losses, validation metrics, epoch (1-based), epoch_time_s
     val_probs: np.ndarray  # (N_valid, C) validation probabilities of this epoch
     state: Callable[[], dict[str, Any]]  # the full training state after this epoch, for checkpoints
+    # (N, C) probabilities of the model as it stands after this epoch for other encoded rows (x, lengths);
+    # it changes nothing of the training
+    predict: Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 class NonFiniteLossError(RuntimeError):
@@ -347,10 +354,8 @@ def fit(
     shuffle = torch.Generator().manual_seed(hp.seed)
     start_epoch = 0
     if state is not None:
-        missing, unexpected = model.load_state_dict(state["model"], strict=False)
-        if unexpected or set(missing) - _frozen(model):
-            raise ValueError(f"saved state does not fit this model: missing {missing}, unexpected {unexpected}.")
-        optimizer.load_state_dict(state["optimizer"])
+        load_weights(model, state)
+        optimizer.load_state_dict(_full_optimizer_state(state, model))
         shuffle.set_state(state["shuffle_rng"])
         torch.set_rng_state(state["torch_rng"])
         start_epoch = int(state["epoch"])
@@ -358,6 +363,11 @@ def fit(
     x_tr, l_tr, y_tr = (_shared(a) for a in (data.x_train, data.len_train, data.y_train))
     x_va, l_va = _shared(data.x_valid), _shared(data.len_valid)
     y_tr_dev = y_tr.to(device)
+
+    def predict(x: np.ndarray | torch.Tensor, lengths: np.ndarray | torch.Tensor) -> np.ndarray:
+        x, lengths = (_shared(a) if isinstance(a, np.ndarray) else a for a in (x, lengths))
+        return predict_proba(model, x, lengths, max(hp.batch_size, 512), trim, device)
+
     history = []
     for epoch in range(start_epoch + 1, hp.max_epochs + 1):
         t0 = time.perf_counter()
@@ -385,17 +395,14 @@ def fit(
         }
         val_probs = np.empty((0, len(data.classes)), np.float32)
         if len(data.y_valid):  # a final model trained on every labelled row has no validation rows
-            val_probs = predict_proba(model, x_va, l_va, max(hp.batch_size, 512), trim, device)
-            val_loss = float(
-                nn.functional.nll_loss(
-                    torch.log(torch.from_numpy(val_probs).clamp_min(1e-12)), torch.from_numpy(data.y_valid)
-                )
-            )
+            val_probs = predict(x_va, l_va)
+            val_loss = log_loss(data.y_valid, val_probs)
             metrics.update({"val_loss": val_loss, **classification_metrics(data.y_valid, val_probs, "val_")})
         metrics["epoch_time_s"] = time.perf_counter() - t0
         history.append(metrics)
         if report is not None:
-            report(EpochReport(metrics, val_probs, _state_fn(model, optimizer, shuffle, epoch)))
+            state_fn = _state_fn(model, optimizer, shuffle, epoch, data.embeddings)
+            report(EpochReport(metrics, val_probs, state_fn, predict))
     return history
 
 
@@ -404,20 +411,84 @@ def _frozen(model: nn.Module) -> set[str]:
     return {name for name, p in model.named_parameters() if not p.requires_grad}
 
 
-def _state_fn(model: nn.Module, optimizer: Optimizer, shuffle: torch.Generator, epoch: int):
+def _state_fn(
+    model: RNNClassifier, optimizer: Optimizer, shuffle: torch.Generator, epoch: int, base: np.ndarray | None
+):
     frozen = _frozen(model)
+    tuned = model.embedding is not None and EMBEDDING not in frozen
 
     def state() -> dict[str, Any]:
-        return {
-            # frozen word vectors come with the data, not the checkpoint (megabytes per epoch saved)
-            "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items() if k not in frozen},
-            "optimizer": copy.deepcopy(optimizer.state_dict()),  # later steps change it in place
+        # frozen word vectors come with the data, not the checkpoint (megabytes per epoch saved); of tuned ones
+        # only the rows that training changed, with their SparseAdam moments
+        weights = model.state_dict()
+        saved = {
+            "model": {k: v.detach().cpu().clone() for k, v in weights.items() if k not in frozen | {EMBEDDING}},
+            "optimizer": optimizer.state_dict(),
             "shuffle_rng": shuffle.get_state(),
             "torch_rng": torch.get_rng_state(),
             "epoch": epoch,
         }
+        if tuned:
+            sparse = saved["optimizer"]["optimizers"][-1]
+            moments = sparse["state"].get(0, {})
+            saved[TUNED_ROWS] = changed_rows(weights[EMBEDDING], base, moments)
+            kept = {k: v for k, v in moments.items() if k not in MOMENTS}
+            saved["optimizer"]["optimizers"][-1] = {**sparse, "state": {0: kept} if moments else {}}
+        saved["optimizer"] = copy.deepcopy(saved["optimizer"])  # later steps change it in place
+        return saved
 
     return state
+
+
+def changed_rows(weight: torch.Tensor, base: np.ndarray, moments: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The rows of tuned word vectors that differ from the data's matrix `base` or have SparseAdam moments.
+
+    Every other row equals `base` and has zero moments, so these rows give the whole matrix and its optimiser
+    state back exactly (`load_weights`, `_full_optimizer_state`).
+
+    Returns:
+        "rows" (K,) int64 row ids, and "weight", "exp_avg", "exp_avg_sq" (K, D) (the moments when present).
+    """
+    weight = weight.detach().cpu()
+    changed = (weight != _shared(base)).any(dim=1)  # (V,)
+    for name in MOMENTS:
+        if name in moments:
+            changed |= (moments[name].cpu() != 0).any(dim=1)
+    rows = changed.nonzero().squeeze(1)  # (K,)
+    return {"rows": rows, "weight": weight[rows], **{k: moments[k].cpu()[rows] for k in MOMENTS if k in moments}}
+
+
+def load_weights(model: RNNClassifier, state: dict[str, Any]) -> None:
+    """Load a training state's weights into `model`, built by `build_model` from the data the state was trained on
+    (the word vectors come from that data; a tuned matrix's changed rows from the state).
+
+    Raises:
+        ValueError: the state's weights do not fit the model.
+    """
+    rows = state.get(TUNED_ROWS)
+    missing, unexpected = model.load_state_dict(state["model"], strict=False)
+    if unexpected or set(missing) - _frozen(model) - ({EMBEDDING} if rows is not None else set()):
+        raise ValueError(f"saved state does not fit this model: missing {missing}, unexpected {unexpected}.")
+    if rows is not None:
+        with torch.no_grad():
+            weight = model.embedding.weight
+            weight[rows["rows"].to(weight.device)] = rows["weight"].to(weight.device, weight.dtype)
+
+
+def _full_optimizer_state(state: dict[str, Any], model: RNNClassifier) -> dict[str, Any]:
+    """The optimiser state of a training state, SparseAdam's moments rebuilt from the changed rows."""
+    rows, saved = state.get(TUNED_ROWS), state["optimizer"]
+    if rows is None or not any(k in rows for k in MOMENTS):
+        return saved
+    sparse = saved["optimizers"][-1]
+    weight = model.embedding.weight
+    moments = {}
+    for name in MOMENTS:
+        full = torch.zeros_like(weight, requires_grad=False)
+        full[rows["rows"].to(weight.device)] = rows[name].to(weight.device, weight.dtype)
+        moments[name] = full
+    sparse = {**sparse, "state": {0: {**sparse["state"].get(0, {}), **moments}}}
+    return {**saved, "optimizers": [*saved["optimizers"][:-1], sparse]}
 
 
 __all__ = ["METRIC", "EpochReport", "HParams", "NonFiniteLossError", "fit", "build_model", "predict_proba"]

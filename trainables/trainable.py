@@ -3,8 +3,11 @@
 A trial whose config holds representation settings (a space that searches them) takes its data from the
 study's representation store instead of the study's own data.
 
-Each checkpoint holds `state.pt` (model, optimiser, RNG states, epoch; loaded with weights_only=True) and
-`val_probs.npy` (the epoch's validation probabilities, which the driver reads for the best epochs).
+Each checkpoint holds `state.pt` (model, optimiser, RNG states, epoch; loaded with weights_only=True; frozen
+word vectors left out, of tuned ones only the rows training changed), `val_probs.npy` (the epoch's validation
+probabilities, which the driver reads for the best epochs) and `history.json` (every epoch's metrics so far).
+Each report carries the checkpoint's size as `checkpoint_bytes`. Which checkpoints a study keeps is the
+driver's choice (study/checkpoints.py).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from trainables.train import EpochReport, HParams, fit
 from trainables.vectorize import split_params
 
 STATE_FILE, PROBS_FILE, HISTORY_FILE = "state.pt", "val_probs.npy", "history.json"
+CHECKPOINT_BYTES = "checkpoint_bytes"  # a reported metric: the bytes of the epoch's checkpoint
 
 
 def load_state(checkpoint: tune.Checkpoint) -> dict[str, Any]:
@@ -108,7 +112,8 @@ def train_sentiment(config: dict[str, Any], data: EncodedData | None, fixed: dic
             # every epoch so far: a worker killed after saving this checkpoint but before Ray logged the
             # result loses the epoch from result.json, not from the study's records
             (Path(d) / HISTORY_FILE).write_text(json.dumps(history))
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
+            written = sum(p.stat().st_size for p in Path(d).iterdir())
+            tune.report({**metrics, CHECKPOINT_BYTES: written}, checkpoint=tune.Checkpoint.from_directory(d))
         fault_point(f"reported-{epoch}", trial_id)
 
     fit(hp, data, report, state)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from trainables.cache import default_cache_dir, in_use, written  # noqa: F401 - default_cache_dir: its old home
 from trainables.corpus import TokenCorpus
 from trainables.files import atomic_write
 
@@ -158,12 +158,6 @@ class WordVectors:
         return WordVectors(self.vocab + tuple(new), vectors, self.ngrams)
 
 
-def default_cache_dir() -> Path:
-    """`$RNN_STUDY_CACHE`, else ~/.cache/rnn-sentiment-studies: word vectors and token files, safe to delete."""
-    env = os.environ.get("RNN_STUDY_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "rnn-sentiment-studies"
-
-
 def auto_epochs(n_tokens: int) -> int:
     """Word2Vec passes for a corpus of `n_tokens`: small tweet corpora need many passes.
 
@@ -245,7 +239,8 @@ def train_vectors(
     Args:
         corpus: token lists of the labelled training texts (never labels, never held-out texts).
         cfg: the vector settings; `seed` and a single worker make the vectors reproducible.
-        cache_dir: where vectors are kept under `corpus_fingerprint`; None disables the cache.
+        cache_dir: where vectors are kept under `corpus_fingerprint` (in the cache folder: held as in use while
+            read or written, and the cache kept within its bound, trainables/cache.py); None disables the cache.
         extra: the unlabelled corpus, streamed after `corpus` on every pass.
 
     Returns:
@@ -254,8 +249,9 @@ def train_vectors(
     path = None
     if cache_dir is not None:
         path = Path(cache_dir) / f"{cfg.kind}-{corpus_fingerprint(corpus, cfg, extra)}.npz"
-        if path.exists() and (cached := _load_cached(path)) is not None:
-            return cached
+        with in_use(path):
+            if path.exists() and (cached := _load_cached(path)) is not None:
+                return cached
 
     from gensim.models import FastText, Word2Vec
 
@@ -283,7 +279,9 @@ def train_vectors(
         model = Word2Vec(sentences, **settings)
         wv = WordVectors(tuple(model.wv.index_to_key), model.wv.vectors.astype(np.float32))
     if path is not None:
-        save_vectors_npz(path, wv)
+        with in_use(path):
+            save_vectors_npz(path, wv)
+            written(path)  # the cache kept within its bound (trainables/cache.py)
     return wv
 
 
