@@ -2,6 +2,7 @@
 
 import io
 
+import pandas as pd
 import pytest
 from ray.tune.callback import CallbackList
 from ray.tune.experiment import Trial
@@ -110,3 +111,26 @@ def test_a_terminal_gets_the_live_table_and_no_lines(tmp_path):
     progress.stop()
     text = out.getvalue()
     assert "Study progress" in text and "0.4200 (trial a, epoch 1)" in text and "trials 1/3 done" not in text
+
+
+def test_a_log_file_gets_whole_lines(capsys, monkeypatch):
+    """Not a terminal (a log file, `nohup`): no line wrapped at 80 columns, nothing padded, a command copyable."""
+    import logging
+
+    from study.console import setup_console
+    from study.progress import top_trials_table
+
+    for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "COLUMNS"):
+        monkeypatch.delenv(name, raising=False)
+    console = setup_console()
+    assert not console.is_terminal
+    folder = "results/a-study-name-long-enough-to-run-past-eighty-columns-2026-12-06-19-00-00"
+    logging.getLogger("study.test").info("Final stage 5/5: trial abc, fold 5, macro-F1 0.4000 · %s", "x" * 80)
+    console.print(f"Results: [bold]{folder}[/]  ·  report: python -m study.report {folder}")
+    trials = pd.DataFrame([_row("abcdef12", [0.3, 0.4], "TERMINATED")])
+    console.print(top_trials_table(trials.assign(params_cell="lstm", params_hidden_size=16, params_batch_size=64)))
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].endswith("INFO     Final stage 5/5: trial abc, fold 5, macro-F1 0.4000 · " + "x" * 80)
+    assert lines[1] == f"Results: {folder}  ·  report: python -m study.report {folder}"
+    assert all(line == line.rstrip() for line in lines)  # no padding to the console's width
+    assert any("lstm" in line and "abcdef12" in line for line in lines)  # the table at its own width, uncut
