@@ -37,16 +37,21 @@ class CommandParser(argparse.ArgumentParser):
     """
 
     def __init__(self, prog: str, description: str, epilog: str):
-        self._options, self._takes_value = set(), set()  # set first: argparse adds -h in __init__
+        self._options, self._takes_value, self._by_dest = set(), set(), {}  # first: argparse adds -h in __init__
         fmt = argparse.RawDescriptionHelpFormatter
         super().__init__(prog=prog, description=description, epilog=epilog, formatter_class=fmt)
 
     def add_argument(self, *args, **kwargs) -> argparse.Action:
         action = super().add_argument(*args, **kwargs)
         self._options.update(action.option_strings)
+        self._by_dest[action.dest] = action
         if action.nargs is None:  # exactly one value
             self._takes_value.update(action.option_strings)
         return action
+
+    def set_help(self, dest: str, text: str) -> None:
+        """Replace the help of the option that stores `dest`, for a text only the command knows (a registry's)."""
+        self._by_dest[dest].help = text
 
     def parse_known_args(self, args: Sequence[str] | None = None, namespace=None):
         words: list[str] = []

@@ -34,9 +34,13 @@ exit codes: 0 done, 2 bad input or settings, 130 interrupted (resume with --resu
 
 
 def parser() -> CommandParser:
+    from search_spaces import SPACES
+
     p = CommandParser("python -m study.run", DESCRIPTION, EPILOG)
     p.add_argument("--config", metavar="FILE", help="TOML file with the same keys as the flags")
     add_arguments(p, StudyConfig)
+    spaces = "; ".join(f"{name} ({space.description})" for name, space in SPACES.items())
+    p.set_help("space", f"named search space, one of: {spaces}. Default: {StudyConfig.space}")
     return p
 
 

@@ -167,6 +167,18 @@ def test_help_reads_well(capsys):
         assert flag in out, flag
 
 
+def test_help_lists_every_search_space_of_the_registry(capsys):
+    from search_spaces import SPACES
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = " ".join(capsys.readouterr().out.split())  # argparse wraps the help text
+    space = out[out.index("--space SPACE named") : out.index("--num-samples NUM_SAMPLES trials")]
+    for name, s in SPACES.items():
+        assert f"{name} ({' '.join(s.description.split())})" in space, name
+    assert "wide" in SPACES
+
+
 def test_an_option_value_may_start_with_a_dash(tmp_path, capsys):
     """`--label-map -1=NEGATIVE,...` with a space, as most people type it, reaches the data check (issue #14)."""
     rows = [f"tweet {i},{label},ND" for i, label in enumerate(["-1", "0", "1", "2"] * 3)]
