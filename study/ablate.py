@@ -48,7 +48,7 @@ from study.cli import EXIT_INTERRUPTED, CommandParser, run_command
 from study.config import ConfigError, DataSettings, StudyConfig, saved_settings
 from study.cvstats import cv_estimate
 from study.final import FinalPlan
-from study.resources import check_resources, cluster_nodes, init_ray
+from study.resources import check_resources, cluster_nodes, init_ray, tasks_at_once, trial_request
 from study.results import SCHEMA_VERSION, json_text, read_study, read_table, write_json, write_table
 from trainables.data import LabelledData, concat
 from trainables.files import exclusive_lock
@@ -235,6 +235,7 @@ def resolve(args: argparse.Namespace, command: str) -> Setup:
         ConfigError, DataError, ResultsError: a bad argument, study folder, data file or `--out`.
     """
     from study.cv import fold_indices
+    from trainables.data import text_groups
 
     folder = Path(args.folder)
     study = read_study(folder)
@@ -256,8 +257,9 @@ def resolve(args: argparse.Namespace, command: str) -> Setup:
     except ValueError as e:
         raise ConfigError(f"`--max-epochs`: {e}") from None
     labelled, unlabelled = _labelled(cfg, study)
+    groups = text_groups(labelled, cfg.clean_config())
     for r in range(args.repeats):  # every repeat's folds can be split (`--folds` within the smallest class)
-        fold_indices(labelled.labels, args.folds, cfg.data_seed + r)
+        fold_indices(labelled.labels, args.folds, cfg.data_seed + r, groups)
     plan = FinalPlan(
         len(variants), args.folds, cfg.data_seed, fixed, cfg.cpus_per_trial, cfg.gpus_per_trial, cfg.max_failures
     )
@@ -369,10 +371,13 @@ def execute(s: Setup, on_row: Callable[[dict[str, Any]], None] | None = None) ->
         "started_at": dt.datetime.now(dt.UTC).isoformat(),
     }
     ray_started = done < total and init_ray(replace(s.cfg, address=s.address))
+    plan = s.plan
     try:
         if done < total:
             # refuse per-task requests no node can hold, as a study does (Ray would otherwise wait for ever)
-            check_resources(s.cfg, cluster_nodes(replace(s.cfg, address=s.address), checkpoints=False))
+            nodes = cluster_nodes(replace(s.cfg, address=s.address), checkpoints=False)
+            check_resources(s.cfg, nodes)
+            plan = replace(plan, at_once=tasks_at_once(trial_request(s.cfg), nodes))  # fold tasks at once
         with _claimed(s.out):
             if done < total:
                 write_json(info, s.out / ABLATION_JSON)
@@ -390,7 +395,7 @@ def execute(s: Setup, on_row: Callable[[dict[str, Any]], None] | None = None) ->
                 cfg, cache = s.cfg, vector_cache_dir()
                 try:
                     run_ablation(
-                        s.plan,
+                        plan,
                         s.variants,
                         s.repeats,
                         s.labelled,

@@ -1,10 +1,16 @@
-"""Stratified k-fold cross-validation of ONE configuration: the folds, one fold's run, the summary over folds.
+"""Stratified k-fold cross-validation: the folds, the one rule that scores a fold, the summary over folds.
 
-Every fold trains its own word vectors on that fold's training texts plus the unlabelled texts, never on the
-held-out fold. A fold's score is the validation metrics of its best epoch (by `val_macro_f1`); the last
-epoch's metrics are reported too. `evaluate_split` is a pure function of picklable arguments, so a fold can
-run anywhere, a Ray task included. The command line lives in evaluate.py; the training loop in
-trainables/train.py.
+The rule, used by the final stage, `study.evaluate` and `study.ablate` alike (`score_fold`): a fold's model
+trains on its training part less an inner validation split (1/`INNER_PARTS` of it, stratified), whose macro-F1
+after each epoch chooses the epoch; the held-out fold is then scored once, at that epoch. The held-out rows
+choose nothing, so the estimate is not the best of several looks at them. The old rule (each fold's best epoch
+on its own held-out rows) is kept beside it as `held_out_best_macro_f1`, for what it is: optimistic.
+
+Rows whose texts are identical after cleaning stay together in every split (folds and inner splits), so no
+text is scored that was also trained on. Every fold trains its own word vectors on that fold's training texts
+plus the unlabelled texts, never on the held-out fold. `evaluate_split` is a pure function of picklable
+arguments, so a fold can run anywhere, a Ray task included. The command line lives in evaluate.py; the
+training loop in trainables/train.py.
 """
 
 from __future__ import annotations
@@ -12,76 +18,116 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from study.config import ConfigError, DataSettings
-from trainables.data import LabelledData, subset
-from trainables.metrics import METRIC
-from trainables.prepare import EncodedData, prepare
-from trainables.train import HParams, fit
+from trainables.data import LabelledData, concat, group_stratified, subset, text_groups
+from trainables.metrics import METRIC, classification_metrics, log_loss
+
+if TYPE_CHECKING:  # torch and gensim load where a fold runs, not where its rule is read (the report)
+    from trainables.prepare import EncodedData
+    from trainables.train import HParams
 
 DEFAULT_FOLDS = 5
-SCORED_BY = f"best epoch by {METRIC} per fold"
+INNER_PARTS = 7  # the inner validation split is one of this many stratified parts of a fold's training part (14%)
+SCORED_BY = (
+    f"each fold's epoch chosen on an inner validation split (1/{INNER_PARTS} of the fold's training part, "
+    "stratified); the held-out fold scored once, at that epoch"
+)
 SUMMARY_METRICS = ("macro_f1", "auc", "accuracy")
 
 
 @dataclass(frozen=True)
+class Fold:
+    """One fold's rows: positions into the labelled data, and the inner split of its training part."""
+
+    number: int  # 1-based
+    train: np.ndarray  # (N_train,) positions of the rows the fold trains on (the inner validation rows included)
+    held_out: np.ndarray  # (N_held,) positions of the rows the fold scores
+    inner_train: np.ndarray  # positions within `train` that the model trains on
+    inner_valid: np.ndarray  # positions within `train` whose macro-F1 chooses the epoch
+
+
+@dataclass(frozen=True)
 class FoldResult:
-    """What one fold gave: its sizes, best and last epochs and their validation metrics."""
+    """What one fold gave: its sizes, the chosen and last epochs and their held-out metrics."""
 
     fold: int  # 1-based
     n_train: int
     n_valid: int
-    best_epoch: int  # 1-based epoch whose validation macro-F1 is highest
+    best_epoch: int  # 1-based epoch chosen on the inner validation split
     epochs: int  # epochs run
-    best: dict[str, Any]  # validation metrics of the best epoch (val_ prefix dropped)
-    last: dict[str, Any]  # validation metrics of the last epoch
+    best: dict[str, Any]  # held-out metrics at the chosen epoch (val_ prefix dropped)
+    last: dict[str, Any]  # held-out metrics of the last epoch
+    held_out_best_macro_f1: float  # the old rule: the held-out fold's best epoch (optimistic)
     time_s: float  # word vectors + encoding + training
 
 
-def fold_indices(labels: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def fold_indices(
+    labels: np.ndarray, folds: int, seed: int, groups: np.ndarray | None = None
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """Seeded stratified k-fold positions: one (train, held_out) pair of sorted positions per fold.
 
+    With `groups` (`trainables.data.text_groups`), rows of one group are held out together.
+
     Raises:
-        ConfigError: `folds` < 2, or some class has fewer rows than `folds`.
+        ConfigError: `folds` < 2, or some class has fewer rows (groups) than `folds`.
     """
     from sklearn.model_selection import StratifiedKFold
 
     if folds < 2:
         raise ConfigError(f"`folds` must be >= 2 for cross-validation, but got {folds}.")
-    counts = np.bincount(labels)
-    smallest = int(counts[counts > 0].min())
-    if smallest < folds:
-        raise ConfigError(
-            f"`folds` must be <= the row count of the smallest class ({smallest}), but got {folds}; "
-            "use fewer folds or more data."
-        )
-    cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    return list(cv.split(np.zeros(len(labels)), labels))
+
+    def split(y: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        counts = np.bincount(y)
+        smallest = int(counts[counts > 0].min())
+        if smallest < folds:
+            raise ConfigError(
+                f"`folds` must be <= the row count of the smallest class ({smallest}, counting identical texts "
+                f"once), but got {folds}; use fewer folds or more data."
+            )
+        return list(StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
+
+    return group_stratified(labels, groups, split)
 
 
-def fold_data(data: LabelledData, folds: int, seed: int) -> list[tuple[LabelledData, LabelledData]]:
-    """The (train, held_out) LabelledData of every fold; the held-out parts partition `data`."""
-    return [(subset(data, tr), subset(data, ho)) for tr, ho in fold_indices(data.labels, folds, seed)]
+def inner_split(labels: np.ndarray, groups: np.ndarray | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(inner_train, inner_valid) positions of a fold's training part: one of `INNER_PARTS` stratified parts.
+
+    A class with fewer rows than `INNER_PARTS` makes the parts fewer (at least 2).
+    """
+    counts = np.bincount(labels[np.unique(groups, return_index=True)[1]] if groups is not None else labels)
+    parts = max(2, min(INNER_PARTS, int(counts[counts > 0].min())))
+    return fold_indices(labels, parts, seed, groups)[0]
 
 
-def encode_fold(
-    train: LabelledData,
-    held_out: LabelledData,
-    unlabelled: Sequence[str],
-    settings: DataSettings,
-    cache_dir: Path | None,
-) -> EncodedData:
-    """Word vectors on the fold's training texts plus `unlabelled` (never `held_out`), then encode both parts."""
-    return prepare(train, held_out, unlabelled, settings.clean_config(), settings.vector_config(), cache_dir)
+def plan_folds(data: LabelledData, folds: int, seed: int, clean=None) -> list[Fold]:
+    """Every fold of `data`: seeded, stratified, identical texts (after `clean`) kept together.
+
+    Raises:
+        ConfigError: `folds` < 2, or some class has fewer rows than `folds`.
+    """
+    groups = text_groups(data, clean)
+    out = []
+    for k, (train, held_out) in enumerate(fold_indices(data.labels, folds, seed, groups), start=1):
+        inner_train, inner_valid = inner_split(data.labels[train], groups[train], seed)
+        out.append(Fold(k, train, held_out, inner_train, inner_valid))
+    return out
 
 
-def _val_metrics(record: dict[str, Any], classes: tuple[str, ...]) -> dict[str, Any]:
-    """The validation metrics of one `fit` epoch record, without the `val_` prefix; per-class ones by class."""
+def given_split(train: LabelledData, valid: LabelledData, seed: int, clean=None) -> tuple[LabelledData, Fold]:
+    """A given (train, valid) pair as one fold: both parts' rows, and the fold that holds out `valid`."""
+    labelled = concat(train, valid)
+    inner = inner_split(train.labels, text_groups(train, clean), seed)
+    return labelled, Fold(1, np.arange(len(train)), np.arange(len(train), len(labelled)), *inner)
+
+
+def _metrics(record: dict[str, Any], classes: tuple[str, ...]) -> dict[str, Any]:
+    """The validation metrics of one epoch record, without the `val_` prefix; per-class ones by class."""
     return {
         **{k: record[f"val_{k}"] for k in (*SUMMARY_METRICS, "loss")},
         "recall_per_class": dict(zip(classes, record["val_recall_per_class"], strict=True)),
@@ -89,30 +135,86 @@ def _val_metrics(record: dict[str, Any], classes: tuple[str, ...]) -> dict[str, 
     }
 
 
-def score_history(history: list[dict[str, Any]], classes: tuple[str, ...]) -> tuple[int, dict, dict]:
-    """(best epoch, its validation metrics, the last epoch's validation metrics) of one `fit` run."""
-    best = max(history, key=lambda r: (r[METRIC], -r["epoch"]))  # the earliest of equal scores
-    return int(best["epoch"]), _val_metrics(best, classes), _val_metrics(history[-1], classes)
+def score_fold(hp: HParams, data: EncodedData, fold: Fold) -> dict[str, Any]:
+    """The one rule: train on the inner training rows, choose the epoch on the inner validation rows, score the
+    held-out rows (`data`'s validation part) at that epoch.
+
+    The held-out rows' labels are read only after training, to score the model of each epoch; they change
+    neither the training nor the chosen epoch.
+
+    Args:
+        hp: the hyperparameters.
+        data: the fold encoded: its training part (inner split included) and its held-out part as validation.
+        fold: the fold, for its inner split.
+
+    Returns:
+        `best_epoch` (chosen on the inner split), `epochs`, `best` and `last` (held-out metrics at the chosen
+        and the last epoch), `curve` (held-out macro-F1 per epoch), `inner_curve` (inner validation macro-F1 per
+        epoch) and `held_out_best_macro_f1` (the old rule: the best of `curve`).
+    """
+    from trainables.train import fit
+
+    it, iv = fold.inner_train, fold.inner_valid
+    inner = replace(
+        data,
+        x_train=data.x_train[it],
+        len_train=data.len_train[it],
+        y_train=data.y_train[it],
+        x_valid=data.x_train[iv],
+        len_valid=data.len_train[iv],
+        y_valid=data.y_train[iv],
+    )
+    held_out_probs: list[np.ndarray] = []  # (N_held, C) per epoch
+    history = fit(hp, inner, lambda r: held_out_probs.append(r.predict(data.x_valid, data.len_valid)))
+    chosen = max(history, key=lambda r: (r[METRIC], -r["epoch"]))  # the earliest of equal inner scores
+    scored = []
+    for probs in held_out_probs:
+        scored.append(
+            {"val_loss": log_loss(data.y_valid, probs), **classification_metrics(data.y_valid, probs, "val_")}
+        )
+    curve = [float(s[METRIC]) for s in scored]
+    return {
+        "best_epoch": int(chosen["epoch"]),
+        "epochs": len(history),
+        "best": _metrics(scored[int(chosen["epoch"]) - 1], data.classes),
+        "last": _metrics(scored[-1], data.classes),
+        "curve": curve,
+        "inner_curve": [float(r[METRIC]) for r in history],
+        "held_out_best_macro_f1": max(curve),
+        "n_train": len(it),
+        "n_held_out": len(data.y_valid),
+    }
 
 
 def evaluate_split(
     hp: HParams,
-    train: LabelledData,
-    held_out: LabelledData,
+    labelled: LabelledData,
+    fold: Fold,
     unlabelled: Sequence[str],
     settings: DataSettings,
     cache_dir: Path | None,
-    fold: int = 1,
 ) -> FoldResult:
-    """Word vectors, encoding and `fit` on one (train, held_out) pair, scored on `held_out`.
+    """Word vectors, encoding and `score_fold` on one fold of `labelled`.
 
     Pure apart from its time and the word-vector cache, and every argument pickles: a fold may run in a Ray task.
     """
+    from trainables.prepare import prepare
+
     t0 = time.perf_counter()
-    data = encode_fold(train, held_out, unlabelled, settings, cache_dir)
-    history = fit(hp, data)
-    best_epoch, best, last = score_history(history, data.classes)
-    return FoldResult(fold, len(train), len(held_out), best_epoch, len(history), best, last, time.perf_counter() - t0)
+    train, held_out = subset(labelled, fold.train), subset(labelled, fold.held_out)
+    data = prepare(train, held_out, unlabelled, settings.clean_config(), settings.vector_config(), cache_dir)
+    s = score_fold(hp, data, fold)
+    return FoldResult(
+        fold.number,
+        s["n_train"],
+        s["n_held_out"],
+        s["best_epoch"],
+        s["epochs"],
+        s["best"],
+        s["last"],
+        s["held_out_best_macro_f1"],
+        time.perf_counter() - t0,
+    )
 
 
 def cross_validate(
@@ -124,7 +226,7 @@ def cross_validate(
     cache_dir: Path | None = None,
     on_fold: Callable[[FoldResult], None] | None = None,
 ) -> list[FoldResult]:
-    """Stratified k-fold CV (seeded by `settings.data_seed`) of one configuration.
+    """Stratified k-fold CV (seeded by `settings.data_seed`) of one configuration, one fold after another.
 
     Args:
         hp: the hyperparameters, the same in every fold.
@@ -139,8 +241,8 @@ def cross_validate(
         One FoldResult per fold, in fold order.
     """
     results = []
-    for i, (train, held_out) in enumerate(fold_data(data, folds, settings.data_seed), start=1):
-        result = evaluate_split(hp, train, held_out, unlabelled, settings, cache_dir, fold=i)
+    for fold in plan_folds(data, folds, settings.data_seed, settings.clean_config()):
+        result = evaluate_split(hp, data, fold, unlabelled, settings, cache_dir)
         if on_fold is not None:
             on_fold(result)
         results.append(result)
@@ -155,7 +257,8 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
 
 
 def summarise(results: Sequence[FoldResult], classes: tuple[str, ...]) -> dict[str, Any]:
-    """Mean and (population) std over folds of the best-epoch metrics, plus the last epoch's as `last_*`."""
+    """Mean and (population) std over folds of the chosen epoch's metrics, the last epoch's as `last_*`, and the
+    old rule's (each fold's best epoch on its held-out rows) as `held_out_best_macro_f1_mean`."""
     out: dict[str, Any] = {"folds": len(results), "scored_by": SCORED_BY}
     for which, prefix in (("best", ""), ("last", "last_")):
         for name in SUMMARY_METRICS:
@@ -164,6 +267,7 @@ def summarise(results: Sequence[FoldResult], classes: tuple[str, ...]) -> dict[s
         per_class = {c: _mean_std([getattr(r, which)["recall_per_class"][c] for r in results]) for c in classes}
         out[f"{prefix}recall_per_class_mean"] = {c: m for c, (m, _) in per_class.items()}
         out[f"{prefix}recall_per_class_std"] = {c: s for c, (_, s) in per_class.items()}
+    out["held_out_best_macro_f1_mean"] = _mean_std([r.held_out_best_macro_f1 for r in results])[0]
     out["best_epoch_mean"] = float(np.mean([r.best_epoch for r in results]))
     out["epochs"] = max(r.epochs for r in results)
     out["time_s"] = float(sum(r.time_s for r in results))

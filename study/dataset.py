@@ -2,8 +2,9 @@
 
 Reading validates every input before any work starts (trainables/data.py raises DataError): the labelled files,
 every unlabelled file (cleaned once into the token cache, trainables/corpus.py) and a pretrained vectors file
-(trainables/pretrained.py; its coverage of the training texts is measured here). `encode` does the expensive
-part once in the driver.
+(trainables/pretrained.py; its coverage of the training texts is measured here). Every split keeps rows whose
+texts are identical after cleaning together, and `account` counts what was read, dropped and repeated (study.json's
+`data.accounting`). `encode` does the expensive part once in the driver.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from study.config import ConfigError, DataSettings
 from trainables.corpus import token_corpus
-from trainables.data import DataSpec, LabelledData, concat, read_labelled, stratified_split
+from trainables.data import DataSpec, LabelledData, concat, read_labelled, stratified_split, subset, text_groups
 from trainables.demo import write_demo
 from trainables.prepare import EncodedData, Unlabelled, prepare
 from trainables.preprocess import clean_corpus
@@ -35,6 +38,7 @@ class Dataset:
     unlabelled_paths: tuple[str, ...]
     demo: bool
     vectors: dict[str, Any] | None = None  # the pretrained file: path, format, dimension, words kept, coverage
+    accounting: dict[str, Any] | None = None  # rows read, dropped and why, identical texts (`account`)
 
     @property
     def labelled(self) -> LabelledData:
@@ -92,20 +96,97 @@ def load_dataset(s: DataSettings, cache_dir: Path | None = None) -> Dataset:
         unlabelled_paths = (str(unlabelled_path),)
     else:
         train_path, unlabelled_paths = Path(s.train), tuple(s.unlabelled)
+    clean = s.clean_config()
     full = read_labelled(train_path, spec)
     test = read_labelled(s.test, spec, classes=full.classes) if s.test else None
-    if s.test_fraction:
-        full, test = stratified_split(full, s.test_fraction, seed=s.data_seed)
+    files = {"train": full}
+    if s.test_fraction:  # identical texts (after cleaning) stay on one side of every split
+        full, test = stratified_split(full, s.test_fraction, seed=s.data_seed, groups=text_groups(full, clean))
     if s.valid:
         valid = read_labelled(s.valid, spec, classes=full.classes)
-        train = full
+        files["valid"], train = valid, full
     else:
-        train, valid = stratified_split(full, s.valid_fraction, seed=s.data_seed)
+        train, valid = stratified_split(full, s.valid_fraction, seed=s.data_seed, groups=text_groups(full, clean))
+    if s.test:
+        files["test"] = test
+    test, accounting = account(files, train, valid, test, clean)
     corpus = token_corpus(unlabelled_paths, unlabelled_spec, s.clean_config(), cache_dir) if unlabelled_paths else None
     unlabelled, vectors = Unlabelled(corpus), None
     if s.vectors:
         unlabelled, vectors = _pretrained(s, train, valid, unlabelled)
-    return Dataset(train, valid, test, unlabelled, spec, str(train_path), unlabelled_paths, demo, vectors)
+    paths = (str(train_path), unlabelled_paths)
+    return Dataset(train, valid, test, unlabelled, spec, *paths, demo, vectors, accounting)
+
+
+def account(
+    files: dict[str, LabelledData],
+    train: LabelledData,
+    valid: LabelledData,
+    test: LabelledData | None,
+    clean,
+) -> tuple[LabelledData | None, dict[str, Any]]:
+    """What was read and dropped, and identical texts (after `clean`) within and across the parts; logged.
+
+    Test rows whose text is also a labelled row's are left out of the test set (the final model trains on every
+    labelled row, so they would be scored having been trained on).
+
+    Returns:
+        The test set left, and study.json's `data.accounting` block.
+    """
+    read = [
+        {
+            "part": part,
+            "path": data.source,
+            "rows_read": len(data) + data.dropped,
+            "dropped_unmapped": data.dropped_unmapped,
+            "dropped_empty": data.dropped_empty,
+            "rows_kept": len(data),
+        }
+        for part, data in files.items()
+    ]
+    for r in read:
+        if r["dropped_unmapped"] or r["dropped_empty"]:
+            log.info(
+                "Data file %s: %d rows read, %d dropped (%d with a label outside the label map, %d with an empty "
+                "text), %d kept",
+                r["path"],
+                r["rows_read"],
+                r["dropped_unmapped"] + r["dropped_empty"],
+                r["dropped_unmapped"],
+                r["dropped_empty"],
+                r["rows_kept"],
+            )
+    parts = {"train": train, "valid": valid, **({"test": test} if test is not None else {})}
+    texts = {name: [" ".join(t) for t in clean_corpus(d.texts, clean)] for name, d in parts.items()}
+    within = {name: len(t) - len(set(t)) for name, t in texts.items()}
+    names = list(parts)
+    across = {f"{a}/{b}": len(set(texts[a]) & set(texts[b])) for i, a in enumerate(names) for b in names[i + 1 :]}
+    left_out = 0
+    if test is not None:
+        seen = set(texts["train"]) | set(texts["valid"])
+        keep = np.array([t not in seen for t in texts["test"]], dtype=bool)
+        left_out = int((~keep).sum())
+        if left_out:
+            log.warning(
+                "%d test row(s) have a text (after cleaning) that is also a labelled row's; they are left out of "
+                "the test set, which would score them having trained on them",
+                left_out,
+            )
+            test = subset(test, keep)
+    if any(within.values()):
+        repeated = ", ".join(f"{n} in {part}" for part, n in within.items() if n)
+        log.info("Identical texts after cleaning: %s repeated row(s); kept in one fold in every split", repeated)
+    if across.get("train/valid"):  # a given `--valid` file; the final stage's folds still keep them together
+        log.warning(
+            "%d text(s) (after cleaning) are in both the training and the validation file", across["train/valid"]
+        )
+    accounting = {
+        "files": read,
+        "sizes": {name: len(d) for name, d in parts.items()} | ({"test": len(test)} if test is not None else {}),
+        "duplicates": {"within": within, "across": across},
+        "test_rows_left_out": left_out,
+    }
+    return test, accounting
 
 
 def encode(ds: Dataset, s: DataSettings, cache_dir: Path | None = None) -> EncodedData:

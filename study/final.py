@@ -1,11 +1,13 @@
 """The final stage of a study: its answer, scored on folds the search never chose on, beside a baseline.
 
 After the search, the top `final_top` configurations (by search score) are re-scored by stratified k-fold CV over
-every labelled row (training and validation together, never the test rows), each fold's word vectors trained
-without its held-out fold (each candidate's own representation where the space searches it), as `study.evaluate`
-does; the TF-IDF baselines run on the same folds. Every fold is a Ray task
+every labelled row (training and validation together, never the test rows; identical texts in one fold), each
+fold's word vectors trained without its held-out fold (each candidate's own representation where the space
+searches it) and its epoch chosen on an inner split of its training part (study/cv.py `score_fold`, the rule
+`study.evaluate` and `study.ablate` use too); the TF-IDF baselines run on the raw texts of the same folds, their
+regularisation chosen by an inner CV of each fold's training part. Every fold is a Ray task
 on the study's per-trial resources, so the folds run side by side on the cluster. The winner is the candidate
-with the best CV mean; it is retrained on every labelled row for the median of its folds' best epochs and saved
+with the best CV mean; it is retrained on every labelled row for the median of its folds' chosen epochs and saved
 (trainables/saved_model.py); with a test set, that model's test score is the study's headline figure.
 
 Here: planning the folds, running them on Ray, final.parquet (kept current, so an interrupted stage resumes
@@ -29,8 +31,8 @@ import pandas as pd
 
 from study.final_summary import BASELINE_NAMES, CV, TEST, Candidate, headline, summarise_final, summarise_test
 from study.results import BEST_METRIC, FINAL_FILE, FINAL_SCHEMA, PARAM_TYPES, ResultsError, read_table, write_table
-from trainables.baseline import BASELINES, baseline_proba, joined
-from trainables.metrics import METRIC, classification_metrics
+from trainables.baseline import BASELINES, INNER_FOLDS, baseline_proba
+from trainables.metrics import classification_metrics, log_loss
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +56,11 @@ def candidates(trials: pd.DataFrame, top: int, score: str, param_names: Sequence
     return out
 
 
+_SCORES = ("macro_f1", "auc", "accuracy")
+
+
 def _scores(metrics: dict[str, Any], prefix: str = "val_") -> dict[str, float]:
-    return {k: float(metrics[f"{prefix}{k}"]) for k in ("macro_f1", "auc", "accuracy")}
+    return {k: float(metrics[f"{prefix}{k}"]) for k in _SCORES}
 
 
 def _row(candidate: str, kind: str, rank: int | None, split: str, fold: int, **values: Any) -> dict[str, Any]:
@@ -94,42 +99,35 @@ def encode_fold_task(train, held_out, unlabelled, clean, vectors, cache_dir):
     return prepare(train, held_out, unlabelled, clean=clean, vectors=vectors, cache_dir=cache_dir)
 
 
-def fit_fold_task(hp, data, label: str = "") -> dict[str, Any]:
-    """`fit` on one fold's data; its best epoch's held-out metrics (by macro-F1) and the last epoch run.
+def fit_fold_task(hp, data, fold, label: str = "") -> dict[str, Any]:
+    """`study.cv.score_fold` on one fold's data: the epoch chosen on its inner split, the held-out fold scored there.
 
     `label` ("<candidate>-<fold>") names the task at the test-only fault point `final-fold`.
     """
+    from study.cv import score_fold
     from trainables.fault_hook import fault_point
-    from trainables.train import fit
     from trainables.trainable import no_kernel_cache_per_shape
 
     fault_point("final-fold", label)
     no_kernel_cache_per_shape()
 
     def work() -> dict[str, Any]:
-        history = fit(hp, data)
-        best = max(history, key=lambda r: (r[METRIC], -r["epoch"]))  # the earliest of equal scores
-        return {
-            **_scores(best),
-            "loss": float(best["val_loss"]),
-            "best_epoch": int(best["epoch"]),
-            "epochs": len(history),
-            "curve": [float(r[METRIC]) for r in history],
-            "n_train": len(data.y_train),
-            "n_held_out": len(data.y_valid),
-        }
+        s = score_fold(hp, data, fold)
+        keep = ("best_epoch", "epochs", "curve", "inner_curve", "held_out_best_macro_f1", "n_train", "n_held_out")
+        return {**{k: s["best"][k] for k in (*_SCORES, "loss")}, **{k: s[k] for k in keep}}
 
     return _timed(work)
 
 
-def baseline_task(kind, train_texts, train_labels, test_texts, test_labels, n_classes, seed) -> dict[str, Any]:
-    """One baseline fitted on a training part and scored on its held-out part."""
+def baseline_task(kind, train_texts, train_labels, test_texts, test_labels, n_classes, seed, inner) -> dict[str, Any]:
+    """One baseline fitted on a training part (C chosen by the `inner` splits) and scored on its held-out part."""
 
     def work() -> dict[str, Any]:
-        probs = baseline_proba(kind, train_texts, train_labels, test_texts, n_classes, seed)
+        probs, c = baseline_proba(kind, train_texts, train_labels, test_texts, n_classes, seed, inner)
         return {
             **_scores(classification_metrics(test_labels, probs)),
-            "loss": _log_loss(probs, test_labels),
+            "loss": log_loss(test_labels, probs),
+            "c": c,
             "n_train": len(train_labels),
             "n_held_out": len(test_labels),
         }
@@ -148,6 +146,7 @@ class FinalPlan:
     cpus: float  # per task, as per trial in the search
     gpus: float
     max_retries: int  # retries of a task whose worker died
+    at_once: int = 0  # tasks unfinished at once, what the cluster holds (resources.TaskWindow); 0: no limit
 
 
 def run_cv(
@@ -171,10 +170,10 @@ def run_cv(
     """
     import ray
 
-    from study.cv import fold_indices
+    from study.cv import fold_indices, plan_folds
     from study.representations import representation_key
-    from trainables.data import subset
-    from trainables.preprocess import clean_corpus
+    from study.resources import Once, TaskWindow, deferred
+    from trainables.data import subset, text_groups
     from trainables.train import HParams
     from trainables.vectorize import split_params, with_params
 
@@ -182,11 +181,14 @@ def run_cv(
     encode = ray.remote(encode_fold_task).options(**resources)
     fit = ray.remote(fit_fold_task).options(**resources)
     baseline = ray.remote(baseline_task).options(num_cpus=plan.cpus, max_retries=plan.max_retries)
-    texts = np.array(joined(clean_corpus(labelled.texts, clean)), dtype=object)
+    texts = np.array(labelled.texts, dtype=object)  # the baselines read the raw texts
+    groups = text_groups(labelled, clean)
     n_classes = len(labelled.classes)
+    seed = plan.fixed.get("seed", 0)
     unlabelled_ref = ray.put(unlabelled)  # once: every encoding task reads the same object
-    pending: dict[Any, tuple[str, str, int | None, str, int]] = {}
-    for k, (tr, ho) in enumerate(fold_indices(labelled.labels, plan.folds, plan.data_seed), start=1):
+    window = TaskWindow(plan.at_once)  # never more tasks in Ray than the nodes hold: no "infeasible" backlog
+    for fold in plan_folds(labelled, plan.folds, plan.data_seed, clean):
+        k, tr, ho = fold.number, fold.train, fold.held_out
         todo = [c for c in cands if (c.trial_id, CV, k) not in done]
         encoded: dict[str, Any] = {}  # representation key -> this fold's EncodedData ref
         for c in todo:
@@ -195,28 +197,28 @@ def run_cv(
             if key not in encoded:
                 fold_vectors = with_params(vectors, representation)
                 args = (subset(labelled, tr), subset(labelled, ho), unlabelled_ref, clean, fold_vectors, cache_dir)
-                encoded[key] = encode.remote(*args)
+                encoded[key] = Once(encode.remote, *args)  # started with the first fit task that reads it
             hp = HParams.from_dict(rest)
-            pending[fit.remote(hp, encoded[key], f"{c.trial_id}-{k}")] = (c.trial_id, RNN, c.rank, CV, k)
-        for b in baselines:
-            if (b, CV, k) not in done:
-                args = (list(texts[tr]), labelled.labels[tr], list(texts[ho]), labelled.labels[ho], n_classes)
-                pending[baseline.remote(b, *args, plan.fixed.get("seed", 0))] = (b, b, None, CV, k)
-    log.info("%d fold tasks for %d candidates and %d baselines", len(pending), len(cands), len(baselines))
+            fit_it = deferred(fit.remote, hp, encoded[key], fold, f"{c.trial_id}-{k}")
+            window.add(fit_it, (c.trial_id, RNN, c.rank, CV, k))
+        todo_baselines = [b for b in baselines if (b, CV, k) not in done]
+        if todo_baselines:
+            inner = fold_indices(labelled.labels[tr], INNER_FOLDS, plan.data_seed, groups[tr])  # C's choice
+            args = (list(texts[tr]), labelled.labels[tr], list(texts[ho]), labelled.labels[ho], n_classes, seed, inner)
+            for b in todo_baselines:
+                window.add(deferred(baseline.remote, b, *args), (b, b, None, CV, k))
+    log.info("%d fold tasks for %d candidates and %d baselines", len(window), len(cands), len(baselines))
     try:
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            key = pending.pop(ready[0])
+        for ref, key in window.finished():
             try:
-                values = ray.get(ready[0])
+                values = ray.get(ref)
             except ray.exceptions.RayTaskError as e:  # a bug, not a fault: say it
                 raise e.as_instanceof_cause() from None
             except ray.exceptions.RayError as e:  # its worker or node died more often than `max_retries`
                 values = {"error": f"{type(e).__name__}: {e}"[:2000]}
             on_row(_row(*key, **values))
     except KeyboardInterrupt:
-        for ref in pending:
-            ray.cancel(ref, force=True)
+        window.cancel()
         raise
 
 
@@ -242,29 +244,32 @@ def run_final_model(
     """
     import ray
 
+    from study.resources import TaskWindow, deferred
     from trainables.fault_hook import fault_point
     from trainables.saved_model import load_model, save_model
     from trainables.train import HParams
     from trainables.vectorize import split_params, with_params
 
     resources = {"num_cpus": plan.cpus, "num_gpus": plan.gpus, "max_retries": plan.max_retries}
-    pending: dict[Any, tuple[str, str, int | None, str, int]] = {}
+    window = TaskWindow(plan.at_once)  # the test set's baselines; the final model goes ahead of any still queued
     if test is not None:
-        from trainables.preprocess import clean_corpus
+        from study.cv import fold_indices
+        from trainables.data import text_groups
 
-        train_texts, test_texts = (joined(clean_corpus(d.texts, clean)) for d in (labelled, test))
         task = ray.remote(baseline_task).options(num_cpus=plan.cpus, max_retries=plan.max_retries)
+        seed = plan.fixed.get("seed", 0)
+        inner = fold_indices(labelled.labels, INNER_FOLDS, plan.data_seed, text_groups(labelled, clean))
+        args = (list(labelled.texts), labelled.labels, list(test.texts), test.labels, len(labelled.classes), seed)
         for b in BASELINES:
             if (b, TEST, 0) not in done:
-                args = (train_texts, labelled.labels, test_texts, test.labels, len(labelled.classes))
-                pending[task.remote(b, *args, plan.fixed.get("seed", 0))] = (b, b, None, TEST, 0)
+                window.add(deferred(task.remote, b, *args, inner), (b, b, None, TEST, 0))
     if not _saved_for(folder, winner):
         representation, rest = split_params({**plan.fixed, **winner["params"]})
         hp = HParams.from_dict(rest)
         train = ray.remote(final_model_task).options(**resources)
         winner_vectors = with_params(vectors, representation)
         args = (hp, labelled, unlabelled, spec, clean, winner_vectors, winner["epochs"], cache_dir)
-        ref = train.remote(*args, winner["trial_id"])
+        ref = window.submit(deferred(train.remote, *args, winner["trial_id"]))
         log.info(
             "Final model: trial %s retrained on %d rows for %d epochs",
             winner["trial_id"],
@@ -286,7 +291,7 @@ def run_final_model(
                 TEST,
                 0,
                 **_scores(classification_metrics(test.labels, probs)),
-                loss=_log_loss(probs, test.labels),
+                loss=log_loss(test.labels, probs),
                 n_train=len(labelled),
                 n_held_out=len(test),
                 epochs=winner["epochs"],
@@ -296,7 +301,7 @@ def run_final_model(
                 hostname=platform.node(),
             )
         )
-    for ref, key in pending.items():
+    for ref, key in window.finished():
         on_row(_row(*key, **ray.get(ref)))
 
 
@@ -318,10 +323,6 @@ def _saved_for(folder, winner: dict[str, Any]) -> bool:
     except ModelError:
         return False
     return saved.get("trial_id") == winner["trial_id"] and saved.get("epochs") == winner["epochs"]
-
-
-def _log_loss(probs: np.ndarray, labels: np.ndarray) -> float:
-    return float(-np.mean(np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, None))))
 
 
 # ------------------------------------------------------------------------------------------- the stage
@@ -367,9 +368,18 @@ def run_final_stage(
         rows.append(row)
         write_table(rows, path, FINAL_SCHEMA)
         what = f"trial {row['candidate']}" if row["kind"] == RNN else BASELINE_NAMES[row["kind"]]
-        where = f"fold {row['fold']}" if row["split"] == CV else "test set"
         score = "failed: " + str(row["error"]) if row.get("error") else f"macro-F1 {row['macro_f1']:.4f}"
-        log.info("Final stage %d/%d: %s, %s, %s", sum(r["split"] == CV for r in rows), total, what, where, score)
+        if row["split"] == CV:
+            log.info(
+                "Final stage %d/%d: %s, fold %d, %s",
+                sum(r["split"] == CV for r in rows),
+                total,
+                what,
+                row["fold"],
+                score,
+            )
+        else:
+            log.info("Test set: %s, %s", what, score)
         on_phase("final-row")
 
     log.info(

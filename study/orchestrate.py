@@ -29,7 +29,7 @@ from study.config import ASHA_METRICS, ConfigError, StudyConfig, saved_settings
 from study.data_summary import DATA_FILE, DATA_SCHEMA, summarise_data
 from study.dataset import Dataset, encode, load_dataset
 from study.optuna_study import write_optuna_db
-from study.resources import check_resources, cluster_nodes, concurrency, init_ray
+from study.resources import check_resources, cluster_nodes, concurrency, init_ray, tasks_at_once, trial_request
 from study.results import (
     BEST_METRIC,
     EPOCHS_FILE,
@@ -244,6 +244,7 @@ def prepare(
             "unlabelled_tokens": dataset.unlabelled.corpus.n_tokens if dataset.unlabelled.corpus is not None else 0,
             "encoded_bytes": data.nbytes,
             "vectors": dataset.vectors,
+            "accounting": dataset.accounting,
         },
         "packages": {p: _version(p) for p in PACKAGES},
         "hardware": _hardware(),
@@ -307,12 +308,13 @@ def build_tuner(study: PreparedStudy, callbacks: list, trainable: Callable, reus
         tuner._local_tuner.get_run_config().callbacks = callbacks
         return tuner
     searcher, scheduler = _search(cfg, study.space)
-    checkpoints = tune.CheckpointConfig(num_to_keep=2, checkpoint_score_attribute=METRIC, checkpoint_score_order=MODE)
+    from study.checkpoints import checkpoint_config
+
     run_config = tune.RunConfig(
         name=cfg.name,
         storage_path=study.info["ray"]["storage"],
         callbacks=callbacks,
-        checkpoint_config=checkpoints,
+        checkpoint_config=checkpoint_config(),
         failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
         verbose=0,
     )
@@ -352,15 +354,18 @@ def _search(cfg: StudyConfig, space: SearchSpace):
 
 
 def write_results(study: PreparedStudy, grid) -> StudyOutcome:
-    """Every row rebuilt from Ray's storage, written with optuna.db and the final study.json.
+    """Every row rebuilt from Ray's storage, written with optuna.db and the final study.json; once every trial has
+    ended, the checkpoints pruned to what the results and `--keep-checkpoints` need (checkpoints.py).
 
     Raises:
         StudyWriteError: a file could not be written (the trials stay safe in Ray's storage).
         StudyInterrupted: the study stopped before its budget was spent.
     """
     cfg, folder = study.cfg, study.folder
-    trial_rows, epoch_rows, best_ckpt = rows_from_storage(grid, study.experiment_path, study.rows)
-    predictions = prediction_rows(trial_rows, best_ckpt, cfg.keep_predictions, study.data.y_valid)
+    from study.checkpoints import disk_block, prune
+
+    trial_rows, epoch_rows, stored = rows_from_storage(grid, study.experiment_path, study.rows)
+    predictions = prediction_rows(trial_rows, stored, cfg.keep_predictions, study.data.y_valid)
     trials = pd.DataFrame(trial_rows, columns=TRIALS_SCHEMA.names)
     done = int((trials["status"] != TrialStatus.RUNNING).sum())
     finished = done >= cfg.num_samples
@@ -371,12 +376,14 @@ def write_results(study: PreparedStudy, grid) -> StudyOutcome:
         write_table(predictions, folder / PREDICTIONS_FILE, PREDICTIONS_SCHEMA)
         epochs = pd.DataFrame(epoch_rows, columns=EPOCHS_SCHEMA.names)
         write_optuna_db(trials, epochs, study.space.params, folder / OPTUNA_FILE, cfg.name)
+        kept = prune(trial_rows, stored, cfg.keep_checkpoints, cfg.keep_predictions) if finished else None
         end = {
             "status": "completed" if finished else "interrupted",
             "finished_at": dt.datetime.now(dt.UTC).isoformat() if finished else None,
             "wall_time_s": time.time() - study.started + float((study.previous or {}).get("wall_time_s") or 0),
             "trial_counts": trials["status"].value_counts().to_dict(),
             "best_trial": best.iloc[0].to_dict() if len(best) else None,
+            "disk": disk_block(stored, folder, kept),
         }
         info = {**study.info, **end}
         write_json(info, folder / STUDY_FILE)
@@ -410,6 +417,7 @@ def final_step(
     plan = FinalPlan(
         cfg.final_top, cfg.final_folds, cfg.data_seed, fixed, cfg.cpus_per_trial, cfg.gpus_per_trial, cfg.max_failures
     )
+    plan = replace(plan, at_once=tasks_at_once(trial_request(cfg), cluster_nodes(cfg)))  # folds at once
     info = {**outcome.info, "status": "final_stage", "finished_at": None}
     try:
         write_json(info, folder / STUDY_FILE)
@@ -424,8 +432,11 @@ def final_step(
             {"study": cfg.name, "data_fingerprint": study.data.fingerprint},
             on_phase,
         )
+        from study.checkpoints import folder_bytes
+
         now = dt.datetime.now(dt.UTC).isoformat()
         info = {**info, "status": "completed", "finished_at": now, "final": block}
+        info["disk"] = {**(info.get("disk") or {}), "folder_bytes": folder_bytes(folder)}  # the model included
         info["wall_time_s"] = time.time() - study.started + float((study.previous or {}).get("wall_time_s") or 0)
         write_json(info, folder / STUDY_FILE)
     except KeyboardInterrupt:
@@ -464,7 +475,19 @@ def run_study(
         StudyInterrupted: stopped by Ctrl-C before the budget was spent; the study is resumable.
         StudyWriteError: the results could not be written; the study is resumable.
     """
-    phase = on_phase or (lambda name: None)
+    from trainables.cache import max_bytes, pinned
+
+    try:
+        max_bytes()  # the cache's bound (`RNN_STUDY_CACHE_MAX`), checked before any work
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    with pinned():  # the cache entries the study uses stay while it runs (trainables/cache.py)
+        return _run_study(cfg, console, trainable, reuse_actors, on_phase or (lambda name: None))
+
+
+def _run_study(
+    cfg: StudyConfig, console, trainable: Callable | None, reuse_actors: bool, phase: Callable[[str], None]
+) -> StudyOutcome:
     cfg, folder, previous = resolve(cfg)
     dataset = load_dataset(cfg)  # every input file validated here, before Ray or any writing
     phase("loaded")

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from trainables.files import atomic_write, json_text, write_text
 from trainables.metrics import METRIC
 
-SCHEMA_VERSION = 2  # 2: trials.parquet has `retries`; final.parquet and data.parquet exist
+SCHEMA_VERSION = 3  # 3: final.parquet's epoch chosen on an inner split, raw-text baselines
 TRIALS_FILE, EPOCHS_FILE, PREDICTIONS_FILE = "trials.parquet", "epochs.parquet", "predictions.parquet"
 STUDY_FILE, OPTUNA_FILE, FINAL_FILE = "study.json", "optuna.db", "final.parquet"
 
@@ -130,9 +130,12 @@ FOLD_FIELDS = [
     ("auc", pa.float64()),
     ("accuracy", pa.float64()),
     ("loss", pa.float64()),
-    ("best_epoch", pa.int64()),  # the held-out fold's best epoch (by macro-F1); null for baselines
+    ("best_epoch", pa.int64()),  # the epoch chosen on the fold's inner validation split; null for baselines
     ("epochs", pa.int64()),  # epochs run
     ("curve", pa.list_(pa.float64())),  # the held-out macro-F1 of every epoch; null for baselines
+    ("inner_curve", pa.list_(pa.float64())),  # the inner validation split's macro-F1 of every epoch
+    ("held_out_best_macro_f1", pa.float64()),  # the old rule: the held-out fold's own best epoch (optimistic)
+    ("c", pa.float64()),  # a baseline's inverse regularisation strength, chosen by inner CV
     ("started_at", pa.float64()),  # Unix seconds, in the task
     ("finished_at", pa.float64()),
     ("time_s", pa.float64()),
@@ -144,7 +147,7 @@ FOLD_FIELDS = [
 FINAL_SCHEMA = pa.schema(
     [
         ("candidate", pa.string()),  # the trial id of a searched configuration, or a baseline's name
-        ("kind", pa.string()),  # "rnn" | "tfidf_word" | "tfidf_char"
+        ("kind", pa.string()),  # "rnn" | a baseline's name (trainables/baseline.py BASELINES)
         ("rank", pa.int64()),  # 1 = the search's best; null for baselines
         ("split", pa.string()),  # "cv" | "test"
         ("fold", pa.int64()),  # 1-based; 0 on the test set

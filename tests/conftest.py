@@ -1,4 +1,5 @@
-"""Shared pytest fixtures: the real (never committed) data, two tiny real studies, headless Chromium."""
+"""Shared pytest fixtures: the real (never committed) data, two tiny real studies, a study written without Ray
+whose final model is worse than its baseline, headless Chromium."""
 
 import os
 from pathlib import Path
@@ -61,6 +62,143 @@ def small_studies(tmp_path_factory) -> tuple[Path, Path]:
 def small_study(small_studies) -> Path:
     """The folder of one tiny real study (see `small_studies`)."""
     return small_studies[0]
+
+
+@pytest.fixture(scope="session")
+def worse_study(tmp_path_factory) -> Path:
+    """A study folder written from rows and a dict, no Ray, whose final model is worse than its strongest baseline.
+
+    8 trials of the smoke space (t3 the search's best, t5 the final stage's winner and saved model), epochs and
+    validation predictions, the final stage's rows over 5 folds, study.json with its `final` block and the data's
+    accounting (4 texts in both training and validation). Read-only: copy it to change it.
+    """
+    import json
+
+    import numpy as np
+
+    from study import cvstats
+    from study.final_summary import BASELINE_NAMES, METRIC_NAMES
+    from study.results import (
+        BEST_METRIC,
+        EPOCHS_SCHEMA,
+        FINAL_SCHEMA,
+        PREDICTIONS_SCHEMA,
+        SCHEMA_VERSION,
+        TRIALS_SCHEMA,
+        write_table,
+    )
+    from trainables.metrics import METRIC
+
+    WINNER, SEARCH_BEST, FOLDS = "t5", "t3", 5
+
+    def _cv(scores):
+        return vars(cvstats.cv_estimate(scores, FOLDS))
+
+    folder = tmp_path_factory.mktemp("worse_study") / "worse"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    scores = {"t0": 0.41, "t1": 0.44, "t2": None, "t3": 0.52, "t4": 0.38, "t5": 0.50, "t6": 0.47, "t7": 0.35}
+    trials, epochs = [], []
+    for n, (tid, score) in enumerate(scores.items()):
+        status = "errored" if score is None else "stopped_early" if n % 3 == 1 else "completed"
+        run = {"errored": 1, "stopped_early": 1, "completed": 3}[status]
+        params = {"cell": ("lstm", "gru")[n % 2], "hidden_size": 8 + 3 * n, "lr": 10 ** (-3 + n / 8), "dropout": n / 30}
+        best_epoch = run if score is not None else None
+        trials.append(
+            {"trial_id": tid, "trial_number": n, "status": status, "best_epoch": best_epoch, "epochs_run": run,
+             **{f"params_{k}": v for k, v in params.items()}, "params_num_layers": 1, "params_batch_size": 64,
+             BEST_METRIC: score, "best_val_auc": None if score is None else score + 0.2,
+             "best_val_accuracy": None if score is None else score + 0.1, "best_val_loss": 1.0, "time_total_s": 5.0}
+        )  # fmt: skip
+        for e in range(1, run + 1 if score is not None else 1):
+            f1 = score - 0.05 * (run - e)
+            epochs.append(
+                {"trial_id": tid, "epoch": e, "train_loss": 1.1 - 0.1 * e, "train_macro_f1": f1 + 0.05,
+                 "train_accuracy": f1 + 0.1, "val_loss": 1.0 + 0.01 * e, METRIC: f1, "val_accuracy": f1 + 0.1,
+                 "val_auc": f1 + 0.2, "val_f1_per_class": [f1 - 0.1, f1, f1 + 0.1],
+                 "val_recall_per_class": [f1 - 0.1, f1, f1 + 0.1], "epoch_time_s": 1.5}
+            )  # fmt: skip
+    y = np.arange(60) % 3
+    predictions = [
+        {"trial_id": tid, "epoch": 3, "row": i, "label": int(y[i]), "probs": list(p)}
+        for tid in (SEARCH_BEST, WINNER, "t6")
+        for i, p in enumerate(rng.dirichlet(np.ones(3), 60) + 0.5 * np.eye(3)[y])
+    ]
+    write_table(trials, folder / "trials.parquet", TRIALS_SCHEMA)
+    write_table(epochs, folder / "epochs.parquet", EPOCHS_SCHEMA)
+    write_table(predictions, folder / "predictions.parquet", PREDICTIONS_SCHEMA)
+
+    noise = np.array([0.01, -0.01, 0.005, -0.004, 0.0])
+    folds = {SEARCH_BEST: 0.37 + noise, WINNER: 0.40 + noise}
+    folds |= {b: 0.44 + 0.02 * j + noise[::-1] for j, b in enumerate(BASELINE_NAMES)}  # the last is the strongest
+    rows = []
+    for name, f1s in folds.items():
+        rnn = name in (SEARCH_BEST, WINNER)
+        for k, f1 in enumerate(f1s, 1):
+            curve = [f1 - 0.06, f1 - 0.01, f1] if rnn else None
+            rows.append(
+                {"candidate": name, "kind": "rnn" if rnn else name, "rank": {SEARCH_BEST: 1, WINNER: 2}.get(name),
+                 "split": "cv", "fold": k, "n_train": 480, "n_held_out": 120, "macro_f1": f1, "auc": f1 + 0.2,
+                 "accuracy": f1 + 0.1, "loss": 1.0, "best_epoch": 3 if rnn else None, "epochs": 3 if rnn else None,
+                 "curve": curve, "inner_curve": [c + 0.02 for c in curve] if rnn else None,
+                 "held_out_best_macro_f1": f1 + 0.01 if rnn else None, "time_s": 2.0}
+            )  # fmt: skip
+    write_table(rows, folder / "final.parquet", FINAL_SCHEMA)
+
+    strongest = list(BASELINE_NAMES)[-1]
+    params = {t["trial_id"]: {k.removeprefix("params_"): t[k] for k in t if k.startswith("params_")} for t in trials}
+    search = {SEARCH_BEST: 0.52, WINNER: 0.50}
+    candidates = [
+        {"trial_id": tid, "rank": rank, "search_score": search[tid], "params": params[tid], "cv": _cv(folds[tid]),
+         "cv_auc": _cv(folds[tid] + 0.2), "cv_held_out_epoch": _cv(folds[tid] + 0.01), "epochs": 3,
+         "optimism": search[tid] - float(np.mean(folds[tid])), "complete": True, "errors": []}
+        for rank, tid in enumerate((SEARCH_BEST, WINNER), 1)
+    ]  # fmt: skip
+    comparison = {}
+    for metric, shift in (("macro_f1", 0.0), ("auc", 0.2)):
+        t = cvstats.paired(folds[WINNER] + shift, folds[strongest] + shift, FOLDS)
+        line = cvstats.verdict_line(f"trial {WINNER}", BASELINE_NAMES[strongest], t, METRIC_NAMES[metric])
+        comparison[metric] = {**vars(t), "line": line}
+    winner = candidates[1]
+    final = {
+        "folds": FOLDS,
+        "winner": winner,
+        "candidates": candidates,
+        "baselines": {b: {"cv": _cv(f), "cv_auc": _cv(f + 0.2)} for b, f in folds.items() if b in BASELINE_NAMES},
+        "better_baseline": strongest,
+        "comparison": comparison,
+        "scored_by": "each fold's epoch is the best on an inner validation split of the fold's training part",
+        "test": None,
+        "headline": {"source": "cv", "macro_f1": winner["cv"]["mean"], "low": winner["cv"]["low"],
+                     "high": winner["cv"]["high"], "auc": winner["cv_auc"]["mean"]},
+        "model": "model",
+    }  # fmt: skip
+    accounting = {
+        "files": [
+            {"part": "train", "path": "train.csv", "rows_read": 500, "dropped_unmapped": 12, "dropped_empty": 3,
+             "rows_kept": 485},
+            {"part": "valid", "path": "valid.csv", "rows_read": 120, "dropped_unmapped": 0, "dropped_empty": 0,
+             "rows_kept": 120},
+        ],
+        "duplicates": {"within": {"train": 7, "valid": 1, "test": 0},
+                       "across": {"train/valid": 4, "train/test": 0, "valid/test": 0}},
+    }  # fmt: skip
+    settings = {"space": "smoke", "vector_size": 0, "vectors": "", "n_startup_trials": 0, "max_concurrent": 0,
+                "max_epochs": 3, "grace_period": 1, "reduction_factor": 3, "data_seed": 0}  # fmt: skip
+    study = {
+        "schema_version": SCHEMA_VERSION,
+        "name": "worse",
+        "status": "completed",
+        "settings": settings,
+        "space": {"name": "smoke", "params": {k: "" for k in ("cell", "hidden_size", "lr", "dropout")}},
+        "classes": ["NEGATIVE", "NEUTRAL", "POSITIVE"],
+        "data": {"fingerprint": "f" * 20, "n_train": 485, "n_valid": 120, "vectors": None, "accounting": accounting},
+        "ray": {"startup_trials": 3, "max_concurrent": 2},
+        "wall_time_s": 60.0,
+        "final": final,
+    }
+    (folder / "study.json").write_text(json.dumps(study))
+    return folder
 
 
 CHROMIUM_FLAGS = (

@@ -1,6 +1,7 @@
 """Ablation plans, their fold-paired effects with Holm's correction, and the mean learning curves."""
 
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -114,3 +115,19 @@ def test_the_cost_ratio_is_the_median_so_one_slow_first_task_does_not_move_it():
     rows.loc[(rows["variant"] == BASE) & (rows["repeat"] == 0) & (rows["fold"] == 1), "time_s"] = 9.0  # a warm-up
     (e,) = effects(rows, 5)
     assert e.time_ratio == pytest.approx(2.0)
+
+
+def test_the_report_colours_each_verdict_and_shows_the_vectors_as_used(tmp_path):
+    from study.ablate import summarise
+    from study.report.ablation import write_ablation_report
+
+    rows = _rows({"attention=false": -0.03, "cell=gru": 0.0005, "hidden_size=128": 0.03})
+    plan = {"study": "s", "base": BASE_PARAMS, "folds": 5, "seed": 0, "data_seed": 0, "max_epochs": 2}
+    plan |= {"labelled_rows": 500, "classes": ["a", "b"], "data": {"vectorizer": "fasttext", "vector_size": 0}}
+    info = {"plan": plan, "repeats": 2, "resources": {"cpus_per_task": 1.0, "gpus_per_task": 0.0}, **summarise(rows, 5)}
+    page = write_ablation_report(tmp_path, info, rows).read_text()
+    found = re.findall(r'<p class="verdict ([a-z]+)">([^<]*)</p>', page)
+    boxes = {text.split(":")[0]: cls for cls, text in found}
+    assert boxes == {"attention=false": "worse", "cell=gru": "even", "hidden_size=128": "better"}
+    assert "<th>word vectors</th><td>fasttext, 300-d, trained per fold on its training rows</td>" in page
+    assert ", 0-d" not in page and "Word2Vec" not in page

@@ -24,9 +24,10 @@ from study.run import main
 GREEK = "valid_set.csv"  # in greek-election-tweets-ys19-2023/
 HEADER = "Text,Sentiment,Party"
 ROWS = [  # 4 rows per class, enough for a stratified split
-    *(f"Καλή δουλειά {i} μπράβο,POSITIVE,ND" for i in range(4)),
-    *(f"Κακή κυβέρνηση {i} ντροπή,NEGATIVE,SYRIZA" for i in range(4)),
-    *(f"Συνέντευξη {i} στον ΣΚΑΪ,NEUTRAL,KKE" for i in range(4)),
+    # a letter, not a number, tells the rows apart: cleaning drops numbers, and identical texts stay in one split
+    *(f"Καλή δουλειά λέξη{chr(0x3B1 + i)} μπράβο,POSITIVE,ND" for i in range(4)),
+    *(f"Κακή κυβέρνηση λέξη{chr(0x3B1 + i)} ντροπή,NEGATIVE,SYRIZA" for i in range(4)),
+    *(f"Συνέντευξη λέξη{chr(0x3B1 + i)} στον ΣΚΑΪ,NEUTRAL,KKE" for i in range(4)),
 ]
 
 

@@ -221,3 +221,34 @@ def test_verdict_in_plain_words():
     assert "no significant difference" in compare.verdict(even, f1, 0.05, 1)
     apart = compare.PairResult("A", "B", compare.ValidationMatch(False, "the labels differ"), {}, None, float("nan"))
     assert "No paired test: the labels differ" in compare.verdict(apart, f1, 0.05, 1)
+
+
+def test_both_sections_agree_that_studies_differing_only_in_encoding_share_their_rows(worse_study, tmp_path, capsys):
+    """Another fingerprint through `vector_size` alone: the final section pairs the folds, as the tests pair the
+    validation rows (no "data differ" in one section and a paired test in the next)."""
+    a, b = _copy_study(worse_study, tmp_path / "a"), _copy_study(worse_study, tmp_path / "b")
+    study = json.loads((b / "study.json").read_text())
+    study["data"]["fingerprint"] = "0" * 20
+    study["settings"]["vector_size"] = 100
+    (b / "study.json").write_text(json.dumps(study))
+    assert main([str(a), str(b), "--labels", "A,B", "--out", str(tmp_path / "o"), "--boot", "200"]) == 0
+    page = (tmp_path / "o" / "comparison.html").read_text(encoding="utf-8")
+    final, tests = page[page.index('<section id="final">') :], page[page.index('<section id="tests">') :]
+    assert "A against B:" in final and "no paired test" not in final and "differ (" not in final
+    assert "same split settings; the fingerprints differ through settings that change no row (vector_size)" in tests
+    assert "No paired test" not in tests
+    # the same models on the same rows: no difference, so every verdict box is grey
+    assert re.findall(r'<p class="verdict ([a-z]+)">', page) == ["even", "even"]
+
+
+def test_studies_on_other_rows_are_paired_in_neither_section(worse_study, tmp_path):
+    a, b = _copy_study(worse_study, tmp_path / "a"), _copy_study(worse_study, tmp_path / "b")
+    study = json.loads((b / "study.json").read_text())
+    study["data"]["fingerprint"] = "0" * 20
+    study["settings"]["data_seed"] = 3
+    (b / "study.json").write_text(json.dumps(study))
+    assert main([str(a), str(b), "--labels", "A,B", "--out", str(tmp_path / "o"), "--boot", "200"]) == 0
+    page = (tmp_path / "o" / "comparison.html").read_text(encoding="utf-8")
+    final, tests = page[page.index('<section id="final">') :], page[page.index('<section id="tests">') :]
+    assert "A and B: no paired test, the data fingerprints differ" in final and "A against B:" not in final
+    assert "No paired test: the data fingerprints differ" in tests and "split settings [&#x27;data_seed&#x27;]" in tests

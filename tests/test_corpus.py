@@ -85,7 +85,7 @@ def test_word2vec_streams_the_corpus(tmp_path):
 def test_unlabelled_files_and_their_text_column_from_the_settings(tmp_path):
     a, b, c = _files(tmp_path)
     train = tmp_path / "train.csv"
-    rows = "".join(f"κείμενο {i} καλό,ND,{['NEGATIVE', 'NEUTRAL', 'POSITIVE'][i % 3]}\n" for i in range(30))
+    rows = "".join(f"κείμενο{chr(0x3B1 + i)} καλό,ND,{['NEGATIVE', 'NEUTRAL', 'POSITIVE'][i % 3]}\n" for i in range(30))
     train.write_text("Text,Party,Sentiment\n" + rows, encoding="utf-8")
     flags = {"train": str(train), "unlabelled": f"{b},{c}", "unlabelled_text_column": "body"}
     settings = build_config(flags, None, DataSettings)

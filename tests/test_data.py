@@ -321,3 +321,46 @@ def test_concat_undoes_a_split(tmp_path):
     other = subset(full, np.array([0, 1, 2]))
     with pytest.raises(ValueError, match="differ"):
         concat(a, type(other)(other.texts, other.labels, ("x", "y", "z"), other.parties, other.source))
+
+
+def test_a_study_accounts_for_rows_read_dropped_and_repeated(tmp_path, caplog):
+    """Rows dropped by `--drop-unmapped` and `--empty-texts drop` are counted with their reason; identical texts
+    (after cleaning) are counted within and across parts; a test row whose text is a labelled row's is left out."""
+    import logging
+
+    from study.config import DataSettings
+    from study.dataset import load_dataset
+
+    rows = ["New_ID,Text,Sentiment,Party"]
+    for i in range(60):
+        label = ("-1", "0", "1")[i % 3]
+        rows.append(f"{i},λέξη{chr(0x3B1 + i % 24)}{chr(0x3B1 + i // 24)} και,{label},ND")
+    rows += ["60,ΛΈΞΗαα ΚΑΙ!!,-1,ND", "61,κάτι,7,ND", "62,   ,1,ND", "63,άλλο,9,ND"]  # a copy, 2 unmapped, 1 empty
+    train = _write(tmp_path, "\n".join(rows) + "\n")
+    test = _write(tmp_path, "New_ID,Text,Sentiment,Party\n70,λέξηαα και,-1,ND\n71,καινούργιο,1,ND\n", "test.csv")
+    settings = DataSettings(
+        train=str(train),
+        test=str(test),
+        label_map="-1=NEGATIVE,0=NEUTRAL,1=POSITIVE",
+        drop_unmapped=True,
+        empty_texts="drop",
+    )
+    with caplog.at_level(logging.INFO, logger="study.dataset"):
+        ds = load_dataset(settings, cache_dir=tmp_path / "cache")
+    a = ds.accounting
+    assert a["files"][0] == {
+        "part": "train",
+        "path": str(train),
+        "rows_read": 64,
+        "dropped_unmapped": 2,
+        "dropped_empty": 1,
+        "rows_kept": 61,
+    }
+    assert sum(a["duplicates"]["within"].values()) == 1  # the copy sits beside its twin, in one part
+    assert (
+        a["duplicates"]["across"]["train/valid"] == 0
+        and a["duplicates"]["across"]["train/test"] + a["duplicates"]["across"]["valid/test"] == 1
+    )
+    assert a["test_rows_left_out"] == 1 and ds.test.texts == ("ND καινούργιο",) and a["sizes"]["test"] == 1
+    assert "2 with a label outside the label map, 1 with an empty text" in caplog.text
+    assert "left out of the test set" in caplog.text

@@ -1,4 +1,5 @@
-"""`python -m study.evaluate`: JSON output, exit codes for bad settings, folds that keep Word2Vec honest."""
+"""`python -m study.evaluate` and study/cv.py: JSON output, exit codes for bad settings, folds that keep Word2Vec
+honest, identical texts that never straddle a split, and an epoch the scored fold cannot choose."""
 
 import json
 from pathlib import Path
@@ -8,10 +9,11 @@ import pandas as pd
 import pytest
 
 from study.config import ConfigError, DataSettings
-from study.cv import encode_fold, fold_data, fold_indices
+from study.cv import Fold, evaluate_split, fold_indices, inner_split, plan_folds, score_fold
 from study.evaluate import main, parse_overrides
-from trainables.data import LabelledData, read_labelled
+from trainables.data import LabelledData, read_labelled, stratified_split, subset, text_groups
 from trainables.demo import write_demo
+from trainables.prepare import prepare
 from trainables.preprocess import clean_corpus
 from trainables.vectorize import OOV
 
@@ -60,7 +62,8 @@ def test_valid_file_is_one_fold(capsys, demo_files, tmp_path):
     assert code == 0
     result = json.loads(out)
     assert result["folds"] == 1 and result["mode"] == "train-valid"
-    assert result["per_fold"][0]["n_train"] == 220 and result["per_fold"][0]["n_valid"] == 80
+    # 1/7 of the 220 training rows choose the epoch; the model trains on the rest
+    assert result["per_fold"][0]["n_train"] == 188 and result["per_fold"][0]["n_valid"] == 80
 
 
 @pytest.mark.parametrize(
@@ -136,16 +139,71 @@ def test_word2vec_never_sees_the_held_out_fold(demo_files):
     """A word only in fold 1's held-out texts is unknown to fold 1's vectors, known to fold 2's (which train on it)."""
     data = _labelled(demo_files)
     settings = DataSettings(vector_size=8, w2v_min_count=1, max_len=64, w2v_epochs=1)
-    held_by_fold_1 = fold_indices(data.labels, 2, settings.data_seed)[0][1][:4]
+    folds = plan_folds(data, 2, settings.data_seed)
+    held_by_fold_1 = folds[0].held_out[:4]
     texts = [f"{MARKER} {t}" if i in set(held_by_fold_1.tolist()) else t for i, t in enumerate(data.texts)]
     marked = LabelledData(tuple(texts), data.labels, data.classes, data.parties, data.source)
 
-    (train_1, held_1), (train_2, held_2) = fold_data(marked, 2, settings.data_seed)
-    enc_1 = encode_fold(train_1, held_1, (), settings, cache_dir=None)
-    enc_2 = encode_fold(train_2, held_2, (), settings, cache_dir=None)
+    encoded = []
+    for fold in folds:
+        train, held = subset(marked, fold.train), subset(marked, fold.held_out)
+        encoded.append((prepare(train, held, (), settings.clean_config(), settings.vector_config(), None), train, held))
+    (enc_1, _, held_1), (enc_2, train_2, _) = encoded
     assert _marker_ids(enc_1.x_valid, held_1, settings) == [OOV] * 4
     in_training = _marker_ids(enc_2.x_train, train_2, settings)
     assert len(in_training) == 4 and len(set(in_training)) == 1 and in_training[0] > OOV
+
+
+def _with_copies(data: LabelledData, copies: int = 40) -> LabelledData:
+    """`data` with `copies` of its texts repeated once more, re-cased and re-punctuated (identical once cleaned)."""
+    extra = [data.texts[i].upper() + " !!" for i in range(copies)]
+    return LabelledData(
+        data.texts + tuple(extra), np.concatenate([data.labels, data.labels[:copies]]), data.classes, None, data.source
+    )
+
+
+def test_identical_texts_never_straddle_a_split(demo_files):
+    """Folds, the inner split of each fold's training part, and the validation split keep texts that are identical
+    after cleaning on one side; without duplicates the folds are those of a plain stratified k-fold."""
+    data = _with_copies(_labelled(demo_files))
+    groups = text_groups(data)
+    assert len(np.unique(groups)) < len(data)  # the copies are found
+
+    def sides(a: np.ndarray, b: np.ndarray, g: np.ndarray) -> set:
+        return set(g[a].tolist()) & set(g[b].tolist())
+
+    folds = plan_folds(data, 3, seed=0)
+    assert sorted(np.concatenate([f.held_out for f in folds]).tolist()) == list(range(len(data)))
+    for f in folds:
+        assert not sides(f.train, f.held_out, groups)
+        assert not sides(f.inner_train, f.inner_valid, groups[f.train])
+        assert sorted([*f.inner_train, *f.inner_valid]) == list(range(len(f.train)))
+    train, valid = stratified_split(data, 0.2, seed=0, groups=groups)
+    assert len(train) + len(valid) == len(data) and not {*train.texts} & {*valid.texts}
+    assert not {" ".join(t) for t in clean_corpus(train.texts)} & {" ".join(t) for t in clean_corpus(valid.texts)}
+    plain = subset(data, np.unique(groups, return_index=True)[1])  # one row per text
+    ungrouped = fold_indices(plain.labels, 3, seed=0)
+    assert all((a.held_out == b[1]).all() for a, b in zip(plan_folds(plain, 3, seed=0), ungrouped, strict=True))
+
+
+def test_the_scored_fold_cannot_change_the_chosen_epoch(demo_files):
+    """Permuting the held-out fold's labels leaves training and the chosen epoch untouched; only its score moves."""
+    from dataclasses import replace
+
+    from trainables.train import HParams
+
+    data = _labelled(demo_files)
+    settings = DataSettings(vector_size=8, w2v_epochs=1)
+    fold = plan_folds(data, 2, seed=0)[0]
+    train, held = subset(data, fold.train), subset(data, fold.held_out)
+    encoded = prepare(train, held, (), settings.clean_config(), settings.vector_config(), None)
+    permuted = replace(encoded, y_valid=np.random.default_rng(0).permutation(encoded.y_valid[::-1]))
+    hp = HParams(hidden_size=8, num_layers=1, max_epochs=4, num_threads=1, lr=3e-3)
+    a, b = score_fold(hp, encoded, fold), score_fold(hp, permuted, fold)
+    assert a["inner_curve"] == b["inner_curve"] and a["best_epoch"] == b["best_epoch"]
+    assert a["best"]["macro_f1"] == a["curve"][a["best_epoch"] - 1] and a["held_out_best_macro_f1"] == max(a["curve"])
+    assert a["best"]["auc"] != b["best"]["auc"]  # the held-out scores did change: they are read, only after training
+    assert a["n_train"] == len(fold.inner_train) < len(fold.train)
 
 
 def test_an_option_value_may_start_with_a_dash(capsys, demo_files, tmp_path):
@@ -163,13 +221,21 @@ def test_a_fold_pickles_and_gives_the_same_result_elsewhere(demo_files):
     """evaluate_split is a pure function of picklable arguments, so a fold can run in a Ray task (issue #11)."""
     import pickle
 
-    from study.cv import evaluate_split
     from trainables.train import HParams
 
-    (train, held_out), _ = fold_data(_labelled(demo_files), 2, seed=0)
-    args = (HParams(hidden_size=4, num_layers=1, max_epochs=1, num_threads=1), train, held_out, ())
-    args += (DataSettings(vector_size=8, w2v_epochs=1), None, 1)
+    data = _labelled(demo_files)
+    fold = plan_folds(data, 2, seed=0)[0]
+    args = (HParams(hidden_size=4, num_layers=1, max_epochs=1, num_threads=1), data, fold, ())
+    args += (DataSettings(vector_size=8, w2v_epochs=1), None)
     here = evaluate_split(*args)
     function, copied = pickle.loads(pickle.dumps((evaluate_split, args)))
     there = function(*copied)
-    assert (there.best, there.last, there.n_train, there.n_valid) == (here.best, here.last, 150, 150)
+    assert (there.best, there.last, there.n_valid) == (here.best, here.last, 150)
+    assert here.n_train == len(fold.inner_train)
+
+
+def test_inner_split_takes_one_part_in_seven_stratified():
+    labels = np.repeat([0, 1, 2], 70)
+    inner_train, inner_valid = inner_split(labels, None, seed=0)
+    assert len(inner_valid) == 30 and np.bincount(labels[inner_valid]).tolist() == [10, 10, 10]
+    assert isinstance(Fold(1, np.arange(3), np.arange(3, 5), inner_train, inner_valid).number, int)

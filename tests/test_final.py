@@ -10,6 +10,7 @@ from study.final import FinalPlan, candidates, run_cv
 from study.final_summary import CV, Candidate, summarise_final
 from study.final_summary import TEST as TEST_SPLIT
 from study.results import FINAL_SCHEMA
+from trainables.baseline import BASELINES
 
 SMALL = {"cell": "gru", "hidden_size": 8, "num_layers": 1, "attention": True, "skip": False, "batch_size": 64}
 
@@ -47,6 +48,7 @@ def _cv_rows(per_candidate):
                     "auc": 0.6,
                     "accuracy": 0.5,
                     "best_epoch": e,
+                    "held_out_best_macro_f1": f1 + 0.02,  # the old rule: each fold's best epoch on itself
                 }
             )
     return pd.DataFrame(rows).assign(error=None)
@@ -65,6 +67,7 @@ def test_summary_picks_the_best_cv_mean_and_the_median_epoch():
     block = summarise_final(rows, cands, folds=3)
     w = block["winner"]
     assert w["trial_id"] == "b" and w["epochs"] == 2 and w["optimism"] == pytest.approx(0.05)
+    assert w["cv_held_out_epoch"]["mean"] == pytest.approx(0.47) and "inner validation split" in block["scored_by"]
     assert w["cv"]["mean"] == pytest.approx(0.45) and w["cv"]["low"] < 0.45 < w["cv"]["high"]
     assert block["better_baseline"] == "tfidf_char"
     assert block["comparison"]["macro_f1"]["difference"] == pytest.approx(0.10)
@@ -120,9 +123,12 @@ def test_folds_run_side_by_side_and_a_resume_skips_finished_ones(ray_2_cpus, dem
     rows = []
     run_cv(plan, cands, *args, done=set(), on_row=rows.append)
     df = pd.DataFrame(rows, columns=FINAL_SCHEMA.names)
-    assert len(df) == 8 and df["error"].isna().all()  # (2 candidates + 2 baselines) x 2 folds
-    assert sorted(df.loc[df["kind"] == "rnn", "best_epoch"].unique()) <= [1, 2]
-    assert (df["n_train"] + df["n_held_out"] == len(demo_labelled)).all()
+    assert len(df) == 10 and df["error"].isna().all()  # (2 candidates + 3 baselines) x 2 folds
+    rnn = df[df["kind"] == "rnn"]
+    assert sorted(rnn["best_epoch"].unique()) <= [1, 2]
+    assert (rnn["held_out_best_macro_f1"] >= rnn["macro_f1"]).all()
+    assert (df["n_train"] + df["n_held_out"] == len(demo_labelled)).sum() == 6  # the baselines train on every row
+    assert (rnn["n_train"] + rnn["n_held_out"] < len(demo_labelled)).all()  # the inner split chooses the epoch
     # concurrency: some two row tasks ran at the same time on the 2 CPUs
     iv = df[["started_at", "finished_at"]].to_numpy()
     overlaps = [(i, j) for i in range(len(iv)) for j in range(i) if iv[i, 0] < iv[j, 1] and iv[j, 0] < iv[i, 1]]
@@ -134,6 +140,25 @@ def test_folds_run_side_by_side_and_a_resume_skips_finished_ones(ray_2_cpus, dem
     assert sorted((r["candidate"], r["fold"]) for r in again) == sorted(
         (r["candidate"], r["fold"]) for r in rows if r["fold"] == 2
     )
+
+
+@pytest.mark.slow
+def test_the_baselines_read_the_raw_texts_of_each_fold(ray_2_cpus, tmp_path):
+    """The label lives only in stop words and punctuation, which the RNN's cleaning removes: the final stage's
+    baselines, fed the raw texts, separate the classes in every fold."""
+    from trainables.data import LabelledData
+    from trainables.preprocess import CleanConfig
+    from trainables.vectorize import VectorConfig
+
+    labels = np.arange(60, dtype=np.int64) % 2
+    words = [f"ψηφος{chr(0x3B1 + i % 24)}{chr(0x3B1 + i // 24)}" for i in range(60)]  # distinct once cleaned
+    texts = tuple(f"{'και το' if y == 0 else 'ΌΧΙ!!'} {w}" for w, y in zip(words, labels))
+    data = LabelledData(texts, labels, ("a", "b"), None, "cues.csv")
+    plan = FinalPlan(top=0, folds=2, data_seed=0, fixed={"seed": 0}, cpus=1, gpus=0, max_retries=0)
+    rows = []
+    run_cv(plan, [], data, (), CleanConfig(), VectorConfig(vector_size=8), tmp_path, set(), rows.append)
+    assert sorted((r["candidate"], r["fold"]) for r in rows) == sorted((b, k) for b in BASELINES for k in (1, 2))
+    assert all(r["macro_f1"] == 1.0 and r["c"] > 0 for r in rows), rows
 
 
 @pytest.mark.slow
@@ -194,9 +219,10 @@ def test_a_study_ends_with_its_answer_a_baseline_and_a_saved_model(ray_2_cpus, t
     assert study["status"] == "completed" and final == outcome.info["final"]
     rows = read_table(folder / "final.parquet")
     cv = rows[rows["split"] == CV]
-    # (2 candidates + 2 baselines) x 2 folds on the 300 labelled rows; the 100 test rows never in a fold
-    assert len(cv) == 8 and not cv.duplicated(["candidate", "fold"]).any()
-    assert (cv["n_train"] + cv["n_held_out"] == 300).all() and cv["error"].isna().all()
+    # (2 candidates + 3 baselines) x 2 folds on the 300 labelled rows; the 100 test rows never in a fold
+    assert len(cv) == 10 and not cv.duplicated(["candidate", "fold"]).any()
+    base = cv[cv["kind"] != "rnn"]
+    assert (base["n_train"] + base["n_held_out"] == 300).all() and cv["error"].isna().all()
     iv = cv[["started_at", "finished_at"]].to_numpy()
     assert any(iv[i, 0] < iv[j, 1] and iv[j, 0] < iv[i, 1] for i in range(len(iv)) for j in range(i))
     # the winner, its epochs and the optimism of its search score
@@ -207,11 +233,13 @@ def test_a_study_ends_with_its_answer_a_baseline_and_a_saved_model(ray_2_cpus, t
     best = outcome.trials.sort_values("best_val_macro_f1", ascending=False).iloc[0]
     assert final["candidates"][0]["trial_id"] == best["trial_id"]
     assert w["optimism"] == pytest.approx(w["search_score"] - w["cv"]["mean"])
-    assert final["better_baseline"] in ("tfidf_word", "tfidf_char")
+    assert final["better_baseline"] in BASELINES
+    assert final["better_baseline"] == max(final["baselines"], key=lambda b: final["baselines"][b]["cv"]["mean"])
     assert final["comparison"]["macro_f1"]["verdict"] in ("better", "not distinguishable", "worse")
     # the test set: the saved model's score is the headline, and the baselines score it too
     test = rows[rows["split"] == TEST_SPLIT].set_index("candidate")
-    assert set(test.index) == {w["trial_id"], "tfidf_word", "tfidf_char"} and (test["n_held_out"] == 100).all()
+    assert set(test.index) == {w["trial_id"], *BASELINES} and (test["n_held_out"] == 100).all()
+    assert study["data"]["accounting"]["sizes"] == {"train": 240, "valid": 60, "test": 100}
     assert final["headline"] == {"source": "test", "n": 100, **final["test"]["model"]}
     # the saved model gives the test score it was credited with
     train_csv, _ = write_demo(tmp_path / "demo", n_rows=400, seed=0)
@@ -248,7 +276,7 @@ def test_an_interrupted_final_stage_resumes_without_redoing_finished_folds(ray_2
     assert len(first) == 3
     outcome = run_study(replace(cfg, resume="resumed"))
     rows = read_table(outcome.folder / "final.parquet")
-    assert len(rows) == 8 and not rows.duplicated(["candidate", "split", "fold"]).any()
+    assert len(rows) == 10 and not rows.duplicated(["candidate", "split", "fold"]).any()
     kept = rows.merge(first, on=["candidate", "fold"], suffixes=("", "_first"))
     assert len(kept) == 3 and (kept["started_at"] == kept["started_at_first"]).all()  # not run again
     assert outcome.info["status"] == "completed" and outcome.info["final"]["winner"] is not None

@@ -19,6 +19,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from sklearn.metrics import confusion_matrix, roc_auc_score
 
 from study.data_summary import DATA_FILE, raw_tokens, sample_rows, token_frequencies
+from study.final_summary import BASELINE_NAMES
 from study.report import plots, search
 from study.report.__main__ import main
 from study.report.load import ReportError, best_trial, load_results, summary, top_trials, trial_order
@@ -28,6 +29,7 @@ from study.results import BEST_METRIC, EPOCHS_SCHEMA, TRIALS_SCHEMA, ResultsErro
 FIGURES = (
     "final_promise",
     "final_folds",
+    "final_curves",
     "curves_best",
     "curves_top",
     "roc",
@@ -135,7 +137,8 @@ def test_final_section_opens_the_report_with_the_answer(reported):
     w = final["winner"]
     assert page.index('<section id="final">') < page.index('<section id="summary">')
     assert f"trial {w['trial_id']}" in page and f"{w['cv']['mean']:.4f}" in page
-    assert "optimistic" in page and f"python -m study.predict {reported}" in page
+    gap = w["search_score"] - w["cv"]["mean"]
+    assert f"search − CV = {gap:+.4f}" in page and f"python -m study.predict {reported}" in page
     assert html.escape(final["comparison"]["macro_f1"]["line"]) in page  # the paired verdict, in words
 
 
@@ -314,6 +317,7 @@ def test_importances_count_trials_asha_stopped():
     ]  # fmt: skip
     imp = search.param_importances(_trials(rows), _no_epochs(), params)
     assert imp.n_trials == 12 and set(imp.by_evaluator) == {"fANOVA", "mean decrease impurity"}
+    assert "they come from 12 trials (fewer than 20)" in imp.warning
     for values in imp.by_evaluator.values():
         assert set(values) == {"dropout", "lr"} and sum(values.values()) == pytest.approx(1.0)
         assert values["dropout"] > values["lr"]  # the score follows dropout here
@@ -337,6 +341,35 @@ def test_importances_need_completed_trials_and_varying_params():
     assert any("cell (one value" in n for n in imp.notes) and imp.n_trials == 6
     few = search.param_importances(_trials(rows[:2]), epochs, params)
     assert few.by_evaluator == {} and "at least 3 completed trials" in few.notes[0]
+
+
+def test_integer_settings_get_integer_ticks_in_the_slice_plots():
+    params = {"num_layers": IntDistribution(1, 3), "dropout": FloatDistribution(0.0, 0.5)}
+    trials = _trials(
+        [
+            {"trial_id": f"t{i}", "trial_number": i, "status": "completed", "best_val_macro_f1": 0.3 + 0.1 * i,
+             "params_num_layers": n, "params_dropout": 0.1 * i, "epochs_run": 2}
+            for i, n in enumerate((1, 3, 2))
+        ]
+    )  # fmt: skip
+    fig = search.slice_figure(search.search_study(trials, _no_epochs(), params), list(params))
+    FigureCanvasAgg(fig).draw()
+    (layers,) = [ax for ax in fig.axes if ax.get_xlabel() == "num_layers"]
+    lo, hi = layers.get_xlim()
+    ticks = [t for t in layers.get_xticks() if lo <= t <= hi]
+    assert ticks and all(float(t).is_integer() for t in ticks)  # no tick at 1.5 or 2.5 layers
+
+
+def test_importances_warn_when_few_trials_or_the_evaluators_disagree():
+    agree = {"fANOVA": {"lr": 0.6, "dropout": 0.3, "cell": 0.1}, "mdi": {"lr": 0.5, "dropout": 0.4, "cell": 0.1}}
+    assert search.importance_warning(agree, 40) == ""
+    assert "they come from 12 trials (fewer than 20)" in search.importance_warning(agree, 12)
+    disagree = {"fANOVA": agree["fANOVA"], "mdi": {"lr": 0.1, "dropout": 0.3, "cell": 0.6}}
+    text = search.importance_warning(disagree, 40)
+    assert "fANOVA and mdi disagree (Spearman rank correlation of their importances -1.00" in text
+    assert "most important: lr against cell" in text
+    other_top = {"fANOVA": agree["fANOVA"], "mdi": {"lr": 0.4, "dropout": 0.45, "cell": 0.15}}  # rho 0.5, top differs
+    assert "most important: lr against dropout" in search.importance_warning(other_top, 40)
 
 
 def test_token_frequencies_and_tsne():
@@ -397,3 +430,124 @@ def test_bad_arguments_exit_2(small_study, capsys):
     assert e.value.code == 2 and "unrecognized arguments: --train" in capsys.readouterr().err
     with pytest.raises(ResultsError, match="no trial with a validation score"):
         best_trial(_trials([{"status": "errored", "best_val_macro_f1": None}]))
+
+
+# ------------------------------------------------------------------- a study whose final verdict is "worse"
+
+WINNER, SEARCH_BEST = "t5", "t3"  # of the `worse_study` fixture: the saved model's trial is the search's second best
+
+
+@pytest.fixture(scope="module")
+def worse(worse_study, tmp_path_factory):
+    folder = _copy_study(worse_study, tmp_path_factory.mktemp("worse") / "worse")
+    assert main([str(folder)]) == 0
+    return folder, (folder / "report.html").read_text(encoding="utf-8")
+
+
+def _section(page, name):
+    start = page.index(f'<section id="{name}">')
+    return page[start : page.index("</section>", start)]
+
+
+def test_a_worse_verdict_is_red_and_says_worse(worse):
+    _, page = worse
+    final = _section(page, "final")
+    boxes = re.findall(r'<p class="verdict ([a-z]+)">([^<]*)</p>', final)
+    assert [cls for cls, _ in boxes] == ["worse", "worse"]  # macro-F1 and AUC: red, not green
+    assert all(text.endswith(": worse.") for _, text in boxes)
+    assert f"trial {WINNER} against {html.escape(BASELINE_NAMES[list(BASELINE_NAMES)[-1]])}" in boxes[0][1]
+    assert ".verdict.worse{background:#ffebee;border-color:#e53935}" in page
+    assert 'class="verdict better"' not in page
+
+
+def test_the_header_shows_the_model_beside_the_strongest_baseline(worse):
+    folder, page = worse
+    final = json.loads((folder / "study.json").read_text())["final"]
+    strongest = final["baselines"][final["better_baseline"]]["cv"]["mean"]
+    headline = re.search(r'<p class="headline">([^<]*)</p>', page).group(1)
+    assert headline == html.escape(
+        f"final model macro-F1 {final['winner']['cv']['mean']:.4f} (5-fold CV) against "
+        f"{BASELINE_NAMES[final['better_baseline']]} {strongest:.4f} · on the CV folds: worse"
+    )
+
+
+def test_the_search_to_cv_difference_is_signed(worse, tmp_path):
+    from study.report.final import final_section
+
+    folder, page = worse
+    info = json.loads((folder / "study.json").read_text())
+    w = info["final"]["winner"]
+    gap = w["search_score"] - w["cv"]["mean"]
+    assert gap > 0 and f"search − CV = {gap:+.4f} (above the CV estimate)" in _section(page, "final")
+    w["search_score"] = w["cv"]["mean"] - 0.02  # a search score below its CV estimate: not "optimistic"
+    below = _copy_study(folder, tmp_path / "below")
+    (below / "study.json").write_text(json.dumps(info))
+    text = "".join(final_section(load_results(below), tmp_path / "figures").blocks)
+    assert "search − CV = -0.0200 (below the CV estimate)" in text
+    assert "optimistic" not in text.split("The candidates")[0]
+
+
+def test_the_header_with_a_test_set_puts_the_baseline_on_the_test_set_beside_the_model(worse_study):
+    from study.report.final import headline_text
+
+    final = json.loads((worse_study / "study.json").read_text())["final"]
+    better = final["better_baseline"]
+    final["test"] = {"n": 200, "model": {"macro_f1": 0.41, "auc": 0.6}, "baselines": {better: {"macro_f1": 0.45}}}
+    final["headline"] = {"source": "test", "n": 200, "macro_f1": 0.41, "auc": 0.6}
+    assert headline_text(final) == (
+        f"final model macro-F1 0.4100 (test set, 200 tweets) against {BASELINE_NAMES[better]} 0.4500 · "
+        "on the CV folds: worse"
+    )
+    assert headline_text(None) == ""
+
+
+def test_two_folds_give_no_usable_interval():
+    from study.report.final import interval_text, usable_interval
+
+    smoke = {"mean": 0.2494, "std": 0.08, "low": 0.0, "high": 1.0, "n": 2, "level": 0.95}
+    assert not usable_interval(smoke) and interval_text(smoke) == "0.2494 (no usable interval from 2 folds)"
+    five = {"mean": 0.392, "std": 0.03, "low": 0.342, "high": 0.442, "n": 5, "level": 0.95}
+    assert usable_interval(five) and interval_text(five) == "0.3920 [0.3420, 0.4420]"
+
+
+def test_the_sections_about_the_model_describe_the_saved_one(worse):
+    _, page = worse
+    final, summary_html, curves, model = (_section(page, s) for s in ("final", "summary", "curves", "model"))
+    assert f"trial {WINNER} (#2 in the search)" in final and f"trial {SEARCH_BEST}: search score 0.5200" in final
+    settings = final[final.index("The saved model&#x27;s settings") :]
+    assert "<th>hidden_size</th><td>23</td>" in settings and "<th>batch_size (fixed)</th><td>64</td>" in settings
+    assert f"{WINNER} (the saved model&#x27;s configuration)" in summary_html
+    assert f"the search&#x27;s best trial (not saved)</th><td>{SEARCH_BEST}:" in summary_html
+    assert f"the saved model&#x27;s trial {WINNER}" in curves.lower()
+    assert f"Trial {WINNER}, the saved model&#x27;s configuration" in model
+    assert "CV, epoch chosen on the held-out fold (old rule: optimistic)" in final  # the old estimate, as what it is
+    assert "inner validation split" in final  # how each fold's epoch was chosen
+
+
+def test_settings_are_shown_as_used(worse):
+    _, page = worse
+    settings = page[page.index("All settings of the study, as used") :]
+    assert "<th>vector_size</th><td>300 (auto)</td>" in settings
+    assert "<th>n_startup_trials</th><td>3 (auto)</td>" in settings
+    assert "<th>max_concurrent</th><td>2 (auto)</td>" in settings
+
+
+def test_the_data_accounting_warns_of_texts_in_two_parts(worse):
+    _, page = worse
+    data = _section(page, "data")
+    assert "<td>train.csv</td><td>500</td><td>12</td><td>3</td><td>485</td>" in data
+    (warning,) = re.findall(r'<p class="warn">([^<]*)</p>', data)
+    assert warning.startswith("4 distinct cleaned texts are in both train and valid")
+
+
+def test_few_trials_warn_that_importances_are_a_rough_guess(worse):
+    _, page = worse
+    assert re.search(r'<p class="warn">Read these importances as a rough guess: they come from \d+ trials', page)
+
+
+def test_the_worse_report_in_headless_chromium(worse, render_html, tmp_path):
+    folder, page = worse
+    shot = render_html(folder / "report.html", tmp_path, height=4000)
+    n_img = len(re.findall(r"<img ", page))
+    assert shot["images_total"] == shot["images_loaded"] == n_img and shot["errors"] == 0
+    assert shot["overflow"] == "false" and shot["screenshot"].stat().st_size > 10_000

@@ -1,7 +1,8 @@
 """Reading labelled and unlabelled tweet CSV files, validated up front, plus seeded splits and subsets.
 
 Here: `DataSpec` (which columns, how labels map to classes, what to do with bad rows), `read_labelled`,
-`read_unlabelled`, `compose_texts` (the party prefix), `stratified_split` and `subset`, and the `DataError`
+`read_unlabelled`, `compose_texts` (the party prefix), `text_groups` (rows of the same cleaned text),
+`group_stratified` / `stratified_split` (seeded splits that keep such rows together) and `subset`, and the `DataError`
 messages every reader of a CSV file shares. Not here: a large file's texts in chunks of rows, for prediction
 (chunks.py), text cleaning (preprocess.py), tokenising and vectorising (vectorize.py).
 
@@ -20,7 +21,7 @@ import difflib
 import io
 import logging
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,7 +110,8 @@ class LabelledData:
     classes: tuple[str, ...]
     parties: tuple[str, ...] | None  # None when the spec has no party column
     source: str  # the file path, for messages and fingerprints
-    dropped: int = 0  # rows dropped while reading the source (empty texts or unmapped labels)
+    dropped_unmapped: int = 0  # rows dropped while reading the source: a label outside the label map
+    dropped_empty: int = 0  # rows dropped while reading the source: an empty or whitespace-only text
 
     def __post_init__(self) -> None:
         assert self.labels.ndim == 1 and self.labels.dtype == np.int64, self.labels.dtype
@@ -119,6 +121,11 @@ class LabelledData:
 
     def __len__(self) -> int:
         return len(self.texts)
+
+    @property
+    def dropped(self) -> int:
+        """Rows of the source dropped while reading it, for any reason."""
+        return self.dropped_unmapped + self.dropped_empty
 
 
 def _rows(positions: np.ndarray) -> str:
@@ -315,6 +322,7 @@ def read_labelled(
                 "training data, or give the same `--label-map` for both files."
             )
 
+    dropped_unmapped = int((~keep).sum())
     texts = frame[spec.text_column]
     empty = keep & (texts.str.strip() == "").to_numpy()
     if empty.any():
@@ -352,7 +360,8 @@ def read_labelled(
         classes=classes,
         parties=tuple(parties) if parties is not None else None,
         source=name,
-        dropped=dropped,
+        dropped_unmapped=dropped_unmapped,
+        dropped_empty=dropped - dropped_unmapped,
     )
 
 
@@ -398,7 +407,13 @@ def concat(a: LabelledData, b: LabelledData) -> LabelledData:
         raise ValueError(f"classes {a.classes} and {b.classes} differ; they must be the same to concatenate.")
     parties = a.parties + b.parties if a.parties is not None and b.parties is not None else None
     return LabelledData(
-        a.texts + b.texts, np.concatenate([a.labels, b.labels]), a.classes, parties, a.source, a.dropped + b.dropped
+        a.texts + b.texts,
+        np.concatenate([a.labels, b.labels]),
+        a.classes,
+        parties,
+        a.source,
+        a.dropped_unmapped + b.dropped_unmapped,
+        a.dropped_empty + b.dropped_empty,
     )
 
 
@@ -410,7 +425,7 @@ def subset(data: LabelledData, index: np.ndarray) -> LabelledData:
         index: (K,) integer positions (any order, repeats allowed) or an (N,) boolean mask.
 
     Returns:
-        The selected rows with the same classes, source and `dropped` (which describes reading the source).
+        The selected rows with the same classes, source and `dropped_*` (which describe reading the source).
     """
     index = np.asarray(index)
     if index.dtype == bool:
@@ -427,17 +442,53 @@ def subset(data: LabelledData, index: np.ndarray) -> LabelledData:
         classes=data.classes,
         parties=tuple(data.parties[i] for i in index.tolist()) if data.parties is not None else None,
         source=data.source,
-        dropped=data.dropped,
+        dropped_unmapped=data.dropped_unmapped,
+        dropped_empty=data.dropped_empty,
     )
 
 
-def stratified_split(data: LabelledData, valid_fraction: float, seed: int) -> tuple[LabelledData, LabelledData]:
+def text_groups(data: LabelledData, clean=None) -> np.ndarray:
+    """(N,) int64 group ids, numbered in order of first appearance: rows whose texts are identical after
+    cleaning (`clean`, a CleanConfig) share one, so data without such rows gets 0, 1, 2, ..."""
+    from trainables.preprocess import CleanConfig, clean_corpus
+
+    cleaned = [" ".join(t) for t in clean_corpus(data.texts, clean or CleanConfig())]
+    return pd.factorize(pd.Series(cleaned, dtype=object))[0].astype(np.int64)
+
+
+def group_stratified(
+    labels: np.ndarray, groups: np.ndarray | None, split: Callable[[np.ndarray], list[tuple[np.ndarray, np.ndarray]]]
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """A stratified `split` of the groups' first rows, spread to every row: no group straddles two parts.
+
+    A group is labelled by its first row (identical texts with different labels are noise the split cannot
+    mend); without `groups` every row is its own group, so the split is `split(labels)` itself.
+
+    Args:
+        labels: (N,) class indices.
+        groups: (N,) group ids (`text_groups`), or None.
+        split: stratified positions of the given (G,) group labels: a list of (part_a, part_b) position pairs.
+
+    Returns:
+        The (part_a, part_b) pairs as sorted row positions.
+    """
+    if groups is None:
+        groups = np.arange(len(labels))
+    _, first, inverse = np.unique(groups, return_index=True, return_inverse=True)  # group i's first row, row -> i
+    inverse = inverse.reshape(-1)
+    return [(np.flatnonzero(np.isin(inverse, a)), np.flatnonzero(np.isin(inverse, b))) for a, b in split(labels[first])]
+
+
+def stratified_split(
+    data: LabelledData, valid_fraction: float, seed: int, groups: np.ndarray | None = None
+) -> tuple[LabelledData, LabelledData]:
     """Splits `data` into training and validation parts with the same class proportions.
 
     Args:
         data: The data to split.
-        valid_fraction: Share of rows that go to the validation part, in (0, 1).
+        valid_fraction: Share of rows (of groups, with `groups`) that go to the validation part, in (0, 1).
         seed: Seed for the shuffle; the same seed gives the same split.
+        groups: (N,) group ids (`text_groups`): rows of one group land in the same part. None: every row alone.
 
     Returns:
         (train, valid).
@@ -450,19 +501,25 @@ def stratified_split(data: LabelledData, valid_fraction: float, seed: int) -> tu
         raise ValueError(f"`valid_fraction` must be in (0, 1), but got {valid_fraction}.")
     from sklearn.model_selection import train_test_split  # here, not at the top: trial processes never need it
 
-    positions = np.arange(len(data))
+    def split(labels: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        positions = np.arange(len(labels))
+        return [train_test_split(positions, test_size=valid_fraction, random_state=seed, shuffle=True, stratify=labels)]
+
     try:
-        train, valid = train_test_split(
-            positions, test_size=valid_fraction, random_state=seed, shuffle=True, stratify=data.labels
-        )
+        [(train, valid)] = group_stratified(data.labels, groups, split)
     except ValueError as exc:
-        counts = dict(zip(data.classes, np.bincount(data.labels, minlength=len(data.classes)).tolist(), strict=True))
+        first = np.unique(groups, return_index=True)[1] if groups is not None else np.arange(len(data))
+        counts = dict(
+            zip(data.classes, np.bincount(data.labels[first], minlength=len(data.classes)).tolist(), strict=True)
+        )
         few = [c for c, n in counts.items() if n < 2]
         reason = f"class(es) {few} have fewer than two rows" if few else str(exc)  # sklearn's names indices
+        if len(first) < len(data):
+            reason += f"; identical texts after cleaning count once and stay on one side: {len(first)} distinct"
         raise DataError(
             f"Data file {data.source}: cannot split {len(data)} rows with class counts {counts} into a "
             f"stratified validation fraction of {valid_fraction} ({reason}). Every class needs at least two "
             "rows and the validation part at least one row per class; use more data or another "
             "`--valid-fraction`."
         ) from exc
-    return subset(data, np.sort(train)), subset(data, np.sort(valid))
+    return subset(data, train), subset(data, valid)

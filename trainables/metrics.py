@@ -39,6 +39,11 @@ def macro_auc(y_true: np.ndarray, probs: np.ndarray) -> float:
     return float(np.mean([binary_auc(y_true == c, probs[:, c]) for c in range(n_classes)]))
 
 
+def log_loss(y_true: np.ndarray, probs: np.ndarray) -> float:
+    """Mean cross-entropy of (N,) class indices under (N, C) probabilities (clipped at 1e-12)."""
+    return float(-np.mean(np.log(np.clip(probs[np.arange(len(y_true)), y_true], 1e-12, None))))
+
+
 def classification_metrics(y_true: np.ndarray, probs: np.ndarray, prefix: str = "val_") -> dict[str, object]:
     """Macro-F1, accuracy, per-class F1 and recall and macro ROC AUC of predictions.
 

@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from study.ablation import BASE, EFFECT_COLUMNS, mean_curves
-from study.report.load import FIGURES_DIR
+from study.report.load import FIGURES_DIR, vector_size_used
 from study.report.page import (
     Section,
     frame_table,
@@ -174,11 +174,19 @@ def _settings(info: dict[str, Any]) -> dict[str, Any]:
         "labelled rows": plan["labelled_rows"],
         "classes": ", ".join(plan["classes"]),
         "data": data.get("train") or f"the built-in demo data ({data.get('demo_rows')} rows)",
-        "vectorizer": f"{data.get('vectorizer')}, {data.get('vector_size')}-d Word2Vec per fold",
+        "word vectors": _vectors(data, plan["base"]),
         "resources per fold task": f"{resources['cpus_per_task']:g} CPU, {resources['gpus_per_task']:g} GPU",
         "fold runs": f"{info.get('rows_done')} ({info.get('errors', 0)} failed)",
         "wall time of the last run": f"{info.get('wall_time_s', 0):.0f} s",
     }
+
+
+def _vectors(data: dict[str, Any], base: dict[str, Any]) -> str:
+    """The word vectors as the folds used them: a searched representation in the base wins over the settings."""
+    if data.get("vectors"):
+        return f"pretrained, from {data['vectors']}"
+    used = {**data, **{k: base[k] for k in ("vectorizer", "vector_size") if base.get(k) is not None}}
+    return f"{used.get('vectorizer')}, {vector_size_used(used)}-d, trained per fold on its training rows"
 
 
 def write_ablation_report(out: Path, info: dict[str, Any], rows: pd.DataFrame) -> Path:
@@ -190,7 +198,7 @@ def write_ablation_report(out: Path, info: dict[str, Any], rows: pd.DataFrame) -
     variants = len(frame)
     reading = para_html(
         f"Each variant changes one factor of the base. Both ran on the same {plan['folds']} stratified folds "
-        f"(× {info['repeats']} repeats), with the same Word2Vec per fold and the same seeds, so they are compared "
+        f"(× {info['repeats']} repeats), with the same word vectors per fold and the same seeds, so they are compared "
         "fold by fold. A line gives the mean change against the base and its 95% interval (Nadeau-Bengio "
         "corrected variance, since folds share training rows), for macro-F1 and AUC, then the corrected paired "
         f"t-test's p and that p after Holm's correction for the {variants} variants. The verdict is better or "
@@ -199,7 +207,9 @@ def write_ablation_report(out: Path, info: dict[str, Any], rows: pd.DataFrame) -
     )
     base_score = info.get("base_score") or {}
     score = {f"base {name}": _estimate(base_score.get(metric) or {}) for metric, name in METRICS}
-    blocks = [verdict_html(line) for line in frame["line"]] or [note_html("No variant has a finished fold yet.")]
+    blocks = [verdict_html(line, v) for line, v in zip(frame["line"], frame["verdict"], strict=True)] or [
+        note_html("No variant has a finished fold yet.")
+    ]
     sections = [
         Section("verdicts", "Verdicts", (*blocks, reading)),
         Section(
@@ -247,7 +257,7 @@ def write_ablation_report(out: Path, info: dict[str, Any], rows: pd.DataFrame) -
                     "cost",
                     "Fold time of each variant relative to the base's: the median over the folds both finished",
                 ),
-                frame_table(cost, "Relative cost (fold time includes training and scoring, not Word2Vec)"),
+                frame_table(cost, "Relative cost (fold time includes training and scoring, not the word vectors)"),
                 note_html(
                     "Fold times come from tasks that ran side by side on shared machines; they compare variants, "
                     "they are no benchmark. The median over folds leaves out the seconds the first task in each "

@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 
 from study.cvstats import holm
 from study.report.compare_final import final_section
-from study.report.load import FIGURES_DIR, ReportError, StudyResults, load_results, scored, status_counts
+from study.report.load import FIGURES_DIR, ReportError, StudyResults, load_results, same_rows, scored, status_counts
 from study.report.page import Section, frame_table, note_html, para_html, save_figure, verdict_html, write_page
 from study.report.plots import STATUS_COLOURS, learning_curves, plot_curves, trial_predictions
 from study.report.stats import (
@@ -38,19 +38,6 @@ log = logging.getLogger(__name__)
 COMPARISON_FILE = "comparison.html"
 METRIC_NAMES = {"macro_f1": "macro-F1", "auc": "ROC AUC"}
 PAIRED_CHOICES = ("auto", "require", "off")
-# Settings that decide which rows with which labels form the validation set (not how the texts are encoded).
-SPLIT_KEYS = (
-    "train",
-    "valid",
-    "valid_fraction",
-    "data_seed",
-    "demo_rows",
-    "text_column",
-    "label_column",
-    "label_map",
-    "drop_unmapped",
-    "empty_texts",
-)
 
 
 class CompareError(ReportError):
@@ -99,8 +86,8 @@ class ValidationMatch:
 def validation_match(a: BestModel, b: BestModel) -> ValidationMatch:
     """Whether two studies were scored on the same validation rows, and why (or why not).
 
-    Same rows means: the same labels row by row, and either the same data fingerprint or the same settings
-    that decide the split (the fingerprint also covers encoding settings, which change no validation row).
+    Same rows means: the same labels row by row, and the same rows split alike by load.same_rows's rule (the
+    final section's paired folds follow the same rule, so the two sections never disagree about the data).
     """
     if a.results.classes != b.results.classes:
         return ValidationMatch(False, f"the classes differ ({list(a.results.classes)} vs {list(b.results.classes)})")
@@ -109,22 +96,8 @@ def validation_match(a: BestModel, b: BestModel) -> ValidationMatch:
     differ = int((a.y != b.y).sum())
     if differ:
         return ValidationMatch(False, f"the validation labels differ in {differ} of {len(a.y)} rows")
-    fa = (a.results.study.get("data") or {}).get("fingerprint")
-    fb = (b.results.study.get("data") or {}).get("fingerprint")
-    if fa and fa == fb:
-        return ValidationMatch(True, f"same data fingerprint {fa}, same {len(a.y)} validation labels")
-    sa, sb = a.results.settings, b.results.settings
-    split_differs = [k for k in SPLIT_KEYS if sa.get(k) != sb.get(k)]
-    if split_differs:
-        return ValidationMatch(
-            False, f"the data fingerprints differ ({fa} vs {fb}) and so do the split settings {split_differs}"
-        )
-    encoding = sorted(k for k in set(sa) | set(sb) if k not in SPLIT_KEYS and sa.get(k) != sb.get(k))
-    return ValidationMatch(
-        True,
-        f"same split settings and the same {len(a.y)} validation labels; the fingerprints differ through "
-        f"settings that change no validation row ({', '.join(encoding[:6]) or 'encoding'})",
-    )
+    same, why = same_rows(a.results, b.results)
+    return ValidationMatch(same, f"{why}, same {len(a.y)} validation labels" if same else why)
 
 
 @dataclass(frozen=True)
@@ -426,7 +399,9 @@ def write_comparison(
         ),
     ]
     f1_scores = {label: s["macro_f1"] for label, s in scores.items()}
-    blocks = [verdict_html(verdict(p, f1_scores, alpha, n_tested)) for p in pairs]
+    # "A is better than B" (either way round) in green, no difference or no paired test in grey
+    kinds = ["better" if p.p_adjusted < alpha else "not distinguishable" for p in pairs]
+    blocks = [verdict_html(verdict(p, f1_scores, alpha, n_tested), k) for p, k in zip(pairs, kinds, strict=True)]
     blocks.append(frame_table(pairs_table(pairs), "Paired tests between the best models"))
     if n_tested:
         blocks.append(save_figure(plot_differences(pairs), fig_dir, "differences", "Paired differences A - B"))

@@ -2,8 +2,9 @@
 
 A study's final stage (study/final.py) scores its winner on k folds of every labelled row; two studies whose
 final stages used the same folds (the same labelled rows, the same k and fold seed) are compared fold by fold
-with the corrected paired t-test of study/cvstats.py, Holm-corrected over the pairs. Studies without a final
-stage are listed last, with their search score marked optimistic. Own drawing: no library plots CV intervals.
+with the corrected paired t-test of study/cvstats.py, Holm-corrected over the pairs; which studies share rows
+is decided by load.same_rows, as for the comparison's other tests. Studies without a final stage are listed
+last, with their search score. Own drawing: no library plots CV intervals.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from matplotlib.figure import Figure
 
 from study.cvstats import holm, paired, verdict_line
 from study.final_summary import BASELINE_NAMES, CV
-from study.report.load import StudyResults
+from study.report.final import interval_text, interval_xerr
+from study.report.load import StudyResults, same_rows
 from study.report.page import Section, frame_table, note_html, para_html, save_figure, verdict_html
+from study.report.plots import BASELINE_COLOURS, FINAL_MODEL_COLOUR
 from study.results import BEST_METRIC, FINAL_FILE, read_table
 
 
@@ -37,13 +40,16 @@ def winner_folds(r: StudyResults) -> pd.DataFrame:
 
 
 def same_folds(a: StudyResults, b: StudyResults) -> str:
-    """ "" when both final stages used the same folds, else why not (in words)."""
-    fa, fb = _final(a), _final(b)
-    da, db = a.study.get("data") or {}, b.study.get("data") or {}
-    if da.get("fingerprint") != db.get("fingerprint"):
-        return "their data differ (fingerprints)"
-    if fa["folds"] != fb["folds"] or a.settings.get("data_seed") != b.settings.get("data_seed"):
-        return "their folds differ (k or the fold seed)"
+    """ "" when both final stages used the same folds, else why not (in words).
+
+    The same rows are decided as for the paired tests of the best trials (load.same_rows), so the page never
+    says in one section that two studies' data differ and pairs their validation rows in the next.
+    """
+    same, why = same_rows(a, b)
+    if not same:
+        return why
+    if _final(a)["folds"] != _final(b)["folds"]:
+        return "their final stages used another number of folds"
     ra, rb = winner_folds(a), winner_folds(b)
     if list(ra["n_held_out"]) != list(rb["n_held_out"]):
         return "their folds hold different rows"
@@ -63,11 +69,12 @@ def ranking(results: Mapping[str, StudyResults]) -> pd.DataFrame:
                 {
                     "study": label,
                     "final CV macro-F1": cv["mean"],
-                    "95% interval": f"[{cv['low']:.4f}, {cv['high']:.4f}]",
+                    "CV [95% interval]": interval_text(cv),
                     "CV AUC": w["cv_auc"]["mean"],
                     "test macro-F1": test.get("macro_f1", math.nan),
-                    "search score (optimistic)": w["search_score"],
-                    "better baseline (CV)": (
+                    "search score": w["search_score"],
+                    "search − CV": f"{w['search_score'] - cv['mean']:+.4f}",
+                    "strongest baseline (CV)": (
                         f"{BASELINE_NAMES[better]} {f['baselines'][better]['cv']['mean']:.4f}" if better else "-"
                     ),
                     "vs baseline": f["comparison"]["macro_f1"]["verdict"] if f.get("comparison") else "-",
@@ -75,33 +82,35 @@ def ranking(results: Mapping[str, StudyResults]) -> pd.DataFrame:
             )
         else:
             best = r.trials[BEST_METRIC].max()
-            rows.append({"study": label, "final CV macro-F1": math.nan, "search score (optimistic)": best})
+            rows.append({"study": label, "final CV macro-F1": math.nan, "search score": best})
     table = pd.DataFrame(rows)
     table["_has"] = table["final CV macro-F1"].notna()
-    table = table.sort_values(["_has", "final CV macro-F1", "search score (optimistic)"], ascending=False)
+    table = table.sort_values(["_has", "final CV macro-F1", "search score"], ascending=False)
     return table.drop(columns="_has").reset_index(drop=True)
 
 
 def plot_final(results: Mapping[str, StudyResults]) -> Figure:
-    """Each study's final CV estimate with its interval (and its better baseline's, hollow)."""
+    """Each study's final CV estimate with its interval, and its strongest baseline's (hollow, in its colour)."""
     finals = {label: _final(r) for label, r in results.items() if _final(r)}
-    fig = Figure(figsize=(7, 0.6 * len(finals) + 2), layout="constrained")
+    fig = Figure(figsize=(7, 0.6 * len(finals) + 2.4), layout="constrained")
     ax = fig.subplots()
+    shown = set()
     for i, f in enumerate(finals.values()):
         cv = f["winner"]["cv"]
-        xerr = [[cv["mean"] - cv["low"]], [cv["high"] - cv["mean"]]]
         label_cv = "final model (CV, 95%)" if i == 0 else None
-        ax.errorbar(cv["mean"], i, xerr=xerr, fmt="o", color="C0", capsize=4, label=label_cv)
+        ax.errorbar(cv["mean"], i, xerr=interval_xerr(cv), fmt="o", color=FINAL_MODEL_COLOUR, capsize=4, label=label_cv)
         better = f.get("better_baseline")
         if better:
             b = f["baselines"][better]["cv"]
-            ax.plot(b["mean"], i, "o", mfc="none", color="C2", label="better baseline (CV)" if i == 0 else None)
+            label = f"{BASELINE_NAMES[better]} (CV)" if better not in shown else None
+            ax.plot(b["mean"], i, "o", mfc="none", color=BASELINE_COLOURS[better], label=label)
+            shown.add(better)
     ax.set_yticks(np.arange(len(finals)), list(finals))
     ax.invert_yaxis()
     ax.set_xlabel("macro-F1")
     ax.set_title("Final models, k-fold CV on every labelled row")
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(fontsize=8)
+    fig.legend(fontsize=8, loc="outside lower center", ncol=2)
     return fig
 
 
@@ -114,8 +123,9 @@ def final_section(results: Mapping[str, StudyResults], alpha: float, fig_dir: Pa
     if missing:
         blocks.append(
             note_html(
-                f"No final stage in {', '.join(missing)}: only the search's own score, which is optimistic, is "
-                "shown; rerun them with `--final-top 3` (or `--resume`) to rank them by CV."
+                f"No final stage in {', '.join(missing)}: only the search's own score is shown, the best of many "
+                "tries on one split and so likely optimistic; rerun them with `--final-top 3` (or `--resume`) to "
+                "rank them by CV."
             )
         )
     if not finals:
@@ -133,7 +143,8 @@ def final_section(results: Mapping[str, StudyResults], alpha: float, fig_dir: Pa
     for (a, b, t), p in zip(tests, adjusted, strict=True):
         verdict = ("better" if t.difference > 0 else "worse") if p < alpha else "not distinguishable"
         line = verdict_line(a, b, t).rsplit(":", 1)[0]
-        blocks.append(verdict_html(f"{line}; Holm-adjusted p = {p:.3f} over {len(tests)} pair(s): {verdict}."))
+        text = f"{line}; Holm-adjusted p = {p:.3f} over {len(tests)} pair(s): {verdict}."
+        blocks.append(verdict_html(text, verdict))
     blocks += [note_html(u) for u in unpaired]
     blocks.append(
         para_html(

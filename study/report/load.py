@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
+from study.config import TRAINED_VECTOR_SIZE
 from study.data_summary import DATA_FILE, DATA_SCHEMA
 from study.results import (
     BEST_METRIC,
@@ -29,6 +30,21 @@ from study.results import (
 )
 
 FIGURES_DIR = "figures"
+# Settings that decide which rows with which labels a study read and how it split them (not how it encoded them).
+SPLIT_KEYS = (
+    "train",
+    "valid",
+    "valid_fraction",
+    "test",
+    "test_fraction",
+    "data_seed",
+    "demo_rows",
+    "text_column",
+    "label_column",
+    "label_map",
+    "drop_unmapped",
+    "empty_texts",
+)
 
 
 class ReportError(ValueError):
@@ -57,6 +73,11 @@ class StudyResults:
     @property
     def settings(self) -> dict[str, Any]:
         return dict(self.study.get("settings") or {})
+
+    @property
+    def winner(self) -> dict[str, Any] | None:
+        """The final stage's winner, the saved model's configuration (study.json `final.winner`); None without."""
+        return (self.study.get("final") or {}).get("winner")
 
 
 def load_results(folder: str | Path) -> StudyResults:
@@ -95,6 +116,32 @@ def scored(trials: pd.DataFrame) -> pd.DataFrame:
     t = trial_order(trials)
     t = t[np.isfinite(t[BEST_METRIC].astype(float))]
     return t.sort_values([BEST_METRIC, "order"], ascending=[False, True], kind="stable")
+
+
+def model_trial_id(results: StudyResults) -> str:
+    """The trial whose configuration the saved model has: the final stage's winner, else the search's best."""
+    w = results.winner
+    return str(w["trial_id"]) if w else str(best_trial(results.trials)["trial_id"])
+
+
+def same_rows(a: StudyResults, b: StudyResults) -> tuple[bool, str]:
+    """Whether two studies read the same labelled rows and split them alike, and why (or why not).
+
+    Equal data fingerprints say so; so do equal split settings (SPLIT_KEYS), since the fingerprint also covers
+    encoding settings such as `vector_size`, which change no row. Both the comparison's sections use this rule.
+    """
+    fa, fb = ((r.study.get("data") or {}).get("fingerprint") for r in (a, b))
+    if fa and fa == fb:
+        return True, f"same data fingerprint {fa}"
+    sa, sb = a.settings, b.settings
+    differ = [k for k in SPLIT_KEYS if sa.get(k) != sb.get(k)]
+    if differ:
+        return False, f"the data fingerprints differ ({fa} vs {fb}) and so do the split settings {differ}"
+    encoding = sorted(k for k in set(sa) | set(sb) if k not in SPLIT_KEYS and sa.get(k) != sb.get(k))
+    return True, (
+        "same split settings; the fingerprints differ through settings that change no row "
+        f"({', '.join(encoding[:6]) or 'encoding'})"
+    )
 
 
 def best_trial(trials: pd.DataFrame) -> pd.Series:
@@ -175,9 +222,10 @@ class Summary:
     wall_time_s: float | None
 
 
-def summary(results: StudyResults) -> Summary:
-    """The best trial's scores and hyperparameters and the study's trial counts."""
-    best = best_trial(results.trials)
+def summary(results: StudyResults, trial_id: str | None = None) -> Summary:
+    """A trial's scores and hyperparameters (by default the search's best) and the study's trial counts."""
+    t = results.trials
+    best = best_trial(t) if trial_id is None else t[t["trial_id"] == trial_id].iloc[0]
     params = searched_params(results)
     e = results.epochs
     row = e[(e["trial_id"] == best["trial_id"]) & (e["epoch"] == best["best_epoch"])]
@@ -200,6 +248,14 @@ def summary(results: StudyResults) -> Summary:
         trial_epochs=int(results.trials["epochs_run"].fillna(0).sum()),
         wall_time_s=results.study.get("wall_time_s"),
     )
+
+
+def vector_size_used(settings: dict[str, Any], dimension: int | None = None) -> int | None:
+    """`vector_size` as the study used it: 0 (auto) is the `vectors` file's `dimension` (None where unknown) or,
+    for vectors trained here, TRAINED_VECTOR_SIZE."""
+    if settings.get("vector_size"):
+        return int(settings["vector_size"])
+    return dimension if settings.get("vectors") else TRAINED_VECTOR_SIZE
 
 
 def plain(value: Any) -> Any:

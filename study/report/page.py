@@ -54,12 +54,18 @@ def save_figure(fig: Figure, folder: Path, name: str, caption: str) -> str:
     )
 
 
-def note_html(text: str) -> str:
-    return f'<p class="note">{html.escape(text)}</p>'
+def note_html(text: str, warn: bool = False) -> str:
+    """A note in an amber box; with `warn`, a warning in a red one (something the reader must not miss)."""
+    return f'<p class="{"warn" if warn else "note"}">{html.escape(text)}</p>'
 
 
-def verdict_html(text: str) -> str:
-    return f'<p class="verdict">{html.escape(text)}</p>'
+# The CSS class of each verdict (study/cvstats.py's VERDICTS): the box's colour follows what it says.
+VERDICT_CLASSES = {"better": "better", "not distinguishable": "even", "worse": "worse"}
+
+
+def verdict_html(text: str, verdict: str) -> str:
+    """A verdict in a box coloured by it: green "better", grey "not distinguishable", red "worse"."""
+    return f'<p class="verdict {VERDICT_CLASSES[verdict]}">{html.escape(text)}</p>'
 
 
 def para_html(text: str) -> str:
@@ -118,6 +124,7 @@ body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-se
   background:#fafafa;line-height:1.45}
 header{background:#263238;color:#fff;padding:1rem 2rem}
 header h1{margin:0 0 .3rem 0;font-size:1.5rem} header p{margin:0;color:#cfd8dc}
+header p.headline{color:#fff;font-size:1.1rem;font-weight:600;margin-bottom:.2rem}
 nav{padding:.5rem 2rem;background:#eceff1;position:sticky;top:0;z-index:1}
 nav a{margin-right:1rem;color:#37474f;text-decoration:none;font-weight:600}
 main{padding:0 2rem 2rem 2rem;max-width:1200px}
@@ -132,7 +139,10 @@ th,td{border:1px solid #ddd;padding:.25rem .6rem;text-align:left}
 thead th,table.kv th{background:#f5f5f5}
 caption{text-align:left;font-weight:600;padding:.3rem 0}
 .note{background:#fff8e1;border-left:4px solid #ffb300;padding:.5rem .8rem}
-.verdict{background:#e8f5e9;border-left:4px solid #43a047;padding:.5rem .8rem;font-weight:600}
+.warn{background:#ffebee;border-left:4px solid #e53935;padding:.5rem .8rem;font-weight:600}
+.verdict{border-left:4px solid;padding:.5rem .8rem;font-weight:600}
+.verdict.better{background:#e8f5e9;border-color:#43a047} .verdict.even{background:#eceff1;border-color:#78909c}
+.verdict.worse{background:#ffebee;border-color:#e53935}
 .grid{display:flex;flex-wrap:wrap;gap:1.5rem;align-items:flex-start}
 .grid>div{min-width:0;max-width:100%}
 """
@@ -154,8 +164,10 @@ window.addEventListener('load', function () {
 """
 
 
-def write_page(path: Path, title: str, subtitle: str, sections: Sequence[Section]) -> None:
-    """Write the whole page: header, a navigation bar with one link per section, and the sections."""
+def write_page(path: Path, title: str, subtitle: str, sections: Sequence[Section], headline: str = "") -> None:
+    """Write the whole page: header (with the `headline`, the page's answer in a line), a navigation bar with one
+    link per section, and the sections."""
+    head = f'<p class="headline">{html.escape(headline)}</p>' if headline else ""
     nav = "".join(f'<a href="#{html.escape(s.id)}">{html.escape(s.title)}</a>' for s in sections)
     body = "".join(
         f'<section id="{html.escape(s.id)}"><h2>{html.escape(s.title)}</h2>{"".join(s.blocks)}</section>'
@@ -166,6 +178,6 @@ def write_page(path: Path, title: str, subtitle: str, sections: Sequence[Section
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{html.escape(title)}</title><style>{CSS}</style><script>{SCRIPT}</script></head>"
-        f"<body><header><h1>{html.escape(title)}</h1><p>{html.escape(subtitle)}</p></header>"
+        f"<body><header><h1>{html.escape(title)}</h1>{head}<p>{html.escape(subtitle)}</p></header>"
         f"<nav>{nav}</nav><main>{body}</main></body></html>\n",
     )

@@ -7,6 +7,7 @@ state, nothing to close). The search figures, drawn by Optuna, live in search.py
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -17,10 +18,15 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
+from study.final_summary import BASELINE_NAMES
 from study.report.load import ReportError, trial_order
 from study.results import TrialStatus
 
 TSNE_ITERATIONS = 500
+# One colour per model in every figure of the report and the comparison: the final model's configuration, and
+# each baseline its own (none of them green or red, the verdicts' colours).
+FINAL_MODEL_COLOUR = "tab:blue"
+BASELINE_COLOURS = dict(zip(BASELINE_NAMES, itertools.cycle(("tab:orange", "tab:purple", "tab:brown", "tab:olive"))))
 STATUS_COLOURS = {
     TrialStatus.COMPLETED.value: "tab:blue",
     TrialStatus.STOPPED_EARLY.value: "tab:orange",

@@ -19,8 +19,8 @@ import numpy as np
 import optuna
 import pandas as pd
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullFormatter
-from optuna.distributions import BaseDistribution
+from matplotlib.ticker import MaxNLocator, NullFormatter
+from optuna.distributions import BaseDistribution, IntDistribution
 from optuna.importance import FanovaImportanceEvaluator, MeanDecreaseImpurityImportanceEvaluator
 
 from study.optuna_study import build_study
@@ -33,6 +33,8 @@ EVALUATORS: dict[str, Callable[[int], Any]] = {
     "mean decrease impurity": lambda seed: MeanDecreaseImpurityImportanceEvaluator(seed=seed),
 }
 SLICE_COLUMNS = 3
+RELIABLE_TRIALS = 20  # importances from fewer scored trials move with every trial added
+AGREEMENT = 0.5  # the evaluators agree when Spearman's rank correlation of their importances reaches this
 
 
 def counted_trials(trials: pd.DataFrame) -> pd.DataFrame:
@@ -52,6 +54,29 @@ class Importances:
     by_evaluator: dict[str, dict[str, float]]  # evaluator name -> hyperparameter -> importance (sums to 1)
     notes: tuple[str, ...]  # why some or all importances are missing, and the evaluators' own warnings
     n_trials: int  # scored trials they were computed from (completed and ASHA-stopped)
+    warning: str = ""  # why the numbers are a rough guess: few trials, or evaluators that disagree
+
+
+def importance_warning(by_evaluator: dict[str, dict[str, float]], n_trials: int) -> str:
+    """Why importances should be read as a rough guess ("" when there is no reason): fewer than RELIABLE_TRIALS
+    trials, or two evaluators whose rankings disagree (Spearman below AGREEMENT, or another top hyperparameter)."""
+    from scipy.stats import spearmanr
+
+    reasons = [f"they come from {n_trials} trials (fewer than {RELIABLE_TRIALS})"] if n_trials < RELIABLE_TRIALS else []
+    if len(by_evaluator) == 2:
+        (name_a, a), (name_b, b) = by_evaluator.items()
+        names = [k for k in a if k in b]
+        top_a, top_b = max(names, key=a.get), max(names, key=b.get)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a constant ranking has no correlation: NaN, said below
+            rho = float(spearmanr([a[k] for k in names], [b[k] for k in names]).statistic) if len(names) > 1 else 1.0
+        if not rho >= AGREEMENT or top_a != top_b:
+            rho_text = f"{rho:.2f}" if math.isfinite(rho) else "undefined"
+            reasons.append(
+                f"{name_a} and {name_b} disagree (Spearman rank correlation of their importances {rho_text}; "
+                f"most important: {top_a} against {top_b})"
+            )
+    return "Read these importances as a rough guess: " + "; ".join(reasons) + "." if reasons else ""
 
 
 def param_importances(
@@ -101,7 +126,7 @@ def param_importances(
             out[name] = vals
         else:
             notes.append(f"{name}: the importances are not finite (the scores may not vary); left out.")
-    return Importances(out, tuple(dict.fromkeys(notes)), n)
+    return Importances(out, tuple(dict.fromkeys(notes)), n, importance_warning(out, n) if out else "")
 
 
 def _drawn_by_optuna(draw: Callable[[], Any], size: tuple[float, float] | None = None) -> Figure:
@@ -136,7 +161,11 @@ def slice_figure(study: optuna.Study, params: list[str]) -> Figure:
     grid = fig.add_gridspec(rows, cols)
     for ax in colorbar:
         ax.remove()
+    dists = {k: d for t in study.trials for k, d in t.distributions.items()}
     for i, ax in enumerate(axes):
+        dist = dists.get(ax.get_xlabel())
+        if isinstance(dist, IntDistribution) and not dist.log:  # no ticks at 1.5 layers
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_subplotspec(grid[i // cols, i % cols])
         ax.tick_params(labelleft=i % cols == 0)  # the axes share one y range: labels on the left column only
         ax.set_ylabel(BEST_METRIC if i % cols == 0 else "")

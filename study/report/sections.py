@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -16,17 +17,20 @@ from optuna.trial import TrialState
 
 from study.data_summary import CLEAN, DATA_FILE, MAP, RAW
 from study.report import plots, search
-from study.report.final import final_section
+from study.report.final import final_section, headline_text
 from study.report.load import (
     FIGURES_DIR,
     ReportError,
     StudyResults,
     Summary,
     load_results,
+    model_trial_id,
+    scored,
     searched_params,
     summary,
     top_trials,
     trial_order,
+    vector_size_used,
 )
 from study.report.page import (
     Section,
@@ -46,10 +50,33 @@ log = logging.getLogger(__name__)
 REPORT_FILE = "report.html"
 
 
+def _mb(n: float | None) -> float | None:
+    return None if n is None else round(n / 1e6, 3)
+
+
+def settings_as_used(study: dict[str, Any]) -> dict[str, Any]:
+    """study.json's settings as the study used them: an automatic 0 shown as the value it stood for."""
+    settings = {k: (", ".join(v) if isinstance(v, list) else v) for k, v in (study.get("settings") or {}).items()}
+    data, ray = study.get("data") or {}, study.get("ray") or {}
+    used = {
+        "vector_size": vector_size_used(settings, (data.get("vectors") or {}).get("dimension")),
+        "n_startup_trials": ray.get("startup_trials"),
+        "max_concurrent": ray.get("max_concurrent"),
+    }
+    searched = (study.get("space") or {}).get("params") or {}
+    for name, value in used.items():
+        if settings.get(name) == 0 and value is not None:
+            settings[name] = f"{value} (auto)" + ("; searched: each trial's own" if name in searched else "")
+    return settings
+
+
 def summary_section(results: StudyResults, s: Summary, top: pd.DataFrame, params: dict) -> Section:
     data = results.study.get("data") or {}
-    best = {
-        "trial": s.trial_id,
+    saved = results.winner is not None
+    ranked = list(scored(results.trials)["trial_id"])
+    trial = {
+        "trial": s.trial_id + (" (the saved model's configuration)" if saved else ""),
+        "rank in the search": f"#{ranked.index(s.trial_id) + 1} of {len(ranked)} scored trials",
         "status": s.status,
         "best epoch / epochs run": f"{s.best_epoch} / {s.epochs_run}",
         "validation macro-F1": s.metrics["macro_f1"],
@@ -57,6 +84,12 @@ def summary_section(results: StudyResults, s: Summary, top: pd.DataFrame, params
         "validation accuracy": s.metrics["accuracy"],
         "validation loss": s.metrics["loss"],
     }
+    if ranked[0] != s.trial_id:
+        best = scored(results.trials).iloc[0]
+        trial["the search's best trial (not saved)"] = (
+            f"{best['trial_id']}: validation macro-F1 {best[BEST_METRIC]:.4f}; the final stage's CV preferred "
+            f"trial {s.trial_id}"
+        )
     per_class = pd.DataFrame(
         {
             "class": list(s.recall_per_class),
@@ -73,6 +106,9 @@ def summary_section(results: StudyResults, s: Summary, top: pd.DataFrame, params
         "total": s.counts["total"],
         "trial-epochs run": s.trial_epochs,
         "wall time (s)": s.wall_time_s,
+        # disk: study.json's `disk` block (study/checkpoints.py); absent in studies of before it
+        "checkpoint MB per trial-epoch": _mb((results.study.get("disk") or {}).get("checkpoint_bytes_per_trial_epoch")),
+        "study folder at the end (MB)": _mb((results.study.get("disk") or {}).get("folder_bytes")),
         "study status": results.study.get("status"),
     }
     data_kv = {
@@ -87,55 +123,75 @@ def summary_section(results: StudyResults, s: Summary, top: pd.DataFrame, params
     }
     cols = ["trial_id", "status", *(f"best_{m}" for m in SUMMARY_METRICS[:3]), "best_epoch", "epochs_run"]
     cols += list(params)
-    settings = {k: (", ".join(v) if isinstance(v, list) else v) for k, v in results.settings.items()}
+    marked = top.assign(trial_id=[_marked(t, s.trial_id, saved) for t in top["trial_id"]])
+    what = "The saved model's trial in the search" if saved else "The search's best trial (no final stage)"
     return Section(
         "summary",
         "Summary",
         (
             grid_html(
-                kv_table(best, "Best trial"),
-                frame_table(per_class, "Per class at the best epoch"),
+                kv_table(trial, what),
+                frame_table(per_class, "Per class at its best epoch"),
                 kv_table(hp, "Its hyperparameters"),
             ),
             grid_html(kv_table(counts, "Trials"), kv_table(data_kv, "Data")),
-            frame_table(top.rename(columns=lambda c: c.removeprefix("params_")), f"Top {len(top)} trials", cols),
-            details_html("All settings of the study", kv_table(settings)),
+            frame_table(marked.rename(columns=lambda c: c.removeprefix("params_")), f"Top {len(top)} trials", cols),
+            details_html("All settings of the study, as used", kv_table(settings_as_used(results.study))),
         ),
     )
 
 
+def _marked(trial_id: str, model_trial: str, saved: bool) -> str:
+    return f"{trial_id} (saved model)" if saved and trial_id == model_trial else trial_id
+
+
 def curves_section(results: StudyResults, s: Summary, top: pd.DataFrame, fig_dir: Path) -> Section:
-    curves = plots.learning_curves(results.epochs, list(top["trial_id"]))
-    labels = {r["trial_id"]: f"{r['trial_id']} (F1 {r[BEST_METRIC]:.3f})" for _, r in top.iterrows()}
-    best = plots.plot_curves(curves[curves["trial_id"] == s.trial_id], labels, "best trial", s.best_epoch)
+    saved = results.winner is not None
+    ids = list(dict.fromkeys([*top["trial_id"], s.trial_id]))  # the model's trial even when not in the top K
+    curves = plots.learning_curves(results.epochs, ids)
+    scores = scored(results.trials).set_index("trial_id")[BEST_METRIC]
+    labels = {t: f"{_marked(t, s.trial_id, saved)} (F1 {scores[t]:.3f})" for t in ids}
+    what = f"the saved model's trial {s.trial_id}" if saved else f"the best trial {s.trial_id}"
+    best = plots.plot_curves(curves[curves["trial_id"] == s.trial_id], labels, what, s.best_epoch)
     return Section(
         "curves",
         "Learning curves",
         (
-            save_figure(best, fig_dir, "curves_best", "The best trial: macro-F1 and loss per epoch"),
+            save_figure(best, fig_dir, "curves_best", f"{what[0].upper()}{what[1:]}: macro-F1 and loss per epoch"),
             save_figure(
                 plots.plot_curves(curves, labels, f"top {len(top)}"),
                 fig_dir,
                 "curves_top",
-                f"The top {len(top)} trials: validation (solid) and train (dashed) macro-F1 and loss",
+                f"The top {len(top)} trials of the search"
+                + (f" and the saved model's trial {s.trial_id}" if s.trial_id not in set(top["trial_id"]) else "")
+                + ": validation (solid) and train (dashed) macro-F1 and loss",
             ),
         ),
     )
 
 
 def model_section(results: StudyResults, s: Summary, fig_dir: Path) -> Section:
+    saved = results.winner is not None
+    title = "The model" if saved else "The best model"
     try:
         y, probs = plots.trial_predictions(results.predictions, s.trial_id)
     except ReportError as e:
-        return Section("model", "The best model", (note_html(f"No ROC curves or confusion matrix: {e}"),))
+        return Section("model", title, (note_html(f"No ROC curves or confusion matrix: {e}"),))
     classes = results.classes or tuple(str(i) for i in range(probs.shape[1]))
     roc = plots.plot_roc(plots.roc_curves(y, probs, classes), f"ROC, one-vs-rest ({s.trial_id})")
     confusion = plots.plot_confusion(y, probs.argmax(axis=1), classes, s.trial_id)
+    what = (
+        f"Trial {s.trial_id}, the saved model's configuration, as the search trained it on the training split: "
+        f"its predictions of the {len(y)} validation tweets at its best epoch ({s.best_epoch}). The saved model "
+        "itself was retrained on every labelled row, so no rows are left to draw it on."
+        if saved
+        else f"Validation predictions of trial {s.trial_id} at its best epoch ({len(y)} tweets)."
+    )
     return Section(
         "model",
-        "The best model",
+        title,
         (
-            para_html(f"Validation predictions of trial {s.trial_id} at its best epoch ({len(y)} tweets)."),
+            para_html(what),
             save_figure(roc, fig_dir, "roc", "ROC curve per class"),
             save_figure(
                 confusion, fig_dir, "confusion", "Confusion matrix: counts and row-normalised (rows: true class)"
@@ -178,6 +234,8 @@ def search_section(results: StudyResults, params: dict[str, BaseDistribution], f
             save_figure(search.importance_figure(study, imp), fig_dir, "importance", caption),
             frame_table(table, "Importance by evaluator (each column sums to 1)"),
         ]
+    if imp.warning:
+        blocks.append(note_html(imp.warning, warn=True))
     blocks += [note_html(n) for n in imp.notes]
     return Section("search", "The search", tuple(blocks))
 
@@ -209,14 +267,68 @@ def early_stopping_section(results: StudyResults, fig_dir: Path) -> Section:
     )
 
 
+ACROSS_HARM = {
+    "train/valid": "the search's validation scores, and the final stage's CV that pools both parts",
+    "train/test": "the test score",
+    "valid/test": "the test score",
+}
+
+
+def accounting_blocks(accounting: dict[str, Any] | None) -> list[str]:
+    """The rows each data file gave (read, dropped and why, kept), identical texts, and a warning when a text is
+    in two parts, from study.json's `data.accounting`; nothing for a study that has none."""
+    if not accounting:
+        return []
+    dup = accounting.get("duplicates") or {}
+    within = dup.get("within") or {}
+    files = pd.DataFrame(
+        [
+            {
+                "part": f["part"],
+                "file": f["path"],
+                "rows read": f["rows_read"],
+                "dropped: label not mapped": f["dropped_unmapped"],
+                "dropped: empty text": f["dropped_empty"],
+                "rows kept": f["rows_kept"],
+            }
+            for f in accounting.get("files") or []
+        ]
+    )
+    across = dup.get("across") or {}
+    blocks = [
+        frame_table(files, "Rows of each data file"),
+        kv_table(
+            [
+                *((f"{part}: rows whose text repeats another {part} row", n) for part, n in within.items()),
+                *((f"{pair.replace('/', ' and ')}: distinct texts in both", n) for pair, n in across.items()),
+            ],
+            "Identical texts (after cleaning)",
+        ),
+    ]
+    for pair, n in across.items():
+        if n:
+            a, b = pair.split("/")
+            blocks.append(
+                note_html(
+                    f"{n} distinct cleaned texts are in both {a} and {b}: a model is scored on tweets it was trained "
+                    f"on, which flatters {ACROSS_HARM.get(pair, 'its score')}. Remove them from one part.",
+                    warn=True,
+                )
+            )
+    return blocks
+
+
 def data_section(results: StudyResults, fig_dir: Path) -> Section:
-    """Word clouds, top tokens and a t-SNE map, all from the data.parquet the study wrote (no CSV is read)."""
+    """The data files' row accounting (study.json), then word clouds, top tokens and a t-SNE map from the
+    data.parquet the study wrote (no CSV is read)."""
     d = results.data
+    accounting = accounting_blocks((results.study.get("data") or {}).get("accounting"))
     if d is None:
         return Section(
             "data",
             "The data",
             (
+                *accounting,
                 note_html(
                     f"This study has no {DATA_FILE}: it was written by an earlier version, before studies kept "
                     "what this section draws. Run the study again to see word clouds, token frequencies and the map."
@@ -227,6 +339,7 @@ def data_section(results: StudyResults, fig_dir: Path) -> Section:
     points = d[d["kind"] == MAP]
     n_train = (results.study.get("data") or {}).get("n_train") or "the"
     blocks = [
+        *accounting,
         para_html(f"The study's {n_train} training tweets, before and after its cleaning settings."),
         save_figure(
             plots.plot_wordclouds(before, after), fig_dir, "wordclouds", "Word clouds before and after cleaning"
@@ -244,7 +357,8 @@ def data_section(results: StudyResults, fig_dir: Path) -> Section:
     except ReportError as e:
         blocks.append(note_html(f"No t-SNE map: {e}"))
     else:
-        title = f"t-SNE of mean Word2Vec tweet vectors (D={vectors.shape[1]}, {len(xy)} of {n_train} training tweets)"
+        kind = "pretrained" if results.settings.get("vectors") else results.settings.get("vectorizer", "word2vec")
+        title = f"t-SNE of mean tweet vectors ({kind}, D={vectors.shape[1]}, {len(xy)} of {n_train} training tweets)"
         blocks.append(save_figure(plots.plot_tsne(xy, results.classes, title), fig_dir, "tsne", title))
     return Section("data", "The data", tuple(blocks))
 
@@ -261,7 +375,7 @@ def write_report(folder: str | Path, top_k: int = 5) -> Path:
     results = load_results(folder)
     fig_dir = results.folder / FIGURES_DIR
     params = searched_params(results)
-    s = summary(results)
+    s = summary(results, model_trial_id(results))
     top = top_trials(results.trials, top_k)
     fig_dir.mkdir(exist_ok=True)
     sections = [
@@ -274,16 +388,10 @@ def write_report(folder: str | Path, top_k: int = 5) -> Path:
         data_section(results, fig_dir),
     ]
     path = results.folder / REPORT_FILE
-    head = (results.study.get("final") or {}).get("headline")
-    answer = (
-        f"final model macro-F1 {head['macro_f1']:.4f} ({'test set' if head['source'] == 'test' else 'k-fold CV'})"
-        if head
-        else f"best val macro-F1 {s.metrics['macro_f1']:.4f} (the search's pick: optimistic)"
+    headline = headline_text(results.study.get("final")) or (
+        f"no final model: the search's best validation macro-F1 {s.metrics['macro_f1']:.4f}, not checked by CV"
     )
-    subtitle = (
-        f"{results.folder} · space {(results.study.get('space') or {}).get('name')} · "
-        f"{s.counts['total']} trials · {answer}"
-    )
-    write_page(path, f"Study {results.name}", subtitle, sections)
+    subtitle = f"{results.folder} · space {(results.study.get('space') or {}).get('name')} · {s.counts['total']} trials"
+    write_page(path, f"Study {results.name}", subtitle, sections, headline)
     log.info("Writing report <path=%s>", path)
     return path
