@@ -186,7 +186,15 @@ def run_cv(
     n_classes = len(labelled.classes)
     seed = plan.fixed.get("seed", 0)
     unlabelled_ref = ray.put(unlabelled)  # once: every encoding task reads the same object
-    window = TaskWindow(plan.at_once)  # never more tasks in Ray than the nodes hold: no "infeasible" backlog
+    started, done_count = time.time(), [0]
+
+    def waiting(running: int, queued: int) -> None:  # never silent for long: what runs, what waits, time left
+        done, elapsed = done_count[0], time.time() - started
+        left = f", about {elapsed / done * (running + queued) / 60:.1f} min left" if done else ""
+        log.info("Fold tasks: %d done, %d running, %d waiting%s", done, running, queued, left)
+
+    # never more tasks in Ray than the nodes hold: no "infeasible" backlog
+    window = TaskWindow(plan.at_once, waiting)
     for fold in plan_folds(labelled, plan.folds, plan.data_seed, clean):
         k, tr, ho = fold.number, fold.train, fold.held_out
         todo = [c for c in cands if (c.trial_id, CV, k) not in done]
@@ -210,6 +218,7 @@ def run_cv(
     log.info("%d fold tasks for %d candidates and %d baselines", len(window), len(cands), len(baselines))
     try:
         for ref, key in window.finished():
+            done_count[0] += 1
             try:
                 values = ray.get(ref)
             except ray.exceptions.RayTaskError as e:  # a bug, not a fault: say it
@@ -276,6 +285,9 @@ def run_final_model(
             len(labelled),
             winner["epochs"],
         )
+        submitted = time.time()
+        while not ray.wait([ref], timeout=10)[0]:  # never silent for long
+            log.info("Final model: training for %.0f s", time.time() - submitted)
         model = ray.get(ref)
         fault_point("final-save", winner["trial_id"])  # test-only: the driver, about to save the model
         save_model(folder, model, {**provenance, "trial_id": winner["trial_id"], "epochs": winner["epochs"]})

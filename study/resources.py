@@ -168,8 +168,10 @@ class TaskWindow:
     itself); `cancel` cancels what runs and drops what waits.
     """
 
-    def __init__(self, at_once: int):
+    def __init__(self, at_once: int, on_wait: Callable[[int, int], None] | None = None, every_s: float = 10.0):
+        """`on_wait(running, queued)` is called every `every_s` seconds that pass with no task ending."""
         self.at_once = at_once if at_once > 0 else math.inf
+        self.on_wait, self.every_s = on_wait, every_s
         self._queue: deque[tuple[Callable[[], Any], Any]] = deque()
         self._running: dict[Any, tuple[bool, Any]] = {}  # ref -> (keyed, key)
         self._done: deque[tuple[Any, Any]] = deque()
@@ -219,7 +221,10 @@ class TaskWindow:
     def _wait_one(self) -> None:
         import ray
 
-        (ready,), _ = ray.wait(list(self._running), num_returns=1)
+        timeout = self.every_s if self.on_wait else None
+        while not (ready := ray.wait(list(self._running), num_returns=1, timeout=timeout)[0]):
+            self.on_wait(sum(keyed for keyed, _ in self._running.values()), len(self._queue))
+        ready = ready[0]
         keyed, key = self._running.pop(ready)
         if keyed:
             self._done.append((ready, key))

@@ -30,6 +30,8 @@ import pytest
 import yaml
 from packaging.requirements import InvalidRequirement, Requirement
 
+from trainables.baseline import BASELINES
+
 ROOT = Path(__file__).resolve().parents[1]
 CLUSTER_YAML = ROOT / "cluster.yaml"
 CLUSTER_DOC = ROOT / "docs" / "cluster.md"
@@ -379,7 +381,7 @@ def test_study_spreads_trials_over_two_nodes(two_nodes, tmp_path):
     assert study["settings"]["address"] == two_nodes.address  # the driver joined, it did not start a Ray
     # the final stage's fold tasks ran on the same cluster, on both nodes, beside each other
     final = read_table(folder / "final.parquet")
-    assert len(final) == (2 + 2) * 2 and final["error"].isna().all()
+    assert len(final) == (2 + len(BASELINES)) * 2 and final["error"].isna().all()
     assert set(final["node_id"]) == set(two_nodes.node_ids)
     assert (folder / "model" / "weights.pt").is_file()
 

@@ -21,6 +21,7 @@ import pytest
 
 from study.results import TrialStatus, read_table
 from study.rows import retries
+from trainables.baseline import BASELINES
 from trainables.fault_hook import ALL, FAULT_HOOK_VARIABLE, arm, fault_point, held_trials, kill_held_trial, let_go
 
 REPO = Path(__file__).resolve().parents[1]
@@ -232,7 +233,7 @@ def test_a_worker_killed_at_any_phase_loses_no_trial(case, tmp_path, ray_tmp):
 def _check_final(folder, n_candidates=2, folds=2):
     """The final stage ran every (candidate or baseline, fold) once, with no error, and saved its model."""
     final = read_table(folder / "final.parquet")
-    assert len(final) == (n_candidates + 2) * folds and final["error"].isna().all()
+    assert len(final) == (n_candidates + len(BASELINES)) * folds and final["error"].isna().all()
     assert not final.duplicated(["candidate", "split", "fold"]).any()
     study = json.loads((folder / "study.json").read_text())
     assert study["status"] == "completed" and study["final"]["winner"] is not None

@@ -166,6 +166,33 @@ def test_a_once_task_runs_once_for_every_task_that_reads_it_and_submit_goes_firs
     assert local_ray.get(first)[1] < done["queued"][1]
 
 
+def test_a_task_window_says_what_runs_and_waits_while_nothing_ends(local_ray, tmp_path):
+    """A task that ends only once the window has reported on it: the report comes while nothing ends, not on a timer
+    the test races."""
+    go = tmp_path / "go"
+
+    def held(path):
+        import pathlib
+        import time as t
+
+        while not pathlib.Path(path).exists():
+            t.sleep(0.01)
+        return "done"
+
+    reports = []
+
+    def on_wait(running, queued):
+        reports.append((running, queued))
+        go.touch()
+
+    task = local_ray.remote(held).options(num_cpus=1)
+    window = TaskWindow(1, on_wait, every_s=0.05)
+    window.add(deferred(task.remote, str(go)), "a")
+    window.add(deferred(task.remote, str(go)), "b")
+    assert [local_ray.get(ref) for ref, _ in window.finished()] == ["done", "done"]
+    assert reports and reports[0] == (1, 1)  # one running, one waiting in the window
+
+
 @pytest.mark.slow
 def test_the_final_stage_keeps_no_more_fold_tasks_in_ray_than_its_window(local_ray, tmp_path):
     """With `at_once` 1 the fold tasks (their encodings included) run one after another, each fold encoded once."""
