@@ -362,6 +362,7 @@ def run_final_stage(
         OSError: final.parquet or the model could not be written.
         KeyboardInterrupt: Ctrl-C; what finished is in final.parquet.
     """
+    from study.config import DEMO_PRESET
     from trainables.saved_model import MODEL_FOLDER
 
     path = folder / FINAL_FILE
@@ -402,6 +403,8 @@ def run_final_stage(
         len(dataset.labelled),
         len(done),
     )
+    if dataset.demo:
+        log.info("Demo data: a smaller final stage than real data gets (study.config.DEMO_PRESET, %s)", DEMO_PRESET)
     labelled = dataset.labelled
     run_cv(plan, cands, labelled, dataset.unlabelled, clean, vectors, cache_dir, done, on_row)
     block = summarise_final(pd.DataFrame(rows, columns=FINAL_SCHEMA.names), cands, plan.folds)

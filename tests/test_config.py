@@ -123,3 +123,15 @@ def test_vector_size_0_is_300_for_trained_vectors_and_the_files_for_pretrained_o
     assert StudyConfig(vectors="v.vec").vector_config().vector_size == 0
     assert build_config({"smoke": True}).vector_size == 32
     assert build_config({"smoke": True, "vectors": "v.vec"}).vector_size == 0  # the preset's 32 is not the file's
+
+
+def test_the_demo_data_gets_a_smaller_final_stage_real_data_the_defaults(tmp_path):
+    """No `train`: the demo's preset (said in the log); a file of one's own, or an explicit flag, gets its own."""
+    from study.config import DEMO_PRESET
+
+    demo = build_config({})
+    assert (demo.final_top, demo.final_folds) == (DEMO_PRESET["final_top"], DEMO_PRESET["final_folds"])
+    real = build_config({"train": str(tmp_path / "t.csv")})
+    assert (real.final_top, real.final_folds) == (StudyConfig.final_top, StudyConfig.final_folds)
+    assert build_config({"final_folds": 5}).final_folds == 5
+    assert build_config({"smoke": True}).final_folds == 2  # the smoke preset wins over the demo's
