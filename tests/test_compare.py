@@ -223,17 +223,23 @@ def test_verdict_in_plain_words():
     assert "No paired test: the labels differ" in compare.verdict(apart, f1, 0.05, 1)
 
 
-def test_both_sections_agree_that_studies_differing_only_in_encoding_share_their_rows(worse_study, tmp_path, capsys):
-    """Another fingerprint through `vector_size` alone: the final section pairs the folds, as the tests pair the
-    validation rows (no "data differ" in one section and a paired test in the next)."""
-    a, b = _copy_study(worse_study, tmp_path / "a"), _copy_study(worse_study, tmp_path / "b")
+def _compared_with_a_changed_copy(study_folder, tmp_path, setting: str, value) -> tuple[str, str, str]:
+    """Two copies of a study, the second with another data fingerprint through `setting`, compared: the page and
+    its final and significance sections."""
+    a, b = _copy_study(study_folder, tmp_path / "a"), _copy_study(study_folder, tmp_path / "b")
     study = json.loads((b / "study.json").read_text())
     study["data"]["fingerprint"] = "0" * 20
-    study["settings"]["vector_size"] = 100
+    study["settings"][setting] = value
     (b / "study.json").write_text(json.dumps(study))
     assert main([str(a), str(b), "--labels", "A,B", "--out", str(tmp_path / "o"), "--boot", "200"]) == 0
     page = (tmp_path / "o" / "comparison.html").read_text(encoding="utf-8")
-    final, tests = page[page.index('<section id="final">') :], page[page.index('<section id="tests">') :]
+    return page, page[page.index('<section id="final">') :], page[page.index('<section id="tests">') :]
+
+
+def test_both_sections_agree_that_studies_differing_only_in_encoding_share_their_rows(worse_study, tmp_path, capsys):
+    """Another fingerprint through `vector_size` alone: the final section pairs the folds, as the tests pair the
+    validation rows (no "data differ" in one section and a paired test in the next)."""
+    page, final, tests = _compared_with_a_changed_copy(worse_study, tmp_path, "vector_size", 100)
     assert "A against B:" in final and "no paired test" not in final and "differ (" not in final
     assert "same split settings; the fingerprints differ through settings that change no row (vector_size)" in tests
     assert "No paired test" not in tests
@@ -242,13 +248,6 @@ def test_both_sections_agree_that_studies_differing_only_in_encoding_share_their
 
 
 def test_studies_on_other_rows_are_paired_in_neither_section(worse_study, tmp_path):
-    a, b = _copy_study(worse_study, tmp_path / "a"), _copy_study(worse_study, tmp_path / "b")
-    study = json.loads((b / "study.json").read_text())
-    study["data"]["fingerprint"] = "0" * 20
-    study["settings"]["data_seed"] = 3
-    (b / "study.json").write_text(json.dumps(study))
-    assert main([str(a), str(b), "--labels", "A,B", "--out", str(tmp_path / "o"), "--boot", "200"]) == 0
-    page = (tmp_path / "o" / "comparison.html").read_text(encoding="utf-8")
-    final, tests = page[page.index('<section id="final">') :], page[page.index('<section id="tests">') :]
+    _, final, tests = _compared_with_a_changed_copy(worse_study, tmp_path, "data_seed", 3)
     assert "A and B: no paired test, the data fingerprints differ" in final and "A against B:" not in final
     assert "No paired test: the data fingerprints differ" in tests and "split settings [&#x27;data_seed&#x27;]" in tests
