@@ -304,10 +304,7 @@ def _data_rows(data: str, space: str, folder: Path, original: dict | None) -> tu
             f"{w['cv']['mean'] - best_new:+.3f}",
         ]
     )
-    lines = [
-        f"- {label}, `{space}`: new protocol, the final model against {BASELINE_NAMES[strongest]}: "
-        f"{final['comparison']['macro_f1']['line']}"
-    ]
+    lines = [f"- {label}, `{space}`, new protocol: {final['comparison']['macro_f1']['line']}"]
     if old:
         old_best = max(OLD_BASELINES, key=lambda b: np.mean(old["cv"][b]))
         mine = _folds(folder, w["trial_id"], "held_out_best_macro_f1")
