@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from study.rows import StoredTrial, top_trials
-from trainables.metrics import METRIC, MODE
-from trainables.trainable import HISTORY_FILE, PROBS_FILE, STATE_FILE
+from trainables.metrics import MODE
+from trainables.trainable import CHECKPOINT_SCORE, HISTORY_FILE, PROBS_FILE, STATE_FILE
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,9 @@ def checkpoint_config():
     from ray import tune
 
     # Ray always keeps the latest beside the `num_to_keep` best
-    return tune.CheckpointConfig(num_to_keep=1, checkpoint_score_attribute=METRIC, checkpoint_score_order=MODE)
+    return tune.CheckpointConfig(
+        num_to_keep=1, checkpoint_score_attribute=CHECKPOINT_SCORE, checkpoint_score_order=MODE
+    )
 
 
 @dataclass(frozen=True)

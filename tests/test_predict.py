@@ -8,6 +8,7 @@ the file or setting and the fix, and nothing written (also when the bad byte sit
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -224,7 +225,8 @@ def _version(version: int) -> Callable[[Path, dict], list]:
 
         folder = Path(shutil.copytree(studies["sequence"] / MODEL_FOLDER, tmp / "old-model"))
         config = folder / CONFIG_FILE
-        config.write_text(config.read_text().replace('"format_version": 2', f'"format_version": {version}'))
+        info = json.loads(config.read_text())
+        config.write_text(json.dumps({**info, "format_version": version}))
         return ["--model", folder, "--input", _write(tmp / "in.csv", GOOD)]
 
     return make
@@ -286,7 +288,7 @@ BAD = [
         ("ragged.csv", "cannot be parsed as CSV"),
         "doubled",
     ),
-    Bad("other format version", _version(3), ("old-model", "format version 3"), "reads format version(s) 1, 2"),
+    Bad("other format version", _version(4), ("old-model", "format version 4"), "reads format version(s) 2, 3"),
     Bad(
         "unknown output extension",
         _study(lambda t: _write(t / "in.csv", GOOD)),

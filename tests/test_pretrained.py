@@ -78,7 +78,11 @@ def test_coverage_counts_tokens_and_types():
 def _labelled(tmp_path: Path) -> Path:
     path = tmp_path / "train.csv"
     texts, labels = ["Καλή μέρα", "Κακή ψήφος", "Εκλογές σήμερα άγνωστη"], ["NEGATIVE", "NEUTRAL", "POSITIVE"]
-    rows = "".join(f"{texts[i % 3]},ND,{labels[i % 3]}\n" for i in range(30))
+    # each text 10 times, each time with its first word repeated once more: the same words, distinct texts (identical
+    # texts would stay on one side of the split)
+    rows = "".join(
+        f"{texts[i % 3]}{(' ' + texts[i % 3].split()[0]) * (i // 3)},ND,{labels[i % 3]}\n" for i in range(30)
+    )
     path.write_text("Text,Party,Sentiment\n" + rows, encoding="utf-8")
     return path
 
