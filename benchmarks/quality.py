@@ -220,6 +220,7 @@ def run_old_baselines(which: str, args: argparse.Namespace) -> None:
     from study.config import StudyConfig, saved_settings
     from study.cv import plan_folds
     from study.dataset import load_dataset
+    from trainables.data import text_groups
     from trainables.metrics import classification_metrics
     from trainables.preprocess import clean_corpus
 
@@ -231,7 +232,8 @@ def run_old_baselines(which: str, args: argparse.Namespace) -> None:
     tokens = np.array([" ".join(t) for t in clean_corpus(labelled.texts, clean)], dtype=object)
     n = len(labelled.classes)
     out: dict = {"cv": {b: [] for b in OLD_BASELINES}, "test": {}}
-    for fold in plan_folds(labelled, study["final"]["folds"], cfg.data_seed, clean):
+    groups = text_groups(labelled, clean)
+    for fold in plan_folds(labelled.labels, groups, study["final"]["folds"], cfg.data_seed):
         tr, ho = fold.train, fold.held_out
         for b in OLD_BASELINES:
             probs = _old_proba(b, tokens[tr], labelled.labels[tr], tokens[ho], n)

@@ -105,16 +105,15 @@ def inner_split(labels: np.ndarray, groups: np.ndarray | None, seed: int) -> tup
     return fold_indices(labels, parts, seed, groups)[0]
 
 
-def plan_folds(data: LabelledData, folds: int, seed: int, clean=None) -> list[Fold]:
-    """Every fold of `data`: seeded, stratified, identical texts (after `clean`) kept together.
+def plan_folds(labels: np.ndarray, groups: np.ndarray, folds: int, seed: int) -> list[Fold]:
+    """Every fold of the rows: seeded, stratified, each group (`trainables.data.text_groups`) kept together.
 
     Raises:
         ConfigError: `folds` < 2, or some class has fewer rows than `folds`.
     """
-    groups = text_groups(data, clean)
     out = []
-    for k, (train, held_out) in enumerate(fold_indices(data.labels, folds, seed, groups), start=1):
-        inner_train, inner_valid = inner_split(data.labels[train], groups[train], seed)
+    for k, (train, held_out) in enumerate(fold_indices(labels, folds, seed, groups), start=1):
+        inner_train, inner_valid = inner_split(labels[train], groups[train], seed)
         out.append(Fold(k, train, held_out, inner_train, inner_valid))
     return out
 
@@ -241,7 +240,7 @@ def cross_validate(
         One FoldResult per fold, in fold order.
     """
     results = []
-    for fold in plan_folds(data, folds, settings.data_seed, settings.clean_config()):
+    for fold in plan_folds(data.labels, text_groups(data, settings.clean_config()), folds, settings.data_seed):
         result = evaluate_split(hp, data, fold, unlabelled, settings, cache_dir)
         if on_fold is not None:
             on_fold(result)

@@ -195,7 +195,7 @@ def run_cv(
 
     # never more tasks in Ray than the nodes hold: no "infeasible" backlog
     window = TaskWindow(plan.at_once, waiting)
-    for fold in plan_folds(labelled, plan.folds, plan.data_seed, clean):
+    for fold in plan_folds(labelled.labels, groups, plan.folds, plan.data_seed):
         k, tr, ho = fold.number, fold.train, fold.held_out
         todo = [c for c in cands if (c.trial_id, CV, k) not in done]
         encoded: dict[str, Any] = {}  # representation key -> this fold's EncodedData ref

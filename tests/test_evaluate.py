@@ -139,7 +139,7 @@ def test_word2vec_never_sees_the_held_out_fold(demo_files):
     """A word only in fold 1's held-out texts is unknown to fold 1's vectors, known to fold 2's (which train on it)."""
     data = _labelled(demo_files)
     settings = DataSettings(vector_size=8, w2v_min_count=1, max_len=64, w2v_epochs=1)
-    folds = plan_folds(data, 2, settings.data_seed)
+    folds = plan_folds(data.labels, text_groups(data), 2, settings.data_seed)
     held_by_fold_1 = folds[0].held_out[:4]
     texts = [f"{MARKER} {t}" if i in set(held_by_fold_1.tolist()) else t for i, t in enumerate(data.texts)]
     marked = LabelledData(tuple(texts), data.labels, data.classes, data.parties, data.source)
@@ -172,7 +172,7 @@ def test_identical_texts_never_straddle_a_split(demo_files):
     def sides(a: np.ndarray, b: np.ndarray, g: np.ndarray) -> set:
         return set(g[a].tolist()) & set(g[b].tolist())
 
-    folds = plan_folds(data, 3, seed=0)
+    folds = plan_folds(data.labels, groups, 3, seed=0)
     assert sorted(np.concatenate([f.held_out for f in folds]).tolist()) == list(range(len(data)))
     for f in folds:
         assert not sides(f.train, f.held_out, groups)
@@ -183,7 +183,8 @@ def test_identical_texts_never_straddle_a_split(demo_files):
     assert not {" ".join(t) for t in clean_corpus(train.texts)} & {" ".join(t) for t in clean_corpus(valid.texts)}
     plain = subset(data, np.unique(groups, return_index=True)[1])  # one row per text
     ungrouped = fold_indices(plain.labels, 3, seed=0)
-    assert all((a.held_out == b[1]).all() for a, b in zip(plan_folds(plain, 3, seed=0), ungrouped, strict=True))
+    grouped = plan_folds(plain.labels, text_groups(plain), 3, seed=0)
+    assert all((a.held_out == b[1]).all() for a, b in zip(grouped, ungrouped, strict=True))
 
 
 def test_the_scored_fold_cannot_change_the_chosen_epoch(demo_files):
@@ -194,7 +195,7 @@ def test_the_scored_fold_cannot_change_the_chosen_epoch(demo_files):
 
     data = _labelled(demo_files)
     settings = DataSettings(vector_size=8, w2v_epochs=1)
-    fold = plan_folds(data, 2, seed=0)[0]
+    fold = plan_folds(data.labels, text_groups(data), 2, seed=0)[0]
     train, held = subset(data, fold.train), subset(data, fold.held_out)
     encoded = prepare(train, held, (), settings.clean_config(), settings.vector_config(), None)
     permuted = replace(encoded, y_valid=np.random.default_rng(0).permutation(encoded.y_valid[::-1]))
@@ -224,7 +225,7 @@ def test_a_fold_pickles_and_gives_the_same_result_elsewhere(demo_files):
     from trainables.train import HParams
 
     data = _labelled(demo_files)
-    fold = plan_folds(data, 2, seed=0)[0]
+    fold = plan_folds(data.labels, text_groups(data), 2, seed=0)[0]
     args = (HParams(hidden_size=4, num_layers=1, max_epochs=1, num_threads=1), data, fold, ())
     args += (DataSettings(vector_size=8, w2v_epochs=1), None)
     here = evaluate_split(*args)
