@@ -178,7 +178,7 @@ class TaskWindow:
 
     def __len__(self) -> int:
         """Keyed tasks not yet yielded by `finished`: queued, running or done."""
-        return len(self._queue) + sum(keyed for keyed, _ in self._running.values()) + len(self._done)
+        return len(self._queue) + self._keyed_running() + len(self._done)
 
     def add(self, submit: Callable[[], Any], key: Any) -> None:
         """Queue a task: `submit()` starts it and returns its ObjectRef; `finished` yields it with `key`."""
@@ -199,7 +199,7 @@ class TaskWindow:
             self._fill()
             if self._done:
                 yield self._done.popleft()
-            elif self._queue or any(keyed for keyed, _ in self._running.values()):
+            elif self._queue or self._keyed_running():
                 self._wait_one()
             else:
                 return
@@ -213,6 +213,10 @@ class TaskWindow:
             ray.cancel(ref, force=True)
         self._running.clear()
 
+    def _keyed_running(self) -> int:
+        """Running tasks that `finished` will yield (not those started by `submit`)."""
+        return sum(keyed for keyed, _ in self._running.values())
+
     def _fill(self) -> None:
         while self._queue and len(self._running) < self.at_once:
             submit, key = self._queue.popleft()
@@ -223,7 +227,7 @@ class TaskWindow:
 
         timeout = self.every_s if self.on_wait else None
         while not (ready := ray.wait(list(self._running), num_returns=1, timeout=timeout)[0]):
-            self.on_wait(sum(keyed for keyed, _ in self._running.values()), len(self._queue))
+            self.on_wait(self._keyed_running(), len(self._queue))
         ready = ready[0]
         keyed, key = self._running.pop(ready)
         if keyed:
