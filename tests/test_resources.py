@@ -153,6 +153,29 @@ def test_a_task_window_keeps_at_most_at_once_tasks_in_ray(local_ray):
     assert all(later[1] >= earlier[2] - 0.01 for earlier, later in zip(spans, spans[1:]))  # one at a time
 
 
+def test_a_task_window_of_two_runs_two_tasks_side_by_side(local_ray, tmp_path):
+    """Each task marks that it started, then waits for the other's mark: they end only if both run at once (a
+    window of 1 would leave the second queued behind the first, which then gives up and says so)."""
+
+    def meet(mine, theirs):
+        import pathlib
+        import time as t
+
+        pathlib.Path(mine).touch()
+        for _ in range(6000):  # 60 s: a guard against a hang, not a timer the test races
+            if pathlib.Path(theirs).exists():
+                return True
+            t.sleep(0.01)
+        return False
+
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    task = local_ray.remote(meet).options(num_cpus=1)
+    window = TaskWindow(2)
+    window.add(deferred(task.remote, a, b), "a")
+    window.add(deferred(task.remote, b, a), "b")
+    assert [local_ray.get(ref) for ref, _ in window.finished()] == [True, True]
+
+
 def test_a_once_task_runs_once_for_every_task_that_reads_it_and_submit_goes_first(local_ray):
     span, token, echo = (local_ray.remote(f) for f in _tasks())
     shared = Once(token.remote)
