@@ -288,7 +288,7 @@ BAD = [
         ("ragged.csv", "cannot be parsed as CSV"),
         "doubled",
     ),
-    Bad("other format version", _version(4), ("old-model", "format version 4"), "reads format version(s) 2, 3"),
+    Bad("other format version", _version(3), ("old-model", "format version 3"), "reads format version(s) 4"),
     Bad(
         "unknown output extension",
         _study(lambda t: _write(t / "in.csv", GOOD)),

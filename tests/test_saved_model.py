@@ -4,6 +4,7 @@ the final model trains on every labelled row; the folder's format, versions and 
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -15,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from trainables.data import DataSpec, read_labelled, subset
 from trainables.prepare import prepare_with_vectors
@@ -32,8 +34,8 @@ from trainables.saved_model import (
     save_model,
     train_final_model,
 )
-from trainables.train import HParams, fit
-from trainables.vectorize import VectorConfig
+from trainables.train import EMBEDDING, HParams, fit
+from trainables.vectorize import VectorConfig, embedding_matrix
 
 REPO = Path(__file__).resolve().parents[1]
 GREEK = "greek-election-tweets-ys19-2023/valid_set.csv"
@@ -112,8 +114,8 @@ def test_saved_model_reloaded_elsewhere_gives_the_validation_probabilities_of_it
     probs = _predict_elsewhere(folder, texts, parties, tmp_path)
 
     assert probs.shape == (len(valid), 3)
-    # `mean` reads the saved float16 vectors themselves; `sequence` only an unseen word's n-gram vectors
-    np.testing.assert_allclose(probs, val_probs, rtol=0, atol=HALF_ATOL if mode == "mean" else 1e-6)
+    # the saved float16 vectors: as the `mean` input, or as the frozen embedding matrix
+    np.testing.assert_allclose(probs, val_probs, rtol=0, atol=HALF_ATOL)
     assert not np.allclose(probs, at_epoch[3][0], atol=1e-4)  # the test tells epochs apart
 
 
@@ -148,14 +150,15 @@ def test_the_folder_holds_json_text_npy_and_weights_only(saved):
     vocab = (saved / VOCAB_FILE).read_text(encoding="utf-8").split("\n")[:-1]
     assert np.load(saved / VECTORS_FILE, allow_pickle=False).shape == (len(vocab), 16)
     model = load_model(saved)
-    assert model.network.embedding.weight.shape == (len(vocab) + 2, 16)  # the embedding came with the weights
+    assert EMBEDDING not in torch.load(saved / WEIGHTS_FILE, weights_only=True)  # frozen: vectors.npy's
+    assert model.network.embedding.weight.shape == (len(vocab) + 2, 16)
 
 
 def test_another_format_version_is_refused_with_the_readable_ones(saved, tmp_path):
     folder = _copy(saved, tmp_path)
     info = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
     (folder / CONFIG_FILE).write_text(json.dumps({**info, "format_version": 99}), encoding="utf-8")
-    with pytest.raises(ModelError, match=r"format version 99, .* reads format version\(s\) 2, 3\b"):
+    with pytest.raises(ModelError, match=r"format version 99, .* reads format version\(s\) 4\b"):
         load_model(folder)
 
 
@@ -258,19 +261,6 @@ def test_final_model_trains_in_a_ray_task_as_in_the_driver(greek):
         np.testing.assert_array_equal(there.weights[name].numpy(), tensor.numpy(), err_msg=name)
 
 
-def test_a_version_2_model_with_float32_vectors_still_loads_and_predicts_the_same(saved, tmp_path):
-    folder = _copy(saved, tmp_path)
-    info = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
-    (folder / CONFIG_FILE).write_text(json.dumps({**info, "format_version": 2}), encoding="utf-8")
-    vectors = np.load(folder / VECTORS_FILE)
-    assert vectors.dtype == np.float16
-    np.save(folder / VECTORS_FILE, vectors.astype(np.float32))  # as version 2 wrote them
-    loaded = load_model(folder)
-    assert loaded.info["format_version"] == 2 and loaded.words.vectors.dtype == np.float32
-    texts = ["Ωραία μέρα για εκλογές", "Ντροπή σας", ""]
-    np.testing.assert_array_equal(loaded.predict_proba(texts), load_model(saved).predict_proba(texts))
-
-
 def test_a_fasttext_model_gives_a_new_tweets_unseen_words_their_ngram_vectors(greek, tmp_path):
     from trainables.saved_model import NGRAMS_FILE
 
@@ -312,7 +302,10 @@ def test_float16_vectors_give_the_labels_and_nearly_the_probabilities_of_float32
     if mode == "fasttext":
         with np.load(folder / NGRAMS_FILE) as f:
             assert f["vectors"].dtype == np.float16
-    full = replace(half, words=model.words)  # the same model with the float32 vectors it was trained with
+    network = copy.deepcopy(half.network)  # the same model with the float32 vectors it was trained with
+    if network.embedding is not None and hp.freeze_embeddings:  # tuned vectors: saved in weights.pt as trained
+        network.embedding.weight.data = torch.from_numpy(embedding_matrix(model.words))
+    full = replace(half, words=model.words, network=network)
     test = pd.read_csv(shared_data_dir / "greek-election-tweets-ys19-2023/test_set.csv", dtype=str).head(3000)
     texts, parties = test["Text"].fillna("").tolist(), test["Party"].fillna("").tolist()
     p16, p32 = half.predict_proba(texts, parties), full.predict_proba(texts, parties)

@@ -6,14 +6,15 @@ Here: `FinalModel` (everything a network needs to classify new tweets, in memory
 `load_model` (the folder below) and `LoadedModel` (`predict_proba` / `predict` on raw texts).
 Not here: reading CSV files (data.py), the `python -m study.predict` command (study/predict.py).
 
-The folder, format version 3 (JSON, text, .npy/.npz and a tensor file; nothing pickled):
+The folder, format version 4 (JSON, text, .npy/.npz and a tensor file; nothing pickled):
 
     model.json   format_version, classes, hparams (HParams), model (ModelConfig), cleaning (CleanConfig),
                  vectorizer (VectorConfig: the encoding `mode`, max_len, the kind of vectors and their settings),
                  texts (DataSpec: the columns and the party prefix used in training), provenance (study,
                  created_at, training rows, epochs, per-epoch training metrics, package versions, and what the
                  caller adds)
-    weights.pt   the network's state_dict, embedding matrix included; torch.load(..., weights_only=True)
+    weights.pt   the network's state_dict; torch.load(..., weights_only=True). Frozen word vectors are not in it:
+                 the embedding matrix is built from vectors.npy (`vectorize.embedding_matrix`); tuned ones are.
     vocab.txt    the vocabulary, one word a line, in index order (UTF-8): the vectors' own words, then the
                  training texts' words that got n-gram vectors (FastText)
     vectors.npy  (V, D) float16 word vectors; np.load(..., allow_pickle=False)
@@ -22,10 +23,9 @@ The folder, format version 3 (JSON, text, .npy/.npz and a tensor file; nothing p
                  (trainables/vectorize.py). It is the biggest file: K is about 82,000 for the Greek data,
                  so 17 MB at 100 dimensions and 50 MB at 300 (34 and 99 MB as float32).
 
-Version 3 stores the vectors of vectors.npy and ngrams.npz as float16 (half the bytes; read back as float32):
-the probabilities they give stay within `HALF_ATOL` of float32 vectors' and the labels the same
-(tests/test_saved_model.py, on real tweets); vectors beyond float16's range stay float32. Version 2 (float32)
-folders load as they are.
+The vectors of vectors.npy and ngrams.npz are float16 (half the bytes; read back as float32): the probabilities
+they give stay within `HALF_ATOL` of float32 vectors' and the labels the same (tests/test_saved_model.py, on real
+tweets); vectors beyond float16's range stay float32.
 
 `save_model` writes the files into a temporary sibling folder and renames it into place, so a reader sees the
 whole old model or the whole new one. A new tweet goes through the functions training used (`compose_texts`,
@@ -57,11 +57,20 @@ from trainables.files import atomic_write, json_text, umask_mode, write_text
 from trainables.model import ModelConfig, RNNClassifier
 from trainables.prepare import EncodedData, Unlabelled, encode, prepare_with_vectors
 from trainables.preprocess import CleanConfig, clean_corpus
-from trainables.train import EpochReport, HParams, build_model, fit, load_weights, predict_proba, resolve_device
-from trainables.vectorize import NgramVectors, VectorConfig, WordVectors
+from trainables.train import (
+    EMBEDDING,
+    EpochReport,
+    HParams,
+    build_model,
+    fit,
+    load_weights,
+    predict_proba,
+    resolve_device,
+)
+from trainables.vectorize import NgramVectors, VectorConfig, WordVectors, embedding_matrix
 
-FORMAT_VERSION = 3  # the version `save_model` writes
-READABLE_VERSIONS = (2, 3)  # the versions `load_model` reads
+FORMAT_VERSION = 4  # the version `save_model` writes
+READABLE_VERSIONS = (4,)  # the versions `load_model` reads
 HALF_ATOL = 1e-3  # float16 vectors give probabilities within this of float32 ones, and the same labels (tests)
 MODEL_FOLDER = "model"  # a study's final model: results/<name>/model
 CONFIG_FILE, WEIGHTS_FILE, VOCAB_FILE, VECTORS_FILE = "model.json", "weights.pt", "vocab.txt", "vectors.npy"
@@ -247,7 +256,10 @@ def save_model(folder: str | Path, model: FinalModel, provenance: dict[str, Any]
     try:
         os.chmod(tmp, umask_mode(folder=True))  # mkdtemp makes 0700 folders; a results folder may be shared
         write_text(tmp / CONFIG_FILE, info + "\n")
-        atomic_write(tmp / WEIGHTS_FILE, lambda p: torch.save(model.weights, p))
+        weights = model.weights
+        if model.hp.freeze_embeddings:  # the embedding matrix is vectors.npy's: built again on loading
+            weights = {k: v for k, v in weights.items() if k != EMBEDDING}
+        atomic_write(tmp / WEIGHTS_FILE, lambda p: torch.save(weights, p))
         write_text(tmp / VOCAB_FILE, "".join(w + "\n" for w in model.words.vocab))
 
         def save_vectors(p: str) -> None:
@@ -354,7 +366,10 @@ def load_model(path: str | Path, device: str = "cpu") -> LoadedModel:
                 ngrams = NgramVectors(min_n, max_n, buckets, f["ids"].astype(np.int64), f["vectors"].astype(np.float32))
         config = ModelConfig(**info["model"])
         weights = torch.load(folder / WEIGHTS_FILE, weights_only=True, map_location="cpu")
-        network = RNNClassifier(config, weights.get("embedding.weight"))
+        words = WordVectors(vocab, vectors.astype(np.float32, copy=False), ngrams)
+        if EMBEDDING not in weights and info["vectorizer"].get("mode") == "sequence":  # frozen: vectors.npy's
+            weights[EMBEDDING] = torch.from_numpy(embedding_matrix(words))
+        network = RNNClassifier(config, weights.get(EMBEDDING))
         network.load_state_dict(weights)
         loaded = LoadedModel(
             network=network.to(target).eval(),
@@ -362,7 +377,7 @@ def load_model(path: str | Path, device: str = "cpu") -> LoadedModel:
             spec=DataSpec(**spec_values),
             clean=CleanConfig(**cleaning),
             vectors=VectorConfig(**info["vectorizer"]),
-            words=WordVectors(vocab, vectors.astype(np.float32, copy=False), ngrams),
+            words=words,
             hp=HParams.from_dict(info["hparams"]),
             device=target,
             info=info,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -34,7 +35,8 @@ log = logging.getLogger(__name__)
 MODES = ("mean", "sequence")  # the encodings
 KINDS = ("word2vec", "fasttext")  # the vectors trained on the study's texts
 PAD, OOV = 0, 1  # reserved rows of the embedding matrix in `sequence` mode
-FT_BUCKETS = 1 << 19  # FastText's n-gram hash buckets (gensim's default of 2M would take 2.4 GB at 300-d)
+FT_MAX_BUCKETS = 1 << 19  # FastText's n-gram hash buckets at most (gensim's 2M would take 2.4 GB at 300-d)
+FT_PASSES = 0.5  # FastText's share of Word2Vec's automatic passes (benchmarks/representations.py)
 
 # Representation settings a search space may search: parameter name -> VectorConfig field.
 SEARCHED = {
@@ -158,13 +160,23 @@ class WordVectors:
         return WordVectors(self.vocab + tuple(new), vectors, self.ngrams)
 
 
-def auto_epochs(n_tokens: int) -> int:
-    """Word2Vec passes for a corpus of `n_tokens`: small tweet corpora need many passes.
+def auto_epochs(n_tokens: int, kind: str = "word2vec") -> int:
+    """Passes for a corpus of `n_tokens`: small tweet corpora need many passes.
 
-    With gensim's default 5 passes, 30k tokens leave every vector nearly the same (mean cosine 0.97 on the
-    demo data) and the vectors carry no sentiment; about 3M token-passes separate them.
+    With gensim's default 5 passes, 30k tokens leave every Word2Vec vector nearly the same (mean cosine 0.97 on
+    the demo data) and the vectors carry no sentiment; about 3M token-passes separate them. FastText, whose
+    words share their n-grams' vectors, takes `FT_PASSES` of that for the same probe score.
     """
-    return int(min(50, max(5, round(3_000_000 / max(n_tokens, 1)))))
+    passes = min(50, max(5, round(3_000_000 / max(n_tokens, 1))))
+    return int(max(5, round(passes * FT_PASSES)) if kind == "fasttext" else passes)
+
+
+def ngram_table_size(words: Iterable[str], min_n: int, max_n: int) -> int:
+    """FastText's bucket count for a vocabulary: the smallest power of two at least twice its distinct n-grams
+    (at most half the table shared by two n-grams), from 2^12 to `FT_MAX_BUCKETS`."""
+    distinct = {w[i : i + n] for w in (f"<{w}>" for w in words) for n in range(min_n, max_n + 1)
+                for i in range(len(w) - n + 1)}  # fmt: skip
+    return int(min(FT_MAX_BUCKETS, max(1 << 12, 1 << (2 * len(distinct) - 1).bit_length())))
 
 
 def corpus_fingerprint(corpus: Sequence[Sequence[str]], cfg: VectorConfig, extra: TokenCorpus | None = None) -> str:
@@ -175,7 +187,7 @@ def corpus_fingerprint(corpus: Sequence[Sequence[str]], cfg: VectorConfig, extra
     h.update(repr(sorted(cfg.training_settings().items())).encode())
     h.update(gensim.__version__.encode())
     if cfg.kind == "fasttext":
-        h.update(f"buckets={FT_BUCKETS}".encode())
+        h.update(f"buckets=sized-2x-{FT_MAX_BUCKETS},passes={FT_PASSES}".encode())
     for tokens in corpus:
         h.update("\x1f".join(tokens).encode())
         h.update(b"\x1e")
@@ -233,6 +245,7 @@ def train_vectors(
     cfg: VectorConfig,
     cache_dir: Path | None = None,
     extra: TokenCorpus | None = None,
+    buckets: int | None = None,
 ) -> WordVectors:
     """Train (or load from the cache) Word2Vec or FastText vectors on tokenised texts.
 
@@ -242,12 +255,14 @@ def train_vectors(
         cache_dir: where vectors are kept under `corpus_fingerprint` (in the cache folder: held as in use while
             read or written, and the cache kept within its bound, trainables/cache.py); None disables the cache.
         extra: the unlabelled corpus, streamed after `corpus` on every pass.
+        buckets: FastText's n-gram table; None sizes it to the vocabulary (`ngram_table_size`). Not cached
+            otherwise (benchmarks only).
 
     Returns:
         The vocabulary and its (V, D) float32 vectors; for FastText also the n-gram vectors of the vocabulary.
     """
     path = None
-    if cache_dir is not None:
+    if cache_dir is not None and buckets is None:
         path = Path(cache_dir) / f"{cfg.kind}-{corpus_fingerprint(corpus, cfg, extra)}.npz"
         with in_use(path):
             if path.exists() and (cached := _load_cached(path)) is not None:
@@ -264,16 +279,20 @@ def train_vectors(
         "window": cfg.window,
         "min_count": min(cfg.min_count, longest),
         "sg": int(cfg.sg),
-        "epochs": auto_epochs(n_tokens) if cfg.epochs == 0 else cfg.epochs,
+        "epochs": auto_epochs(n_tokens, cfg.kind) if cfg.epochs == 0 else cfg.epochs,
         "seed": cfg.seed,
         "workers": 1,  # more workers make the vectors depend on thread timing
     }
     sentences = _Sentences(corpus, extra)
     if cfg.kind == "fasttext":
-        model = FastText(sentences, min_n=cfg.min_n, max_n=cfg.max_n, bucket=FT_BUCKETS, **settings)
+        if buckets is None:
+            counts = Counter(w for tokens in sentences for w in tokens)
+            kept = (w for w, n in counts.items() if n >= settings["min_count"])
+            buckets = ngram_table_size(kept, cfg.min_n, cfg.max_n)
+        model = FastText(sentences, min_n=cfg.min_n, max_n=cfg.max_n, bucket=buckets, **settings)
         vocab = tuple(model.wv.index_to_key)
-        ids = ngram_buckets(vocab, cfg.min_n, cfg.max_n, FT_BUCKETS)  # the buckets training touched
-        ngrams = NgramVectors(cfg.min_n, cfg.max_n, FT_BUCKETS, ids, model.wv.vectors_ngrams[ids].astype(np.float32))
+        ids = ngram_buckets(vocab, cfg.min_n, cfg.max_n, buckets)  # the buckets training touched
+        ngrams = NgramVectors(cfg.min_n, cfg.max_n, buckets, ids, model.wv.vectors_ngrams[ids].astype(np.float32))
         wv = WordVectors(vocab, model.wv.vectors.astype(np.float32), ngrams)
     else:
         model = Word2Vec(sentences, **settings)
