@@ -51,8 +51,8 @@ from sections import (  # noqa: E402 - benchmarks/ on sys.path
     publish,
 )
 
-from study.ablation import ABLATION_FILE, ABLATION_SCHEMA, BASE, parse_base, value_text  # noqa: E402
-from study.cvstats import paired  # noqa: E402
+from study.ablation.effects import ABLATION_FILE, ABLATION_SCHEMA, BASE, parse_base, value_text  # noqa: E402
+from study.final.stats import paired  # noqa: E402
 from study.results import BEST_METRIC, read_table  # noqa: E402
 
 SECTION = "ablation"

@@ -11,7 +11,7 @@ the model is saved). A trial is lost unless it is in trials.parquet once, `compl
 the goal is 0. Retries is the trials.parquet column (restarts after a failure), Ray's failures its own count
 (`num_failures`, what --max-failures limits); epochs rerun counts results Ray logged twice for one epoch (a restart
 from scratch instead of from the checkpoint). For comparison, `--baseline-rounds` rounds run the studies without
-study/ray_fixes.py (its patch replaced by a no-op in the study's process).
+study/compat.py (its patch replaced by a no-op in the study's process).
 
 Run (not part of CI; demo data, nothing needed beyond the project):
     python benchmarks/faults.py               # 20 rounds and 3 without the fix (138 studies, ~3 h on 2 shared cores)
@@ -57,9 +57,9 @@ MATRIX = {
     "(e) final stage, retraining the winner": ("final-model", 1, True),
 }
 CASES = "".join(sorted({case[1] for case in MATRIX}))  # "abcde"
-# `python -m study.run` with study/ray_fixes.py's patch made a no-op: Ray 2.60 as it is
+# `python -m study.run` with study/compat.py's patch made a no-op: Ray 2.60 as it is
 WITHOUT_FIX = (
-    "import sys, study.ray_fixes as f; f.retry_trials_whose_worker_dies_in_reset = lambda: None; "
+    "import sys, study.compat as f; f.retry_trials_whose_worker_dies_in_reset = lambda: None; "
     "from study.run import main; sys.exit(main(sys.argv[1:]))"
 )
 HEADER = ("fault", "Ray fix", "point", "faults injected", "studies finished", "trials", "trials lost", "retries")
@@ -69,7 +69,7 @@ HEADER += ("Ray's failures", "epochs rerun", "final rows lost", "study s (median
 @dataclass(frozen=True)
 class Outcome:
     case: str
-    fix: bool  # study/ray_fixes.py applied (as always in a study), or not (the baseline)
+    fix: bool  # study/compat.py applied (as always in a study), or not (the baseline)
     exit_code: int
     lost: int  # trials not in trials.parquet exactly once, completed, with every epoch once
     retries: int  # the retries column, summed over the trials
@@ -197,7 +197,7 @@ def markdown(outcomes: list[Outcome], args: argparse.Namespace, total_s: float) 
         "once without error, and the model is lost unless it is saved. Retries: the `retries` column (restarts after a "
         "failure); Ray's failures: its `num_failures` (what `--max-failures` limits); epochs rerun: results Ray "
         "logged twice for one epoch (a restart from scratch where a checkpoint was there). Ray fix off: the "
-        "baseline rounds, the same studies with study/ray_fixes.py's patch made a no-op (Ray 2.60 as it is).",
+        "baseline rounds, the same studies with study/compat.py's patch made a no-op (Ray 2.60 as it is).",
         "",
         *markdown_table(HEADER, rows(outcomes)),
         *closing(args, 1),
@@ -208,7 +208,7 @@ def markdown(outcomes: list[Outcome], args: argparse.Namespace, total_s: float) 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rounds", type=int, default=20, help="rounds of the matrix (default 20)")
-    p.add_argument("--baseline-rounds", type=int, default=3, help="rounds without study/ray_fixes.py (default 3)")
+    p.add_argument("--baseline-rounds", type=int, default=3, help="rounds without study/compat.py (default 3)")
     p.add_argument("--quick", action="store_true", help="2 rounds and 1 without the fix; writes nothing")
     p.add_argument(
         "--cases",

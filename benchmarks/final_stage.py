@@ -3,9 +3,9 @@
 What it measures, on the Greek election tweets (`valid_set.csv`, 5,232 labelled; `test_set.csv` unlabelled, for
 Word2Vec only): three configurations of the default space, each scored by stratified 5-fold CV (seed 0) with a
 6-epoch budget, as a study's final stage does it:
-- final stage: `study.final.run_cv` on a local Ray with every CPU (each fold's Word2Vec trained once by one task,
+- final stage: `study.final.stage.run_cv` on a local Ray with every CPU (each fold's Word2Vec trained once by one task,
   then every configuration's fold task reads it from the object store; tasks of one CPU, one torch thread);
-- sequential: `study.cv.cross_validate` for one configuration after the other in this process (one thread, as
+- sequential: `study.final.cv.cross_validate` for one configuration after the other in this process (one thread, as
   `python -m study.evaluate` runs), which is what a user without the final stage would do.
 Both start from an empty Word2Vec cache; Ray's workers run at the driver's priority (`RAY_worker_niceness=0`:
 Ray's default of 15 starves them whenever anything else runs on the machine, which would time the neighbours);
@@ -66,10 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from study.config import DataSettings
-    from study.cv import cross_validate
-    from study.dataset import load_dataset
-    from study.final import FinalPlan, run_cv
-    from study.final_summary import Candidate
+    from study.data.inputs import load_dataset
+    from study.final.cv import cross_validate
+    from study.final.stage import FinalPlan, run_cv
+    from study.final.summary import Candidate
     from trainables.baseline import BASELINES
     from trainables.train import HParams
 

@@ -5,7 +5,7 @@ the training texts + `test_set.csv`), with a cheap search space registered here 
 RNN/LSTM/GRU models over 100-d vectors, max_len 32) and the same trial budget for every run. For each seed the
 runs below are made side by side (their order rotates with the seed); each figure is a ratio of two runs of one
 seed, and the table shows the median over seeds:
-1. `study.orchestrate.run_study` (2 trials at once, 1 CPU each, ASHA) against a plain sequential Optuna study
+1. `study.search.driver.run_study` (2 trials at once, 1 CPU each, ASHA) against a plain sequential Optuna study
    (`optuna.create_study`, the same seeded TPESampler and start-up trials, one trial at a time with 2 torch
    threads, `trainables.train.fit` as the objective, `trial.report` / `should_prune` every epoch with a
    SuccessiveHalvingPruner on ASHA's rungs, the same space and the same EncodedData): the wall time from the
@@ -67,7 +67,7 @@ from sections import (  # benchmarks/ on sys.path
 import search_spaces
 from search_spaces import SearchSpace
 from study.config import ASHA_METRICS, StudyConfig
-from study.dataset import encode, load_dataset
+from study.data.inputs import encode, load_dataset
 from study.results import EPOCHS_FILE, read_table
 from trainables.metrics import METRIC
 from trainables.prepare import EncodedData
@@ -342,7 +342,7 @@ def run_ray(kind: str, cfg: StudyConfig, work: Path, on_phase: Callable[[str], N
     """`run_study(cfg)` with the timed trial function; `kind` "no-reuse" switches actor reuse off."""
     import ray.cloudpickle
 
-    from study.orchestrate import run_study
+    from study.search.driver import run_study
 
     if __name__ != "__main__":  # Ray workers cannot import this module: ship its functions by value
         ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])

@@ -100,8 +100,8 @@ ORIGINAL = {
 def run_original(args: argparse.Namespace) -> None:
     """The original's best configuration, `study.evaluate`'s protocol: Greek 5-fold CV, vaccine train -> valid."""
     from study.config import DataSettings
-    from study.cv import cross_validate, evaluate_split, given_split, summarise
-    from study.dataset import load_dataset
+    from study.data.inputs import load_dataset
+    from study.final.cv import cross_validate, evaluate_split, given_split, summarise
     from trainables.train import HParams
 
     hp = HParams(**ORIGINAL, max_epochs=1 if args.quick else args.epochs_original)
@@ -218,8 +218,8 @@ def run_old_baselines(which: str, args: argparse.Namespace) -> None:
     import numpy as np
 
     from study.config import StudyConfig, saved_settings
-    from study.cv import plan_folds
-    from study.dataset import load_dataset
+    from study.data.inputs import load_dataset
+    from study.final.cv import plan_folds
     from trainables.data import text_groups
     from trainables.metrics import classification_metrics
     from trainables.preprocess import clean_corpus
@@ -256,7 +256,7 @@ def _folds(folder: Path, candidate: str, column: str) -> list[float]:
 
 
 def _verdict(a: list[float], b: list[float], folds: int) -> str:
-    from study.cvstats import paired
+    from study.final.stats import paired
 
     r = paired(a, b, folds)
     return f"{r.difference:+.3f} [{r.low:+.3f}, {r.high:+.3f}], p {r.p_value:.2f}: {r.verdict}"
@@ -266,7 +266,7 @@ def _data_rows(data: str, space: str, folder: Path, original: dict | None) -> tu
     """The table rows and verdict lines of one study: old and new protocol side by side."""
     import numpy as np
 
-    from study.final_summary import BASELINE_NAMES
+    from study.final.summary import BASELINE_NAMES
 
     study = _study(folder)
     label = data.capitalize()

@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     _, study_s = run(["-m", "study.run", *data_flags, *flags, "--name", name, "--results-dir", str(results)])
     folder = results / name
     sys.path.insert(0, str(REPO))
-    from study.final_summary import BASELINE_NAMES
+    from study.final.summary import BASELINE_NAMES
     from study.results import BEST_METRIC, read_table
 
     trials = read_table(folder / "trials.parquet")

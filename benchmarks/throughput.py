@@ -39,7 +39,7 @@ from sections import (  # benchmarks/ on sys.path
 )
 
 from study.config import DataSettings
-from study.dataset import encode, load_dataset
+from study.data.inputs import encode, load_dataset
 from trainables.prepare import EncodedData
 from trainables.train import HParams, build_model, fit
 

@@ -79,7 +79,7 @@ def child(mode: str, trials: int, epochs: int, seed: int, data_dir: Path) -> dic
     import optuna
     from performance import PERF_SPACE, Budget, process_memory, study_config
 
-    from study.dataset import encode, load_dataset
+    from study.data.inputs import encode, load_dataset
     from trainables.train import HParams, fit
     from trainables.trainable import release_freed_memory
 

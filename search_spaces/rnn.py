@@ -3,7 +3,7 @@
 Each space says which hyperparameters TPE searches, which are fixed, and which configurations are
 tried first. Names match HParams fields in trainables/train.py, and the representation settings a space may
 search (trainables/vectorize.py `SEARCHED`: vectorizer, vector_size, window, sg, min_count), whose trials take
-their data from the study's representation store (study/representations.py).
+their data from the study's representation store (study/search/representations.py).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """`python -m study.evaluate`: the command line of a cross-validation of ONE configuration, no Ray needed.
 
 Here: parsing (`parse_overrides` reads the `--set name=value` items), the summary table and the exit codes.
-The folds, one fold's run and the summary over folds live in cv.py; reading files in study/dataset.py.
+The folds, one fold's run and the summary over folds live in cv.py; reading files in study/data/inputs.py.
 With `--valid FILE` there is one "fold": train on `--train`, score on `--valid`.
 
 Exit codes: 0 done, 2 bad input or settings, 130 interrupted, 1 anything else.
@@ -31,7 +31,7 @@ from study.config import (
     convert_value,
     field_types,
 )
-from study.cv import DEFAULT_FOLDS, SCORED_BY, FoldResult, cross_validate, evaluate_split, given_split, summarise
+from study.final.cv import DEFAULT_FOLDS, SCORED_BY, FoldResult, cross_validate, evaluate_split, given_split, summarise
 from study.results import json_text
 from trainables.train import HParams
 
@@ -178,7 +178,7 @@ def parser() -> CommandParser:
 
 def run(args: argparse.Namespace, flags: dict[str, Any]) -> dict[str, Any]:
     """Validate everything, read the data, cross-validate (or train → valid); returns the JSON summary."""
-    from study.dataset import load_dataset, vector_cache_dir
+    from study.data.inputs import load_dataset, vector_cache_dir
 
     settings, hp = build_settings(flags, args.overrides, args.max_epochs)
     if settings.valid and args.folds is not None:

@@ -4,7 +4,7 @@ Here: `init_ray` (a new local Ray, or the cluster at `address` / $RAY_ADDRESS on
 (the nodes up and the workers a `ray up` cluster's launcher may start, `autoscaler_capacity`), `check_resources`
 (requests of the study's trials and tasks that no node can hold are refused), `concurrency` (how many trials at
 once) and `TaskWindow` (Ray tasks submitted no faster than the nodes take them). Not here: the study's steps
-(orchestrate.py), the settings themselves (config.py).
+(search/driver.py), the settings themselves (config.py).
 """
 
 from __future__ import annotations

@@ -121,7 +121,7 @@ PREDICTIONS_SCHEMA = pa.schema(
     ]
 )
 
-# The final stage (study/final.py): a row per candidate configuration or baseline and fold, and on the test set.
+# The final stage (study/final/stage.py): a row per candidate configuration or baseline and fold, and on the test set.
 # What one fold of a cross-validated run yields: the final stage's rows and an ablation's rows end with these.
 FOLD_FIELDS = [
     ("n_train", pa.int64()),

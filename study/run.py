@@ -49,15 +49,15 @@ def main(argv: list[str] | None = None) -> int:
     toml_path = ns.pop("config", None)
 
     def work(console) -> None:
-        from study.orchestrate import run_study
-        from study.progress import top_trials_table
+        from study.search.driver import run_study
+        from study.search.progress import top_trials_table
 
         outcome = run_study(build_config(ns, toml_path, StudyConfig), console)
         console.print(top_trials_table(outcome.trials))
         counts = outcome.trials["status"].value_counts().to_dict()
         console.print(f"Study [bold]{outcome.name}[/] done: {len(outcome.trials)} trials ({counts}).")
         if outcome.info.get("final"):
-            from study.final_summary import answer_lines
+            from study.final.summary import answer_lines
 
             for line in answer_lines(outcome.info["final"], outcome.folder):
                 console.print(line, markup=False, soft_wrap=True)

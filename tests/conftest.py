@@ -29,7 +29,7 @@ def small_studies(tmp_path_factory) -> tuple[Path, Path]:
     import ray
 
     from study.config import StudyConfig
-    from study.orchestrate import run_study
+    from study.search.driver import run_study
 
     root = tmp_path_factory.mktemp("small_studies")
     started = not ray.is_initialized()
@@ -76,8 +76,8 @@ def worse_study(tmp_path_factory) -> Path:
 
     import numpy as np
 
-    from study import cvstats
-    from study.final_summary import BASELINE_NAMES, METRIC_NAMES
+    from study.final import stats as cvstats
+    from study.final.summary import BASELINE_NAMES, METRIC_NAMES
     from study.results import (
         BEST_METRIC,
         EPOCHS_SCHEMA,

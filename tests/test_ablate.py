@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 
 from search_spaces import get_space
-from study.ablate import ABLATION_JSON, ablate, current_rows, main, parser, resolve, summarise
-from study.ablation import ABLATION_FILE, ABLATION_SCHEMA, BASE, Variant
+from study.ablate import main, parser
+from study.ablation.driver import ABLATION_JSON, ablate, current_rows, resolve, summarise
+from study.ablation.effects import ABLATION_FILE, ABLATION_SCHEMA, BASE, Variant
 from study.cli import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, run_command
 from study.config import ConfigError, StudyConfig
 from study.report.ablation import write_ablation_report
@@ -34,12 +35,12 @@ def _isolated(tmp_path, monkeypatch):
 @pytest.fixture
 def no_ray(monkeypatch):
     """Fail the test if anything tries to start or join Ray."""
-    import study.ablate
+    import study.ablation.driver
 
     def refuse(cfg):
         raise RayStarted("Ray was started before the bad input was refused")
 
-    monkeypatch.setattr(study.ablate, "init_ray", refuse)
+    monkeypatch.setattr(study.ablation.driver, "init_ray", refuse)
 
 
 def _study_folder(folder, final=None, **changes):
@@ -362,9 +363,9 @@ def test_an_interrupted_ablation_reruns_only_the_missing_folds(small_study, ray_
     )
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == files
     # the same command once more: nothing to run, so no Ray; the report is written again
-    import study.ablate
+    import study.ablation.driver
 
     (out / "report.html").unlink()
-    monkeypatch.setattr(study.ablate, "init_ray", lambda cfg: pytest.fail("Ray started with nothing to run"))
+    monkeypatch.setattr(study.ablation.driver, "init_ray", lambda cfg: pytest.fail("Ray started with nothing to run"))
     assert main(argv) == EXIT_OK
     assert (out / "report.html").is_file()

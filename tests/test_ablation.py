@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from study.ablation import BASE, effects, mean_curves, parse_vary, plan_variants
+from study.ablation.effects import BASE, effects, mean_curves, parse_vary, plan_variants
 from study.config import ConfigError
 
 BASE_PARAMS = {"cell": "lstm", "hidden_size": 16, "num_layers": 3, "attention": True, "dropout": 0.3}
@@ -118,7 +118,7 @@ def test_the_cost_ratio_is_the_median_so_one_slow_first_task_does_not_move_it():
 
 
 def test_the_report_colours_each_verdict_and_shows_the_vectors_as_used(tmp_path):
-    from study.ablate import summarise
+    from study.ablation.driver import summarise
     from study.report.ablation import write_ablation_report
 
     rows = _rows({"attention=false": -0.03, "cell=gru": 0.0005, "hidden_size=128": 0.03})

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from study.config import StudyConfig
-from study.dataset import encode, load_dataset
+from study.data.inputs import encode, load_dataset
 from study.run import main
 
 GREEK = "valid_set.csv"  # in greek-election-tweets-ys19-2023/
@@ -44,12 +44,12 @@ def _isolated(tmp_path, monkeypatch):
 @pytest.fixture
 def no_ray(monkeypatch):
     """Fail the test if anything tries to start or join Ray."""
-    import study.orchestrate
+    import study.search.driver
 
     def refuse(cfg):
         raise RayStarted("Ray was started before the bad input was refused")
 
-    monkeypatch.setattr(study.orchestrate, "init_ray", refuse)
+    monkeypatch.setattr(study.search.driver, "init_ray", refuse)
 
 
 def _write(path: Path, text: str | bytes) -> Path:

@@ -1,12 +1,13 @@
-"""What a study keeps of its trials' checkpoints (study/checkpoints.py): the plan, and a real study that ends with
-the best checkpoint of its top `--keep-checkpoints` trials only, its costs in study.json, and still resumes."""
+"""What a study keeps of its trials' checkpoints (study/search/checkpoints.py): the plan, and a real study that
+ends with the best checkpoint of its top `--keep-checkpoints` trials only, its costs in study.json,
+and still resumes."""
 
 import json
 from pathlib import Path
 
 import pytest
 
-from study.checkpoints import Removal, TrialCheckpoints, plan_removals
+from study.search.checkpoints import Removal, TrialCheckpoints, plan_removals
 from trainables.trainable import HISTORY_FILE, PROBS_FILE, STATE_FILE
 
 
@@ -38,8 +39,8 @@ def test_a_study_keeps_the_best_checkpoint_of_its_top_trials_only_and_says_what_
     import ray
 
     from study.config import StudyConfig
-    from study.orchestrate import run_study
     from study.results import read_table
+    from study.search.driver import run_study
 
     monkeypatch.setenv("RNN_STUDY_CACHE", str(tmp_path / "cache"))
     cfg = StudyConfig(smoke=True, space="smoke", num_samples=3, max_epochs=3, grace_period=3, demo_rows=300,

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score, roc_auc_score
 
-from study import cvstats
 from study.compare import main
+from study.final import stats as cvstats
 from study.report import compare, stats
 from study.report.load import StudyResults, load_results
 from study.results import PREDICTIONS_SCHEMA, read_table, write_table

@@ -93,8 +93,8 @@ def test_the_old_vectorizer_values_are_read_as_the_encoding_with_a_note(tmp_path
 def test_a_study_json_of_before_resumes_with_its_old_settings(tmp_path):
     import json
 
-    from study.orchestrate import resolve
     from study.results import SCHEMA_VERSION
+    from study.search.driver import resolve
 
     folder = tmp_path / "old"
     folder.mkdir()

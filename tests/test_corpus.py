@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from study.config import DataSettings, build_config
-from study.dataset import load_dataset
+from study.data.inputs import load_dataset
 from trainables.corpus import corpus_key, file_fingerprint, token_corpus
 from trainables.data import DataError, DataSpec
 from trainables.preprocess import CleanConfig, clean_corpus

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from study.cvstats import cv_estimate, paired, verdict_line
+from study.final.stats import cv_estimate, paired, verdict_line
 
 SCORES = [0.40, 0.42, 0.38, 0.41, 0.39]
 

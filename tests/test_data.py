@@ -329,7 +329,7 @@ def test_a_study_accounts_for_rows_read_dropped_and_repeated(tmp_path, caplog):
     import logging
 
     from study.config import DataSettings
-    from study.dataset import load_dataset
+    from study.data.inputs import load_dataset
 
     rows = ["New_ID,Text,Sentiment,Party"]
     for i in range(60):
@@ -345,7 +345,7 @@ def test_a_study_accounts_for_rows_read_dropped_and_repeated(tmp_path, caplog):
         drop_unmapped=True,
         empty_texts="drop",
     )
-    with caplog.at_level(logging.INFO, logger="study.dataset"):
+    with caplog.at_level(logging.INFO, logger="study.data.inputs"):
         ds = load_dataset(settings, cache_dir=tmp_path / "cache")
     a = ds.accounting
     assert a["files"][0] == {

@@ -1,9 +1,9 @@
-"""study.data_summary: what the driver keeps for the report's data section, from the data it encoded."""
+"""study.data.summary: what the driver keeps for the report's data section, from the data it encoded."""
 
 import numpy as np
 import pytest
 
-from study.data_summary import (
+from study.data.summary import (
     CLEAN,
     DATA_SCHEMA,
     MAP,

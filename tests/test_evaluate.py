@@ -1,4 +1,4 @@
-"""`python -m study.evaluate` and study/cv.py: JSON output, exit codes for bad settings, folds that keep Word2Vec
+"""`python -m study.evaluate` and study/final/cv.py: JSON output, exit codes for bad settings, folds that keep Word2Vec
 honest, identical texts that never straddle a split, and an epoch the scored fold cannot choose."""
 
 import json
@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from study.config import ConfigError, DataSettings
-from study.cv import Fold, evaluate_split, fold_indices, inner_split, plan_folds, score_fold
 from study.evaluate import main, parse_overrides
+from study.final.cv import Fold, evaluate_split, fold_indices, inner_split, plan_folds, score_fold
 from trainables.data import LabelledData, read_labelled, stratified_split, subset, text_groups
 from trainables.demo import write_demo
 from trainables.prepare import prepare

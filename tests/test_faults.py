@@ -20,7 +20,7 @@ import optuna
 import pytest
 
 from study.results import TrialStatus, read_table
-from study.rows import retries
+from study.search.rows import retries
 from trainables.baseline import BASELINES
 from trainables.fault_hook import ALL, FAULT_HOOK_VARIABLE, arm, fault_point, held_trials, kill_held_trial, let_go
 
@@ -330,7 +330,7 @@ def test_nan_loss_fails_the_trial_and_the_study_goes_on(tmp_path):
     import search_spaces
     from search_spaces.rnn import SearchSpace
     from study.config import StudyConfig
-    from study.orchestrate import run_study
+    from study.search.driver import run_study
 
     space = SearchSpace(
         "nan-test",
@@ -397,7 +397,7 @@ def _fill(folder: Path) -> Path:
 @pytest.mark.slow
 def test_optuna_db_on_a_full_disk_says_no_space_left_like_every_other_write(small_disk, small_study):
     from search_spaces import get_space
-    from study.optuna_study import write_optuna_db
+    from study.search.optuna_db import write_optuna_db
 
     trials, epochs = read_table(small_study / "trials.parquet"), read_table(small_study / "epochs.parquet")
     _fill(small_disk)

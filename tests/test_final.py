@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from study.final import FinalPlan, candidates, run_cv
-from study.final_summary import CV, Candidate, summarise_final
-from study.final_summary import TEST as TEST_SPLIT
+from study.final.stage import FinalPlan, candidates, run_cv
+from study.final.summary import CV, Candidate, summarise_final
+from study.final.summary import TEST as TEST_SPLIT
 from study.results import FINAL_SCHEMA
 from trainables.baseline import BASELINES
 
@@ -203,8 +203,8 @@ def _study_config(tmp_path, name, **kw):
 def test_a_study_ends_with_its_answer_a_baseline_and_a_saved_model(ray_2_cpus, tmp_path):
     import json
 
-    from study.orchestrate import run_study
     from study.results import read_table
+    from study.search.driver import run_study
     from trainables.data import DataSpec, read_labelled
     from trainables.demo import write_demo
     from trainables.saved_model import load_model
@@ -255,8 +255,8 @@ def test_a_study_ends_with_its_answer_a_baseline_and_a_saved_model(ray_2_cpus, t
 def test_an_interrupted_final_stage_resumes_without_redoing_finished_folds(ray_2_cpus, tmp_path):
     from dataclasses import replace
 
-    from study.orchestrate import StudyInterrupted, run_study
     from study.results import read_table
+    from study.search.driver import StudyInterrupted, run_study
 
     cfg = _study_config(tmp_path, "resumed", test_fraction=0.0)
     written = []

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from study.config import DataSettings
-from study.dataset import load_dataset
+from study.data.inputs import load_dataset
 from study.run import main as run_main
 from trainables.pretrained import VectorsError, coverage, read_vectors_file, restrict
 from trainables.vectorize import WordVectors

@@ -8,10 +8,10 @@ from ray.tune.callback import CallbackList
 from ray.tune.experiment import Trial
 from rich.console import Console
 
-from study.progress import Counts, RichProgress, progress_line
-from study.recorder import ResultsRecorder
 from study.results import TRIALS_FILE, read_table
-from study.rows import RowContext, trial_row
+from study.search.progress import Counts, RichProgress, progress_line
+from study.search.recorder import ResultsRecorder
+from study.search.rows import RowContext, trial_row
 
 CTX = RowContext(fixed={"num_layers": 1}, max_epochs=2, seed=7, cpus=1.0, gpus=0.0)
 
@@ -118,7 +118,7 @@ def test_a_log_file_gets_whole_lines(capsys, monkeypatch):
     import logging
 
     from study.console import setup_console
-    from study.progress import top_trials_table
+    from study.search.progress import top_trials_table
 
     for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "COLUMNS"):
         monkeypatch.delenv(name, raising=False)

@@ -18,8 +18,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from sklearn.metrics import confusion_matrix, roc_auc_score
 
-from study.data_summary import DATA_FILE, raw_tokens, sample_rows, token_frequencies
-from study.final_summary import BASELINE_NAMES
+from study.data.summary import DATA_FILE, raw_tokens, sample_rows, token_frequencies
+from study.final.summary import BASELINE_NAMES
 from study.report import plots, search
 from study.report.__main__ import main
 from study.report.load import ReportError, best_trial, load_results, summary, top_trials, trial_order
@@ -93,8 +93,8 @@ def test_html_holds_each_section_and_is_self_contained(reported):
 
 
 def test_reads_no_ray():
-    modules = "study.report.sections, study.report.__main__, study.report.compare, study.compare, study.data_summary"
-    code = f"import sys, {modules}, study.config, study.optuna_study; assert 'ray' not in sys.modules"
+    modules = "study.report.sections, study.report.__main__, study.report.compare, study.compare, study.data.summary"
+    code = f"import sys, {modules}, study.config, study.search.optuna_db; assert 'ray' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from study.config import DataSettings, StudyConfig
-from study.dataset import load_dataset
-from study.representations import base_params, representation_key, start_store
+from study.data.inputs import load_dataset
+from study.search.representations import base_params, representation_key, start_store
 from trainables.prepare import prepare
 from trainables.vectorize import SEARCHED
 
@@ -64,7 +64,7 @@ def test_the_store_builds_each_representation_once_however_many_trials_ask_at_on
 
 @pytest.mark.slow
 def test_a_tiny_wide_study_searches_the_representation_and_saves_the_winners(ray_2_cpus, tmp_path):
-    from study.orchestrate import run_study
+    from study.search.driver import run_study
     from trainables.saved_model import load_model
 
     cfg = StudyConfig(

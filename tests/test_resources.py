@@ -219,8 +219,8 @@ def test_a_task_window_says_what_runs_and_waits_while_nothing_ends(local_ray, tm
 @pytest.mark.slow
 def test_the_final_stage_keeps_no_more_fold_tasks_in_ray_than_its_window(local_ray, tmp_path):
     """With `at_once` 1 the fold tasks (their encodings included) run one after another, each fold encoded once."""
-    from study.final import FinalPlan, run_cv
-    from study.final_summary import Candidate
+    from study.final.stage import FinalPlan, run_cv
+    from study.final.summary import Candidate
     from trainables.data import DataSpec, read_labelled
     from trainables.demo import write_demo
     from trainables.preprocess import CleanConfig

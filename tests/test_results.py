@@ -17,7 +17,7 @@ from study.results import (
     write_json,
     write_table,
 )
-from study.rows import summarise_trial
+from study.search.rows import summarise_trial
 
 
 def _epochs(trial_id, scores):

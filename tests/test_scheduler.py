@@ -4,7 +4,7 @@ import pytest
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 
-from study.scheduler import FullRungASHA, min_rung_size
+from study.search.scheduler import FullRungASHA, min_rung_size
 
 RUNGS = dict(metric="f1", mode="max", max_t=9, grace_period=1, reduction_factor=3)
 

@@ -7,7 +7,7 @@ word boundaries (inflected Greek words share features), and `tfidf_union` both s
 regularisation strength C is chosen among `CS` by an inner stratified CV (by macro-F1) on the training part
 only, then the model is refitted on the whole training part; the vocabulary and idf come from the training
 part (the inner validation texts included: no labels are read there). Nothing else about the data is learnt.
-Not here: the folds and the comparison with the RNN (study/final.py, study/cvstats.py).
+Not here: the folds and the comparison with the RNN (study/final/stage.py, study/final/stats.py).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ Points (trainables/trainable.py):
 - `start`: the trial function starts, before it loads a checkpoint or reports;
 - `checkpoint-<k>`: epoch k's checkpoint is half written (state.pt saved, nothing reported);
 - `reported-<k>`: epoch k is reported and its checkpoint saved, before epoch k+1.
-- `final-fold`: a final-stage fold task starts (study/final.py; the id is "<candidate>-<fold>");
+- `final-fold`: a final-stage fold task starts (study/final/stage.py; the id is "<candidate>-<fold>");
 - `final-model`: the task that retrains the winner on every labelled row starts (the id is the winner's);
 - `final-save`: the DRIVER holds the retrained model and is about to save it (the id is the winner's).
 """

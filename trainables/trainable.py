@@ -7,7 +7,7 @@ Each checkpoint holds `state.pt` (model, optimiser, RNG states, epoch; loaded wi
 word vectors left out, of tuned ones only the rows training changed), `val_probs.npy` (the epoch's validation
 probabilities, which the driver reads for the best epochs) and `history.json` (every epoch's metrics so far).
 Each report carries the checkpoint's size as `checkpoint_bytes`. Which checkpoints a study keeps is the
-driver's choice (study/checkpoints.py).
+driver's choice (study/search/checkpoints.py).
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ class ResetPoint:
 
 
 def representation_data(store, params: dict[str, Any]) -> EncodedData:
-    """The EncodedData of a searched representation from the study's store (study/representations.py): built
+    """The EncodedData of a searched representation from the study's store (study/search/representations.py): built
     once per study, shared through the object store, waited for while another trial's request builds it."""
     return ray.get(ray.get(store.get.remote(params))[0])
 

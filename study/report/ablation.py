@@ -3,7 +3,7 @@
 It reads only what the ablation's files hold (ablation.json's plan and effects, ablation.parquet's rows): the
 verdicts in plain words, a forest plot of every variant's change in macro-F1 and AUC against the base with its
 interval, the effects table with the corrected and Holm-adjusted p-values, the mean learning curves per factor
-and the cost of each variant. The statistics are ablation.py's; the HTML blocks page.py's; the command ablate.py.
+and the cost of each variant. The statistics are study/ablation/effects.py's; the HTML blocks page.py's.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from study.ablation import BASE, EFFECT_COLUMNS, mean_curves
+from study.ablation.effects import BASE, EFFECT_COLUMNS, mean_curves
 from study.report.load import FIGURES_DIR, vector_size_used
 from study.report.page import (
     Section,

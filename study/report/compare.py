@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from study.cvstats import holm
+from study.final.stats import holm
 from study.report.compare_final import final_section
 from study.report.load import FIGURES_DIR, ReportError, StudyResults, load_results, same_rows, scored, status_counts
 from study.report.page import Section, frame_table, note_html, para_html, save_figure, verdict_html, write_page

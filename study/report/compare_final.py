@@ -1,8 +1,8 @@
 """The comparison's first section: studies ranked by their final models' k-fold CV estimates.
 
-A study's final stage (study/final.py) scores its winner on k folds of every labelled row; two studies whose
+A study's final stage (study/final/stage.py) scores its winner on k folds of every labelled row; two studies whose
 final stages used the same folds (the same labelled rows, the same k and fold seed) are compared fold by fold
-with the corrected paired t-test of study/cvstats.py, Holm-corrected over the pairs; which studies share rows
+with the corrected paired t-test of study/final/stats.py, Holm-corrected over the pairs; which studies share rows
 is decided by load.same_rows, as for the comparison's other tests. Studies without a final stage are listed
 last, with their search score. Own drawing: no library plots CV intervals.
 """
@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from study.cvstats import holm, paired, verdict_line
-from study.final_summary import BASELINE_NAMES, CV
+from study.final.stats import holm, paired, verdict_line
+from study.final.summary import BASELINE_NAMES, CV
 from study.report.final import interval_text, interval_xerr
 from study.report.load import StudyResults, same_rows
 from study.report.page import Section, frame_table, note_html, para_html, save_figure, verdict_html

@@ -1,6 +1,6 @@
 """The report's first section, "Final model": what the study found, scored where the search never chose.
 
-From study.json's `final` block and final.parquet (study/final.py writes both): the saved model's configuration
+From study.json's `final` block and final.parquet (study/final/stage.py writes both): the saved model's configuration
 and settings, its k-fold CV estimate with its interval beside its search score (their difference signed), the
 baselines on the same folds, the strongest fold by fold with the paired verdict (its box coloured by it), the
 test score when the study held out a test set, and the command that applies the model; and the header's line.
@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from study.final_summary import BASELINE_NAMES, CV
+from study.final.summary import BASELINE_NAMES, CV
 from study.report.load import StudyResults, searched_params
 from study.report.page import Section, frame_table, grid_html, kv_table, note_html, save_figure, verdict_html
 from study.report.plots import BASELINE_COLOURS, FINAL_MODEL_COLOUR

@@ -16,7 +16,7 @@ import pandas as pd
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
 from study.config import TRAINED_VECTOR_SIZE
-from study.data_summary import DATA_FILE, DATA_SCHEMA
+from study.data.summary import DATA_FILE, DATA_SCHEMA
 from study.results import (
     BEST_METRIC,
     EPOCHS_FILE,

@@ -59,7 +59,7 @@ def note_html(text: str, warn: bool = False) -> str:
     return f'<p class="{"warn" if warn else "note"}">{html.escape(text)}</p>'
 
 
-# The CSS class of each verdict (study/cvstats.py's VERDICTS): the box's colour follows what it says.
+# The CSS class of each verdict (study/final/stats.py's VERDICTS): the box's colour follows what it says.
 VERDICT_CLASSES = {"better": "better", "not distinguishable": "even", "worse": "worse"}
 
 

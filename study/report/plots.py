@@ -18,7 +18,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
-from study.final_summary import BASELINE_NAMES
+from study.final.summary import BASELINE_NAMES
 from study.report.load import ReportError, trial_order
 from study.results import TrialStatus
 

@@ -23,8 +23,8 @@ from matplotlib.ticker import MaxNLocator, NullFormatter
 from optuna.distributions import BaseDistribution, IntDistribution
 from optuna.importance import FanovaImportanceEvaluator, MeanDecreaseImpurityImportanceEvaluator
 
-from study.optuna_study import build_study
 from study.results import BEST_METRIC, TrialStatus
+from study.search.optuna_db import build_study
 
 MIN_IMPORTANCE_TRIALS = 3  # fewer scored trials give Optuna's evaluators nothing to fit
 STOPPED_COUNTED = "each trial ASHA stopped counts with the best validation macro-F1 of the rungs it reached"

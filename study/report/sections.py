@@ -15,7 +15,7 @@ import pandas as pd
 from optuna.distributions import BaseDistribution
 from optuna.trial import TrialState
 
-from study.data_summary import CLEAN, DATA_FILE, MAP, RAW
+from study.data.summary import CLEAN, DATA_FILE, MAP, RAW
 from study.report import plots, search
 from study.report.final import final_section, headline_text
 from study.report.load import (
@@ -106,7 +106,7 @@ def summary_section(results: StudyResults, s: Summary, top: pd.DataFrame, params
         "total": s.counts["total"],
         "trial-epochs run": s.trial_epochs,
         "wall time (s)": s.wall_time_s,
-        # disk: study.json's `disk` block (study/checkpoints.py); absent in studies of before it
+        # disk: study.json's `disk` block (study/search/checkpoints.py); absent in studies of before it
         "checkpoint MB per trial-epoch": _mb((results.study.get("disk") or {}).get("checkpoint_bytes_per_trial_epoch")),
         "study folder at the end (MB)": _mb((results.study.get("disk") or {}).get("folder_bytes")),
         "study status": results.study.get("status"),

@@ -134,7 +134,7 @@ def read_result_json(fs, path: str) -> list[dict[str, Any]]:
 
 @dataclass(frozen=True, eq=False)
 class StoredTrial:
-    """A trial's folder on Ray's storage and its checkpoints there (study/checkpoints.py decides what stays)."""
+    """A trial's folder on Ray's storage and its checkpoints there (study/search/checkpoints.py decides what stays)."""
 
     path: str  # the trial's folder, a path in `filesystem`
     filesystem: Any  # pyarrow.fs.FileSystem of the storage

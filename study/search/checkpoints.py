@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from study.rows import StoredTrial, top_trials
+from study.search.rows import StoredTrial, top_trials
 from trainables.metrics import MODE
 from trainables.trainable import CHECKPOINT_SCORE, HISTORY_FILE, PROBS_FILE, STATE_FILE
 

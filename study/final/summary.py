@@ -5,7 +5,7 @@ its paired comparison with the better baseline (`summarise_final`), the test-set
 headline figure, the answer in plain lines for the terminal, the names of the row splits and baselines, and
 `Candidate`, a searched configuration the stage scores.
 Pure functions of the rows: nothing here runs Ray or reads or writes a file. Not here: running the folds and
-the final model (study/final.py), the statistics (study/cvstats.py), the report's section (study/report/final.py).
+the final model (stage.py), the statistics (stats.py), the report's section (study/report/final.py).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from study.cv import SCORED_BY
-from study.cvstats import cv_estimate, paired, verdict_line
+from study.final.cv import SCORED_BY
+from study.final.stats import cv_estimate, paired, verdict_line
 from trainables.baseline import BASELINES
 
 CV, TEST = "cv", "test"  # the `split` of a row

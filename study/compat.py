@@ -37,7 +37,7 @@ def retry_trials_whose_worker_dies_in_reset() -> None:
     needed = ("_trial_task_failure", "_actor_failed", "_schedule_trial_reset")
     if not all(hasattr(TuneController, name) for name in needed):
         raise RuntimeError(
-            f"study/ray_fixes.py wraps Ray Tune's TuneController methods {needed}, which this Ray "
+            f"study/compat.py wraps Ray Tune's TuneController methods {needed}, which this Ray "
             f"version lacks; install the Ray version pyproject.toml pins."
         )
     trial_task_failure = TuneController._trial_task_failure

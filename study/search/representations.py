@@ -10,7 +10,7 @@ through Ray's object store, as the study's own data does through `tune.with_para
 The actor and its tasks take no CPU of their own: a trial that asks blocks until its data is there, and the
 task runs in its stead (a CPU reserved for the tasks would deadlock a study whose trials hold every CPU).
 Not here: the trainable's side (trainables/trainable.py `representation_data`), the final stage's encodings
-(study/final.py, which plans its (fold, representation) pairs up front).
+(study/final/stage.py, which plans its (fold, representation) pairs up front).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from typing import Any
 from ray import tune
 
 from study.results import EPOCHS_FILE, EPOCHS_SCHEMA, TRIALS_FILE, TRIALS_SCHEMA, write_table
-from study.rows import RowContext, epoch_row, error_message, trial_row
+from study.search.rows import RowContext, epoch_row, error_message, trial_row
 
 log = logging.getLogger(__name__)
 

@@ -2,12 +2,12 @@
 
 A plan is the base configuration and its variants, each changing exactly one factor (a hyperparameter). Every
 variant and the base run on the same stratified folds with the same per-fold Word2Vec and the same seeds (the
-final stage's fold tasks, study/final.py), `repeats` times with fold splits and seeds moved on by the repeat.
-Each variant is then compared with the base fold by fold (study/cvstats.py), with Holm's correction for the
+final stage's fold tasks, study/final/stage.py), `repeats` times with fold splits and seeds moved on by the repeat.
+Each variant is then compared with the base fold by fold (study/final/stats.py), with Holm's correction for the
 number of variants.
 
 Here: planning (pure), running (Ray, resumable through the rows already written) and the analysis (pure).
-Not here: the command line (study/ablate.py), the HTML report (study/report/).
+Not here: the steps of a run (driver.py), the command line (study/ablate.py), the HTML report (study/report/).
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ import pandas as pd
 import pyarrow as pa
 
 from study.config import ConfigError, convert_value, field_types
-from study.cvstats import LEVEL, Paired, holm, paired
-from study.final import FinalPlan, run_cv
-from study.final_summary import CV, Candidate
+from study.final.stage import FinalPlan, run_cv
+from study.final.stats import LEVEL, Paired, holm, paired
+from study.final.summary import CV, Candidate
 from study.results import FOLD_FIELDS
 from trainables.train import HParams
 

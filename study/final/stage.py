@@ -3,7 +3,7 @@
 After the search, the top `final_top` configurations (by search score) are re-scored by stratified k-fold CV over
 every labelled row (training and validation together, never the test rows; identical texts in one fold), each
 fold's word vectors trained without its held-out fold (each candidate's own representation where the space
-searches it) and its epoch chosen on an inner split of its training part (study/cv.py `score_fold`, the rule
+searches it) and its epoch chosen on an inner split of its training part (study/final/cv.py `score_fold`, the rule
 `study.evaluate` and `study.ablate` use too); the TF-IDF baselines run on the raw texts of the same folds, their
 regularisation chosen by an inner CV of each fold's training part. Every fold is a Ray task
 on the study's per-trial resources, so the folds run side by side on the cluster. The winner is the candidate
@@ -12,8 +12,7 @@ with the best CV mean; it is retrained on every labelled row for the median of i
 
 Here: planning the folds, running them on Ray, final.parquet (kept current, so an interrupted stage resumes
 without redoing finished folds) and the final model. Not here: the `final` block of study.json and the answer
-printed (study/final_summary.py), the fold maths (study/cv.py), the statistics (study/cvstats.py), the baselines
-(trainables/baseline.py).
+printed (summary.py), the fold maths (cv.py), the statistics (stats.py), the baselines (trainables/baseline.py).
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from study.final_summary import BASELINE_NAMES, CV, TEST, Candidate, headline, summarise_final, summarise_test
+from study.final.summary import BASELINE_NAMES, CV, TEST, Candidate, headline, summarise_final, summarise_test
 from study.results import BEST_METRIC, FINAL_FILE, FINAL_SCHEMA, PARAM_TYPES, ResultsError, read_table, write_table
 from trainables.baseline import BASELINES, INNER_FOLDS, baseline_proba
 from trainables.metrics import classification_metrics, log_loss
@@ -100,11 +99,11 @@ def encode_fold_task(train, held_out, unlabelled, clean, vectors, cache_dir):
 
 
 def fit_fold_task(hp, data, fold, label: str = "") -> dict[str, Any]:
-    """`study.cv.score_fold` on one fold's data: the epoch chosen on its inner split, the held-out fold scored there.
+    """`cv.score_fold` on one fold's data: the epoch chosen on its inner split, the held-out fold scored there.
 
     `label` ("<candidate>-<fold>") names the task at the test-only fault point `final-fold`.
     """
-    from study.cv import score_fold
+    from study.final.cv import score_fold
     from trainables.fault_hook import fault_point
     from trainables.trainable import no_kernel_cache_per_shape
 
@@ -170,9 +169,9 @@ def run_cv(
     """
     import ray
 
-    from study.cv import fold_indices, plan_folds
-    from study.representations import representation_key
+    from study.final.cv import fold_indices, plan_folds
     from study.resources import Once, TaskWindow, deferred
+    from study.search.representations import representation_key
     from trainables.data import subset, text_groups
     from trainables.train import HParams
     from trainables.vectorize import split_params, with_params
@@ -262,7 +261,7 @@ def run_final_model(
     resources = {"num_cpus": plan.cpus, "num_gpus": plan.gpus, "max_retries": plan.max_retries}
     window = TaskWindow(plan.at_once)  # the test set's baselines; the final model goes ahead of any still queued
     if test is not None:
-        from study.cv import fold_indices
+        from study.final.cv import fold_indices
         from trainables.data import text_groups
 
         task = ray.remote(baseline_task).options(num_cpus=plan.cpus, max_retries=plan.max_retries)

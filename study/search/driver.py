@@ -26,9 +26,8 @@ import pandas as pd
 from search_spaces import SearchSpace, get_space
 from study.cli import EXIT_ERROR, EXIT_INTERRUPTED
 from study.config import ASHA_METRICS, ConfigError, StudyConfig, saved_settings
-from study.data_summary import DATA_FILE, DATA_SCHEMA, summarise_data
-from study.dataset import Dataset, encode, load_dataset
-from study.optuna_study import write_optuna_db
+from study.data.inputs import Dataset, encode, load_dataset
+from study.data.summary import DATA_FILE, DATA_SCHEMA, summarise_data
 from study.resources import check_resources, cluster_nodes, concurrency, init_ray, tasks_at_once, trial_request
 from study.results import (
     BEST_METRIC,
@@ -47,7 +46,8 @@ from study.results import (
     write_json,
     write_table,
 )
-from study.rows import RowContext, prediction_rows, rows_from_storage
+from study.search.optuna_db import write_optuna_db
+from study.search.rows import RowContext, prediction_rows, rows_from_storage
 from trainables.files import exclusive_lock
 from trainables.metrics import METRIC, MODE
 from trainables.prepare import EncodedData
@@ -264,13 +264,13 @@ def prepare(
 
 
 def _store(study: PreparedStudy):
-    """The representation store of a space that searches the representation (study/representations.py), or None."""
+    """The representation store of a space that searches the representation (representations.py), or None."""
     from trainables.vectorize import SEARCHED
 
     if not set(study.space.params) & set(SEARCHED):
         return None
-    from study.dataset import vector_cache_dir
-    from study.representations import base_params, start_store
+    from study.data.inputs import vector_cache_dir
+    from study.search.representations import base_params, start_store
 
     vectors = study.cfg.vector_config()
     return start_store(
@@ -283,7 +283,7 @@ def build_tuner(study: PreparedStudy, callbacks: list, trainable: Callable, reus
     import optuna
     from ray import tune
 
-    from study.ray_fixes import retry_trials_whose_worker_dies_in_reset
+    from study.compat import retry_trials_whose_worker_dies_in_reset
 
     cfg = study.cfg
     max_concurrent = study.info["ray"]["max_concurrent"]
@@ -308,7 +308,7 @@ def build_tuner(study: PreparedStudy, callbacks: list, trainable: Callable, reus
         tuner._local_tuner.get_run_config().callbacks = callbacks
         return tuner
     searcher, scheduler = _search(cfg, study.space)
-    from study.checkpoints import checkpoint_config
+    from study.search.checkpoints import checkpoint_config
 
     run_config = tune.RunConfig(
         name=cfg.name,
@@ -333,7 +333,7 @@ def _search(cfg: StudyConfig, space: SearchSpace):
     import optuna
     from ray.tune.search.optuna import OptunaSearch
 
-    from study.scheduler import FullRungASHA, min_rung_size
+    from study.search.scheduler import FullRungASHA, min_rung_size
 
     sampler = optuna.samplers.TPESampler(seed=cfg.seed, n_startup_trials=cfg.startup_trials(), constant_liar=True)
     # metric and mode go to the searcher and the scheduler themselves: with max_concurrent_trials Ray wraps
@@ -362,7 +362,7 @@ def write_results(study: PreparedStudy, grid) -> StudyOutcome:
         StudyInterrupted: the study stopped before its budget was spent.
     """
     cfg, folder = study.cfg, study.folder
-    from study.checkpoints import disk_block, prune
+    from study.search.checkpoints import disk_block, prune
 
     trial_rows, epoch_rows, stored = rows_from_storage(grid, study.experiment_path, study.rows)
     predictions = prediction_rows(trial_rows, stored, cfg.keep_predictions, study.data.y_valid)
@@ -403,14 +403,14 @@ def trial_fixed(cfg: StudyConfig, space: SearchSpace) -> dict[str, Any]:
 def final_step(
     study: PreparedStudy, dataset: Dataset, outcome: StudyOutcome, on_phase: Callable[[str], None]
 ) -> StudyOutcome:
-    """The final stage (study/final.py) after a complete search, then study.json with its `final` block.
+    """The final stage (study/final/stage.py) after a complete search, then study.json with its `final` block.
 
     Raises:
         StudyWriteError: final.parquet, the model or study.json could not be written.
         StudyInterrupted: Ctrl-C during the final stage; `--resume` runs only the folds that did not finish.
     """
-    from study.dataset import vector_cache_dir
-    from study.final import FinalPlan, run_final_stage
+    from study.data.inputs import vector_cache_dir
+    from study.final.stage import FinalPlan, run_final_stage
 
     cfg, folder = study.cfg, study.folder
     fixed = trial_fixed(cfg, study.space)
@@ -432,7 +432,7 @@ def final_step(
             {"study": cfg.name, "data_fingerprint": study.data.fingerprint},
             on_phase,
         )
-        from study.checkpoints import folder_bytes
+        from study.search.checkpoints import folder_bytes
 
         now = dt.datetime.now(dt.UTC).isoformat()
         info = {**info, "status": "completed", "finished_at": now, "final": block}
@@ -495,8 +495,8 @@ def _run_study(
     phase("ray")
     import ray
 
-    from study.progress import RichProgress
-    from study.recorder import ResultsRecorder
+    from study.search.progress import RichProgress
+    from study.search.recorder import ResultsRecorder
 
     try:
         nodes = cluster_nodes(cfg)

@@ -4,7 +4,7 @@ The folds of one cross-validation share most of their training rows, so their sc
 the plain t-interval over folds is too narrow. Both functions use Nadeau and Bengio's corrected variance,
 (1/J + n_test/n_train) * s², with J the number of scores (folds × repeats) and n_test/n_train = 1/(K-1) for
 K-fold CV (Nadeau & Bengio 2003, "Inference for the generalization error"; Bouckaert & Frank 2004).
-Not here: running the folds (study/final.py), drawing them (study/report/).
+Not here: running the folds (study/final/stage.py), drawing them (study/report/).
 """
 
 from __future__ import annotations
