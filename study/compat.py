@@ -1,9 +1,16 @@
-"""A fix to Ray Tune 2.60's trial controller, applied in the driver before a study runs: nothing else lives here.
+"""Every use of a Ray internal, in one place, each pinned by a fast test (tests/test_compat.py) that fails when
+the pinned Ray (2.60.x) changes it:
 
-With `reuse_actors`, a finished trial's worker process is kept and reset (`Trainable.reset`) for the next trial.
-If that process dies while it is being reset (killed, out of memory, its node lost), or while it waits idle
-between two trials (Ray only notices at the next reset), Ray handles the one death twice:
+- `retry_trials_whose_worker_dies_in_reset`: a fix to Ray Tune's trial controller (below);
+- `FullRungBracket` / `use_brackets`: the rung rule of study/search/scheduler.py, which Ray's ASHA offers no
+  setting for (its rungs live in `_Bracket` objects that it builds into `_brackets` itself);
+- `set_restored_callbacks`: `Tuner.restore` takes no callbacks and brings back the pickled ones;
+- `ray_address_file` / `canonical_address`: where the last cluster started on this machine is recorded, and an
+  address as Ray writes it (study/resources.py).
 
+The controller fix. With `reuse_actors`, a finished trial's worker process is kept and reset (`Trainable.reset`)
+for the next trial. If that process dies while it is being reset (killed, out of memory, its node lost), or
+while it waits idle between two trials (Ray only notices at the next reset), Ray handles the one death twice:
 1. `TuneController._actor_failed` sees a trial that has not started yet, counts the failure and requeues the
    trial to be retried (`Trial.PENDING`);
 2. then the failed `reset` task's own error callback, `_trial_task_failure`, counts it again, now finds a
@@ -18,6 +25,11 @@ exactly that moment.
 """
 
 from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from ray.tune.schedulers.async_hyperband import _Bracket
 
 _APPLIED = "_rnn_study_reset_fix"
 
@@ -51,3 +63,43 @@ def retry_trials_whose_worker_dies_in_reset() -> None:
 
     TuneController._trial_task_failure = _trial_task_failure
     setattr(TuneController, _APPLIED, True)
+
+
+class FullRungBracket(_Bracket):
+    """One ASHA bracket whose rungs give no score to beat (every arrival stops) until `min_rung - 1` trials are
+    recorded there; then Ray's cutoff. Arguments after `min_rung`: as Ray's `_Bracket`."""
+
+    def __init__(self, min_rung: int, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.min_rung = min_rung
+
+    def cutoff(self, recorded):
+        return math.inf if len(recorded) < self.min_rung - 1 else super().cutoff(recorded)
+
+
+def use_brackets(scheduler, brackets: list) -> None:
+    """Make `brackets` the rungs of Ray's AsyncHyperBandScheduler `scheduler`."""
+    scheduler._brackets = list(brackets)
+
+
+def set_restored_callbacks(tuner, callbacks: list) -> None:
+    """The callbacks that `fit()` of a `Tuner.restore`d tuner passes to its run (its run config's)."""
+    tuner._local_tuner.get_run_config().callbacks = callbacks
+
+
+def ray_address_file() -> Path:
+    """The file in Ray's temp folder where `ray start` / `ray up` record the last cluster started here."""
+    from ray._common.utils import get_ray_address_file
+
+    return Path(get_ray_address_file(None))
+
+
+def canonical_address(address: str) -> str | None:
+    """`address` as Ray writes it (`auto`: the cluster Ray finds on this machine; 127.0.0.1: this node's IP).
+
+    Raises:
+        ConnectionError: `auto` and no cluster found. ValueError: not an address.
+    """
+    from ray._private.services import canonicalize_bootstrap_address
+
+    return canonicalize_bootstrap_address(address)

@@ -262,11 +262,10 @@ def resolve_address(address: str) -> tuple[str, str]:
     Raises:
         ConfigError: `auto` finds no cluster, or the address is not host:port, `auto` or ray://host:port.
     """
-    from ray._common.utils import get_ray_address_file
-    from ray._private.services import canonicalize_bootstrap_address
+    from study.compat import canonical_address, ray_address_file
 
     env = os.environ.get("RAY_ADDRESS", "").strip()
-    path = Path(get_ray_address_file(None))
+    path = ray_address_file()
     recorded = path.read_text().strip() if address == "auto" and not env and path.is_file() else ""
     if address == "auto" and env:
         address, source = env, "$RAY_ADDRESS"
@@ -279,7 +278,7 @@ def resolve_address(address: str) -> tuple[str, str]:
     if "://" in address:  # a Ray Client address: its server's host and port
         return address.split("://", 1)[1].rstrip("/"), source
     try:
-        found = canonicalize_bootstrap_address(address)
+        found = canonical_address(address)
     except ConnectionError:
         raise ConfigError(
             "`--address auto`: no running Ray cluster was found on this machine (no $RAY_ADDRESS, no address "

@@ -283,7 +283,7 @@ def build_tuner(study: PreparedStudy, callbacks: list, trainable: Callable, reus
     import optuna
     from ray import tune
 
-    from study.compat import retry_trials_whose_worker_dies_in_reset
+    from study.compat import retry_trials_whose_worker_dies_in_reset, set_restored_callbacks
 
     cfg = study.cfg
     max_concurrent = study.info["ray"]["max_concurrent"]
@@ -303,9 +303,8 @@ def build_tuner(study: PreparedStudy, callbacks: list, trainable: Callable, reus
     path = study.experiment_path
     if study.previous is not None and tune.Tuner.can_restore(path):
         tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True, resume_errored=False)
-        # Tuner.restore takes no callbacks and brings back the pickled ones, which hold no state and write to
-        # the folder of the first run; Ray 2.60 offers no public way to set them (tests/test_orchestrate.py).
-        tuner._local_tuner.get_run_config().callbacks = callbacks
+        # the pickled callbacks of the first run hold no state and write to its folder: ours instead
+        set_restored_callbacks(tuner, callbacks)
         return tuner
     searcher, scheduler = _search(cfg, study.space)
     from study.search.checkpoints import checkpoint_config

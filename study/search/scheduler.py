@@ -12,24 +12,9 @@ Ray's rule (see `min_rung_size`).
 
 from __future__ import annotations
 
-import math
+from ray.tune.schedulers.async_hyperband import AsyncHyperBandScheduler
 
-# Private: Ray's ASHA has no setting for the rung rule, and its rungs live in `_Bracket` objects that it builds
-# into `_brackets` itself; subclassing `_Bracket.cutoff` and replacing `_brackets` is the only hook. Pinned
-# (ray 2.60.x); tests/test_scheduler.py fails when Ray changes either (test_rays_private_bracket_api_...).
-from ray.tune.schedulers.async_hyperband import AsyncHyperBandScheduler, _Bracket
-
-
-class _FullRungBracket(_Bracket):
-    def __init__(self, min_rung: int, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.min_rung = min_rung
-
-    def cutoff(self, recorded):
-        """The score to beat at a rung: none (stop) while fewer than `min_rung - 1` trials are recorded there."""
-        if len(recorded) < self.min_rung - 1:
-            return math.inf
-        return super().cutoff(recorded)
+from study.compat import FullRungBracket, use_brackets
 
 
 def min_rung_size(reduction_factor: int, num_samples: int) -> int:
@@ -65,6 +50,5 @@ class FullRungASHA(AsyncHyperBandScheduler):
             raise ValueError(f"`min_rung` must be >= 1, but got {min_rung}.")
         rungs = dict(max_t=max_t, grace_period=grace_period, reduction_factor=reduction_factor)
         super().__init__(brackets=1, stop_last_trials=stop_last_trials, **rungs, **kwargs)
-        self._brackets = [
-            _FullRungBracket(min_rung, grace_period, max_t, reduction_factor, 0, stop_last_trials=stop_last_trials)
-        ]
+        bracket = FullRungBracket(min_rung, grace_period, max_t, reduction_factor, 0, stop_last_trials=stop_last_trials)
+        use_brackets(self, [bracket])
