@@ -2,10 +2,6 @@
 
 Precedence: defaults < `--smoke` preset < TOML file < flags given on the command line. Every check runs
 here, before Ray starts, and raises ConfigError naming the setting, the bad value and the rule.
-
-Old spellings are read as today's in one place, `upgrade_settings`: `vectorizer = "sequence" | "mean"` (flags,
-TOML files, `--set`, and the settings of a study.json that `--resume` reads) is the `encoding`, with a note in
-the log.
 """
 
 from __future__ import annotations
@@ -16,7 +12,7 @@ import logging
 import math
 import re
 import tomllib
-from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -185,10 +181,6 @@ class DataSettings:
             pretrained=self.vectors,
             seed=self.data_seed,
         )
-
-    def with_representation(self, params: dict[str, Any]) -> DataSettings:
-        """These settings with a search space's representation parameters (`vectorizer`, `window`, ...) set."""
-        return replace(self, **{SEARCHED_SETTINGS[k]: v for k, v in params.items() if k in SEARCHED_SETTINGS})
 
 
 @dataclass(frozen=True)
@@ -366,42 +358,19 @@ def read_toml(path: str | Path, cls: type = StudyConfig) -> dict[str, Any]:
     return out
 
 
-def upgrade_settings(values: dict[str, Any], source: str) -> dict[str, Any]:
-    """Settings in old spellings as today's; the one place that knows them.
-
-    `vectorizer` "sequence" or "mean" (before FastText it named the encoding) becomes `encoding`, with a note in
-    the log; a single `unlabelled` path (a study.json of before several files) becomes a list of one.
+def saved_settings(saved: dict[str, Any], source: str) -> dict[str, Any]:
+    """StudyConfig's values from a study.json's `settings`, lists as tuples.
 
     Raises:
-        ConfigError: the old `vectorizer` and `encoding` are both given and disagree.
+        ConfigError: a setting this version does not know (the study was written by another version).
     """
-    out = dict(values)
-    old = out.get("vectorizer")
-    if old in MODES:
-        if out.get("encoding", old) != old:
-            raise ConfigError(
-                f"`vectorizer` ({source}) is {old!r}, the old name of `encoding`, but `encoding` is "
-                f"{out['encoding']!r}; give `encoding` only."
-            )
-        log.warning(
-            "`vectorizer %s` (%s) is the old spelling of `encoding %s`: read as that (`vectorizer` now names the "
-            "word vectors: %s)",
-            old,
-            source,
-            old,
-            " or ".join(KINDS),
+    values = dict(saved)
+    unknown = sorted(set(values) - set(StudyConfig.__dataclass_fields__))
+    if unknown:
+        raise ConfigError(
+            f"the settings of {source} hold {', '.join(unknown)}, which this version does not know; use the version "
+            "that wrote the study."
         )
-        out["encoding"] = out.pop("vectorizer")
-    if isinstance(out.get("unlabelled"), str):
-        out["unlabelled"] = (out["unlabelled"],) if out["unlabelled"] else ()
-    return out
-
-
-def saved_settings(saved: dict[str, Any], source: str) -> dict[str, Any]:
-    """StudyConfig's values from a study.json's `settings` (of this version or before): old spellings upgraded,
-    lists as tuples, keys this version does not know left out."""
-    values = upgrade_settings(saved, source)
-    values = {k: v for k, v in values.items() if k in StudyConfig.__dataclass_fields__}
     for name in LIST_SETTINGS:
         values[name] = tuple(values.get(name, ()))
     return values
@@ -411,8 +380,7 @@ def build_config(flags: dict[str, Any], toml_path: str | None = None, cls: type 
     """Merge defaults, the smoke preset, the TOML file and the flags into a validated `cls`."""
     types = field_types(cls)
     given = {k: convert_value(k, v, types[k], f"flag {_flag(k)}") for k, v in flags.items()}
-    given = upgrade_settings(given, "command line")
-    from_file = upgrade_settings(read_toml(toml_path, cls), f"in {Path(toml_path).name}") if toml_path else {}
+    from_file = read_toml(toml_path, cls) if toml_path else {}
     merged: dict[str, Any] = {}
     if cls is StudyConfig and not given.get("train", from_file.get("train")):
         merged.update(DEMO_PRESET)

@@ -255,10 +255,10 @@ CASES = [
         ("leave out `--vectors`",),
     ),
     Case(
-        "old vectorizer and encoding disagree",
-        lambda t: ["--vectorizer", "mean", "--encoding", "sequence"],
-        ("`vectorizer`", "old name of `encoding`"),
-        ("give `encoding` only",),
+        "an encoding given as the vectorizer",
+        lambda t: ["--vectorizer", "mean"],
+        ("`vectorizer`", "'mean'"),
+        ("word2vec", "fasttext"),
     ),
     Case("valid without train", lambda t: ["--valid", str(_csv(t / "valid.csv"))], ("`valid`",), ("--train FILE",)),
     # -- settings

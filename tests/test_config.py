@@ -72,45 +72,25 @@ def test_startup_trials_fit_the_budget():
     assert StudyConfig(num_samples=20, n_startup_trials=7).startup_trials() == 7
 
 
-def test_the_old_vectorizer_values_are_read_as_the_encoding_with_a_note(tmp_path, caplog):
-    import logging
-
-    caplog.set_level(logging.WARNING)
-    cfg = build_config({"vectorizer": "mean"})
-    assert (cfg.encoding, cfg.vectorizer) == ("mean", "word2vec")
-    assert cfg.vector_config().mode == "mean" and cfg.vector_config().kind == "word2vec"
-    assert "old spelling of `encoding mean`" in caplog.text
-    toml = tmp_path / "old.toml"
-    toml.write_text('vectorizer = "sequence"\n')
-    assert build_config({}, str(toml)).encoding == "sequence"
-    assert build_config({"vectorizer": "fasttext"}, str(toml)).vectorizer == "fasttext"  # old file, new flag
-    new = build_config({"vectorizer": "fasttext", "encoding": "mean"})
-    assert (new.vectorizer, new.encoding) == ("fasttext", "mean")
-    with pytest.raises(ConfigError, match="old name of `encoding`"):
-        build_config({"vectorizer": "mean", "encoding": "sequence"})
-
-
-def test_a_study_json_of_before_resumes_with_its_old_settings(tmp_path):
+def test_a_study_json_with_a_setting_this_version_does_not_know_is_refused(tmp_path):
     import json
 
     from study.results import SCHEMA_VERSION
     from study.search.driver import resolve
 
-    folder = tmp_path / "old"
+    folder = tmp_path / "other"
     folder.mkdir()
-    settings = {**StudyConfig().to_dict(), "vectorizer": "mean", "unlabelled": "", "vector_size": 300}
-    del settings["encoding"]  # settings of before (this schema version): no `encoding`, one unlabelled path
-    (folder / "study.json").write_text(
-        json.dumps({"schema_version": SCHEMA_VERSION, "name": "old", "settings": settings})
-    )
-    cfg, _, _ = resolve(StudyConfig(resume="old", results_dir=str(tmp_path)))
-    assert (cfg.encoding, cfg.vectorizer, cfg.unlabelled, cfg.vector_size) == ("mean", "word2vec", (), 300)
+    settings = {**StudyConfig().to_dict(), "w2v_negative": 5}
+    study = {"schema_version": SCHEMA_VERSION, "name": "other", "settings": settings}
+    (folder / "study.json").write_text(json.dumps(study))
+    with pytest.raises(ConfigError, match="w2v_negative, which this version does not know"):
+        resolve(StudyConfig(resume="other", results_dir=str(tmp_path)))
 
 
-def test_evaluate_reads_the_old_vectorizer_and_a_spaces_representation_names():
+def test_evaluate_reads_a_spaces_representation_names():
     from study.evaluate import build_settings
 
-    settings, _ = build_settings({}, ["vectorizer=mean", "window=3", "sg=true", "min_count=1"], None)
+    settings, _ = build_settings({}, ["encoding=mean", "window=3", "sg=true", "min_count=1"], None)
     assert settings.encoding == "mean" and (settings.w2v_window, settings.w2v_sg, settings.w2v_min_count) == (
         3,
         True,

@@ -43,10 +43,9 @@ def load_state(checkpoint: tune.Checkpoint) -> dict[str, Any]:
 
 
 def load_history(checkpoint: tune.Checkpoint) -> list[dict[str, Any]]:
-    """The metrics of every epoch up to the checkpoint's ([] for checkpoints without them)."""
+    """The metrics of every epoch up to the checkpoint's."""
     with checkpoint.as_directory() as d:
-        path = Path(d) / HISTORY_FILE
-        return json.loads(path.read_text()) if path.exists() else []
+        return json.loads((Path(d) / HISTORY_FILE).read_text())
 
 
 def release_freed_memory() -> None:

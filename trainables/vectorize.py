@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from trainables.cache import default_cache_dir, in_use, written  # noqa: F401 - default_cache_dir: its old home
+from trainables.cache import in_use, written
 from trainables.corpus import TokenCorpus
 from trainables.files import atomic_write
 

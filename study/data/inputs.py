@@ -17,12 +17,12 @@ from typing import Any
 import numpy as np
 
 from study.config import ConfigError, DataSettings
+from trainables.cache import default_cache_dir
 from trainables.corpus import token_corpus
 from trainables.data import DataSpec, LabelledData, concat, read_labelled, stratified_split, subset, text_groups
 from trainables.demo import write_demo
 from trainables.prepare import EncodedData, Unlabelled, prepare
 from trainables.preprocess import clean_corpus
-from trainables.vectorize import default_cache_dir
 
 log = logging.getLogger(__name__)
 
