@@ -37,27 +37,20 @@ class CommandParser(argparse.ArgumentParser):
     """
 
     def __init__(self, prog: str, description: str, epilog: str):
-        self._options, self._takes_value, self._by_dest = set(), set(), {}  # first: argparse adds -h in __init__
         fmt = argparse.RawDescriptionHelpFormatter
         super().__init__(prog=prog, description=description, epilog=epilog, formatter_class=fmt)
 
-    def add_argument(self, *args, **kwargs) -> argparse.Action:
-        action = super().add_argument(*args, **kwargs)
-        self._options.update(action.option_strings)
-        self._by_dest[action.dest] = action
-        if action.nargs is None:  # exactly one value
-            self._takes_value.update(action.option_strings)
-        return action
-
     def set_help(self, dest: str, text: str) -> None:
         """Replace the help of the option that stores `dest`, for a text only the command knows (a registry's)."""
-        self._by_dest[dest].help = text
+        next(a for a in self._actions if a.dest == dest).help = text
 
     def parse_known_args(self, args: Sequence[str] | None = None, namespace=None):
+        options = {s for a in self._actions for s in a.option_strings}  # groups' options included
+        takes_value = {s for a in self._actions if a.nargs is None for s in a.option_strings}  # exactly one value
         words: list[str] = []
         for word in sys.argv[1:] if args is None else args:
-            dash_value = word.startswith("-") and not word.startswith("--") and word not in self._options
-            if dash_value and words and words[-1] in self._takes_value and "--" not in words:
+            dash_value = word.startswith("-") and not word.startswith("--") and word not in options
+            if dash_value and words and words[-1] in takes_value and "--" not in words:
                 words[-1] = f"{words[-1]}={word}"
             else:
                 words.append(word)

@@ -42,9 +42,20 @@ SEARCHED_SETTINGS = {"vectorizer": "vectorizer", "vector_size": "vector_size", "
 assert set(SEARCHED_SETTINGS) == set(SEARCHED)
 
 
-def setting(default: Any, help: str) -> Any:
-    """A settings field: its default and its flag's help text, declared once."""
-    return field(default=default, metadata={"help": help})
+# The flags' groups in `--help`, in this order; each field names its group.
+GROUPS = {
+    "data": "data files, columns and splits",
+    "vectors": "cleaning and word vectors",
+    "search": "the search",
+    "final": "the final stage",
+    "cluster": "Ray, resources and retries",
+    "output": "results",
+}
+
+
+def setting(group: str, default: Any, help: str) -> Any:
+    """A settings field: its flags' group, its default and its flag's help text, declared once."""
+    return field(default=default, metadata={"group": group, "help": help})
 
 
 _SPEC, _VECTORS = DataSpec(), VectorConfig()  # the defaults of the settings that trainables own
@@ -68,56 +79,73 @@ ASHA_METRICS: dict[str, str] = {METRIC: MODE, "val_loss": "min", "val_auc": "max
 class DataSettings:
     """Where the tweets come from and how they become arrays; shared by `study.run` and `study.evaluate`."""
 
-    train: str = setting("", "labelled training CSV (default: the built-in demo data)")
-    valid: str = setting("", "labelled validation CSV (default: a seeded stratified split of --train)")
+    train: str = setting("data", "", "labelled training CSV (default: the built-in demo data)")
+    valid: str = setting("data", "", "labelled validation CSV (default: a seeded stratified split of --train)")
     unlabelled: tuple[str, ...] = setting(
+        "data",
         (),
         "comma-separated files of extra texts for the word vectors only (CSV, or .txt: one text per line), e.g. the "
         "original test_set.csv; streamed, never loaded whole",
     )
-    unlabelled_text_column: str = setting("", "text column of the --unlabelled CSV files (default: --text-column)")
-    valid_fraction: float = setting(0.2, "validation share when --valid is not given")
-    test: str = setting("", "labelled CSV held out from the search and the final stage; the final model's score on it")
-    test_fraction: float = setting(
-        0.0, "share of --train held out as the test set (a seeded stratified split taken first); 0: none"
+    unlabelled_text_column: str = setting(
+        "data", "", "text column of the --unlabelled CSV files (default: --text-column)"
     )
-    text_column: str = setting(_SPEC.text_column, "column with the tweet text")
-    label_column: str = setting(_SPEC.label_column, "column with the label")
-    party_column: str = setting(_SPEC.party_column, "column with the party ('' for none)")
+    valid_fraction: float = setting("data", 0.2, "validation share when --valid is not given")
+    test: str = setting(
+        "data", "", "labelled CSV held out from the search and the final stage; the final model's score on it"
+    )
+    test_fraction: float = setting(
+        "data", 0.0, "share of --train held out as the test set (a seeded stratified split taken first); 0: none"
+    )
+    text_column: str = setting("data", _SPEC.text_column, "column with the tweet text")
+    label_column: str = setting("data", _SPEC.label_column, "column with the label")
+    party_column: str = setting("data", _SPEC.party_column, "column with the party ('' for none)")
     label_map: str = setting(
-        "", "raw label to class name, e.g. '-1=NEGATIVE,0=NEUTRAL,1=POSITIVE' or '0=neutral,1=anti,2=pro'"
+        "data", "", "raw label to class name, e.g. '-1=NEGATIVE,0=NEUTRAL,1=POSITIVE' or '0=neutral,1=anti,2=pro'"
     )
     drop_unmapped: bool = setting(
-        _SPEC.drop_unmapped, "drop rows whose label is outside --label-map instead of refusing the file"
+        "data", _SPEC.drop_unmapped, "drop rows whose label is outside --label-map instead of refusing the file"
     )
-    empty_texts: str = setting(_SPEC.empty_texts, "what to do with empty or whitespace-only texts: refuse or drop")
-    prepend_party: bool = setting(_SPEC.prepend_party, "put the party name before the text, as the original work did")
+    empty_texts: str = setting(
+        "data", _SPEC.empty_texts, "what to do with empty or whitespace-only texts: refuse or drop"
+    )
+    prepend_party: bool = setting(
+        "data", _SPEC.prepend_party, "put the party name before the text, as the original work did"
+    )
     clean_off: tuple[str, ...] = setting(
-        (), f"comma-separated cleaning steps to switch off, among: {', '.join(CLEAN_STEPS)}"
+        "vectors", (), f"comma-separated cleaning steps to switch off, among: {', '.join(CLEAN_STEPS)}"
     )
     vectorizer: str = setting(
+        "vectors",
         _VECTORS.kind,
         "word vectors trained on the training and unlabelled texts: word2vec, or fasttext (character n-grams give "
         "unseen and inflected words vectors)",
     )
     encoding: str = setting(
-        _VECTORS.mode, "sequence (word vectors, attention over words) or mean (the mean vector, as the original)"
+        "vectors",
+        _VECTORS.mode,
+        "sequence (word vectors, attention over words) or mean (the mean vector, as the original)",
     )
     vectors: str = setting(
+        "vectors",
         "",
         "pretrained vectors instead of training them: word2vec text or .bin, fastText .vec or .bin, gensim .kv "
         "(memory-mapped)",
     )
-    vector_size: int = setting(0, f"dimension of the word vectors (0: {TRAINED_VECTOR_SIZE}, or the --vectors file's)")
-    max_len: int = setting(_VECTORS.max_len, "tokens kept per tweet (sequence encoding)")
-    w2v_epochs: int = setting(_VECTORS.epochs, "Word2Vec/FastText training passes (0: auto, more for small corpora)")
-    w2v_min_count: int = setting(_VECTORS.min_count, "minimum count of a word to get a vector of its own")
-    w2v_window: int = setting(_VECTORS.window, "Word2Vec/FastText context window")
-    w2v_sg: bool = setting(_VECTORS.sg, "skip-gram instead of CBOW")
-    ft_min_n: int = setting(_VECTORS.min_n, "FastText: shortest character n-gram")
-    ft_max_n: int = setting(_VECTORS.max_n, "FastText: longest character n-gram")
-    demo_rows: int = setting(2400, "rows of the built-in demo data")
-    data_seed: int = setting(_VECTORS.seed, "seed of the split and of Word2Vec")
+    vector_size: int = setting(
+        "vectors", 0, f"dimension of the word vectors (0: {TRAINED_VECTOR_SIZE}, or the --vectors file's)"
+    )
+    max_len: int = setting("vectors", _VECTORS.max_len, "tokens kept per tweet (sequence encoding)")
+    w2v_epochs: int = setting(
+        "vectors", _VECTORS.epochs, "Word2Vec/FastText training passes (0: auto, more for small corpora)"
+    )
+    w2v_min_count: int = setting("vectors", _VECTORS.min_count, "minimum count of a word to get a vector of its own")
+    w2v_window: int = setting("vectors", _VECTORS.window, "Word2Vec/FastText context window")
+    w2v_sg: bool = setting("vectors", _VECTORS.sg, "skip-gram instead of CBOW")
+    ft_min_n: int = setting("vectors", _VECTORS.min_n, "FastText: shortest character n-gram")
+    ft_max_n: int = setting("vectors", _VECTORS.max_n, "FastText: longest character n-gram")
+    demo_rows: int = setting("data", 2400, "rows of the built-in demo data")
+    data_seed: int = setting("data", _VECTORS.seed, "seed of the split and of Word2Vec")
 
     def __post_init__(self) -> None:
         for name in LIST_SETTINGS:  # a comma-separated string given in code, as on the command line
@@ -186,41 +214,43 @@ class DataSettings:
 @dataclass(frozen=True)
 class StudyConfig(DataSettings):
     space: str = setting(
-        "default", "named search space of the registry in search_spaces/ (study.run --help lists them)"
+        "search", "default", "a built-in search space (study.run --help lists them), or a .toml file that declares one"
     )
-    num_samples: int = setting(12, "trials in the study")
-    max_epochs: int = setting(6, "epochs of a trial that runs to the end")
-    grace_period: int = setting(1, "epochs every trial runs before ASHA may stop it")
-    reduction_factor: int = setting(3, "ASHA keeps the best 1/N of trials at each rung")
+    num_samples: int = setting("search", 12, "trials in the study")
+    max_epochs: int = setting("search", 6, "epochs of a trial that runs to the end")
+    grace_period: int = setting("search", 1, "epochs every trial runs before ASHA may stop it")
+    reduction_factor: int = setting("search", 3, "ASHA keeps the best 1/N of trials at each rung")
     asha_metric: str = setting(
+        "search",
         METRIC,
         "what ASHA ranks trials by at its rungs: val_macro_f1, or val_loss (smoother on noisy labels), val_auc, "
         "val_accuracy; the searcher always maximises val_macro_f1",
     )
-    n_startup_trials: int = setting(0, "random trials before TPE models the results (0: a quarter of the budget)")
-    max_concurrent: int = setting(0, "trials at once (0: as many as the cluster allows)")
-    cpus_per_trial: float = setting(1.0, "CPUs per trial")
-    gpus_per_trial: float = setting(0.0, "GPUs per trial; a fraction shares one card, e.g. 0.25")
-    max_failures: int = setting(2, "retries of a failed trial, from its last checkpoint")
-    seed: int = setting(0, "seed of the searcher and of the trials")
-    name: str = setting("", "study name: results go to RESULTS_DIR/NAME (default: SPACE-DATE-TIME)")
-    results_dir: str = setting("results", "folder holding every study's results")
-    address: str = setting("", "address of a running Ray cluster, e.g. auto (default: start Ray here)")
+    n_startup_trials: int = setting(
+        "search", 0, "random trials before TPE models the results (0: a quarter of the budget)"
+    )
+    max_concurrent: int = setting("cluster", 0, "trials at once (0: as many as the cluster allows)")
+    cpus_per_trial: float = setting("cluster", 1.0, "CPUs per trial")
+    gpus_per_trial: float = setting("cluster", 0.0, "GPUs per trial; a fraction shares one card, e.g. 0.25")
+    max_failures: int = setting("cluster", 2, "retries of a failed trial, from its last checkpoint")
+    seed: int = setting("search", 0, "seed of the searcher and of the trials")
+    name: str = setting("output", "", "study name: results go to RESULTS_DIR/NAME (default: SPACE-DATE-TIME)")
+    results_dir: str = setting("output", "results", "folder holding every study's results")
+    address: str = setting("cluster", "", "address of a running Ray cluster, e.g. auto (default: start Ray here)")
     storage: str = setting(
-        "", "where Ray keeps trial state; must be shared (NFS path or s3://...) on a multi-node cluster"
+        "cluster", "", "where Ray keeps trial state; must be shared (NFS path or s3://...) on a multi-node cluster"
     )
-    resume: str = setting("", "complete the interrupted study NAME to its full budget")
-    smoke: bool = setting(
-        False, "small preset for a laptop or one GPU: " + ", ".join(f"{k}={v}" for k, v in SMOKE_PRESET.items())
-    )
-    keep_predictions: int = setting(5, "top trials whose validation predictions are saved")
+    resume: str = setting("output", "", "complete the interrupted study NAME to its full budget")
+    keep_predictions: int = setting("output", 5, "top trials whose validation predictions are saved")
     keep_checkpoints: int = setting(
-        0, "top trials whose best checkpoint (weights and optimiser state) is kept once the study ends; 0: none"
+        "output",
+        0,
+        "top trials whose best checkpoint (weights and optimiser state) is kept once the study ends; 0: none",
     )
     final_top: int = setting(
-        3, "configurations the final stage re-scores by k-fold CV on every labelled row (0: no final stage)"
+        "final", 3, "configurations the final stage re-scores by k-fold CV on every labelled row (0: no final stage)"
     )
-    final_folds: int = setting(5, "k of the final stage's stratified k-fold CV")
+    final_folds: int = setting("final", 5, "k of the final stage's stratified k-fold CV")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -315,15 +345,35 @@ def field_types(cls: type) -> dict[str, type]:
     return {f.name: types.get(f.type, str) if isinstance(f.type, str) else f.type for f in fields(cls)}
 
 
+def _known(cls: type) -> dict[str, type]:
+    """The keys a flag or the TOML file may set: the fields of `cls`, and for a study the presets."""
+    return field_types(cls) | ({"smoke": bool} if cls is StudyConfig else {})
+
+
 def add_arguments(parser: argparse.ArgumentParser, cls: type = StudyConfig) -> None:
-    """One flag per field of `cls`, all defaulting to "not given" so that TOML values can fill the gaps."""
+    """One flag per field of `cls` in its group, all defaulting to "not given" so that TOML values can fill the
+    gaps; for a study also `--smoke`, the preset."""
     types = field_types(cls)
+    groups = {g: parser.add_argument_group(title) for g, title in GROUPS.items()}
     for f in fields(cls):
         name, kind, help_text = f.name, types[f.name], f.metadata.get("help", "")
         if f.default is not MISSING and f.default not in ("", ()):
             help_text += f" (default: {f.default})"
         extra = {"action": argparse.BooleanOptionalAction} if kind is bool else {"metavar": name.upper()}
-        parser.add_argument(_flag(name), dest=name, default=argparse.SUPPRESS, help=help_text, **extra)
+        groups[f.metadata["group"]].add_argument(
+            _flag(name), dest=name, default=argparse.SUPPRESS, help=help_text, **extra
+        )
+    if cls is StudyConfig:
+        preset = ", ".join(f"{k}={v}" for k, v in SMOKE_PRESET.items())
+        groups["search"].add_argument(
+            "--smoke",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help=f"small preset for a laptop or one GPU: {preset}",
+        )
+    for group in groups.values():  # a command without a group's settings shows no empty heading
+        if not group._group_actions:
+            parser._action_groups.remove(group)
 
 
 def read_toml(path: str | Path, cls: type = StudyConfig) -> dict[str, Any]:
@@ -335,7 +385,7 @@ def read_toml(path: str | Path, cls: type = StudyConfig) -> dict[str, Any]:
         raw = tomllib.loads(p.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"config file {str(p)!r} is not valid TOML: {e}. Fix the file's syntax.") from None
-    known = field_types(cls)
+    known = _known(cls)
     out = {}
     for key, value in raw.items():
         name = key.replace("-", "_")
@@ -378,13 +428,14 @@ def saved_settings(saved: dict[str, Any], source: str) -> dict[str, Any]:
 
 def build_config(flags: dict[str, Any], toml_path: str | None = None, cls: type = StudyConfig):
     """Merge defaults, the smoke preset, the TOML file and the flags into a validated `cls`."""
-    types = field_types(cls)
+    types = _known(cls)
     given = {k: convert_value(k, v, types[k], f"flag {_flag(k)}") for k, v in flags.items()}
     from_file = read_toml(toml_path, cls) if toml_path else {}
+    smoke = given.pop("smoke", from_file.pop("smoke", False))
     merged: dict[str, Any] = {}
     if cls is StudyConfig and not given.get("train", from_file.get("train")):
         merged.update(DEMO_PRESET)
-    if given.get("smoke", from_file.get("smoke", False)) and cls is StudyConfig:
+    if smoke and cls is StudyConfig:
         merged.update(SMOKE_PRESET)
         if given.get("vectors", from_file.get("vectors")):
             merged.pop("vector_size")  # a pretrained file has its own dimension

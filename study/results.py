@@ -62,9 +62,6 @@ PARAM_TYPES: dict[str, pa.DataType] = {
     "sg": pa.bool_(),
     "min_count": pa.int64(),
 }
-# params_* columns added later (issue #12): a trials.parquet written before them reads with them null
-ADDED_PARAMS = ("embedding_dropout", "weight_decay", "lr_schedule", "label_smoothing", "vectorizer", "vector_size",
-                "window", "sg", "min_count")  # fmt: skip
 SUMMARY_METRICS = (METRIC, "val_auc", "val_accuracy", "val_loss")
 BEST_METRIC = f"best_{METRIC}"  # the trials.parquet column that ranks trials
 
@@ -206,23 +203,9 @@ def read_table(path: Path, schema: pa.Schema | None = None) -> pd.DataFrame:
             f"{str(path)!r} has results schema version {version}, but this code reads version "
             f"{SCHEMA_VERSION}; use the matching version of this tool."
         )
-    table = _with_added_params(table.schema.remove_metadata(), table, schema)
     if table.schema.remove_metadata() != schema:
         raise ResultsError(f"{str(path)!r} does not have the expected columns of schema version {SCHEMA_VERSION}.")
     return table.to_pandas()
-
-
-def _with_added_params(found: pa.Schema, table: pa.Table, schema: pa.Schema) -> pa.Table:
-    """A trials file written before the ADDED_PARAMS columns existed, with them as nulls (a study of then)."""
-    added = [f"params_{k}" for k in ADDED_PARAMS]
-    if schema is not TRIALS_SCHEMA or any(n in found.names for n in added):
-        return table
-    if [n for n in schema.names if n not in added] != found.names:
-        return table
-    columns = {
-        n: table.column(n) if n in found.names else pa.nulls(len(table), schema.field(n).type) for n in schema.names
-    }
-    return pa.table(columns, schema=schema)
 
 
 def write_json(obj: dict[str, Any], path: Path) -> None:

@@ -39,8 +39,9 @@ def small_studies(tmp_path_factory) -> tuple[Path, Path]:
         outcomes = [
             run_study(
                 StudyConfig(
-                    smoke=True,
                     space="smoke",
+                    final_top=2,  # the smoke preset's final stage
+                    final_folds=2,
                     num_samples=3,
                     max_epochs=2,
                     demo_rows=300,

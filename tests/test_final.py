@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from study.data.inputs import StudyData
 from study.final.stage import FinalPlan, candidates, run_cv
 from study.final.summary import CV, Candidate, summarise_final
 from study.final.summary import TEST as TEST_SPLIT
@@ -119,9 +120,9 @@ def test_folds_run_side_by_side_and_a_resume_skips_finished_ones(ray_2_cpus, dem
         max_retries=1,
     )
     cands = [Candidate("x", 1, 0.5, {"lr": 3e-3, "dropout": 0.0}), Candidate("y", 2, 0.4, {"lr": 1e-3, "dropout": 0.1})]
-    args = (demo_labelled, (), CleanConfig(), VectorConfig(vector_size=8), tmp_path / "w2v")
+    data = StudyData(demo_labelled, (), CleanConfig(), VectorConfig(vector_size=8), tmp_path / "w2v")
     rows = []
-    run_cv(plan, cands, *args, done=set(), on_row=rows.append)
+    run_cv(plan, cands, data, done=set(), on_row=rows.append)
     df = pd.DataFrame(rows, columns=FINAL_SCHEMA.names)
     assert len(df) == 10 and df["error"].isna().all()  # (2 candidates + 3 baselines) x 2 folds
     rnn = df[df["kind"] == "rnn"]
@@ -133,7 +134,7 @@ def test_folds_run_side_by_side_and_a_resume_skips_finished_ones(ray_2_cpus, dem
     # resume: the finished first fold is not run again
     again = []
     done = {(r["candidate"], CV, 1) for r in rows if r["fold"] == 1}
-    run_cv(plan, cands, *args, done=done, on_row=again.append)
+    run_cv(plan, cands, data, done=done, on_row=again.append)
     assert sorted((r["candidate"], r["fold"]) for r in again) == sorted(
         (r["candidate"], r["fold"]) for r in rows if r["fold"] == 2
     )
@@ -153,7 +154,7 @@ def test_the_baselines_read_the_raw_texts_of_each_fold(ray_2_cpus, tmp_path):
     data = LabelledData(texts, labels, ("a", "b"), None, "cues.csv")
     plan = FinalPlan(top=0, folds=2, data_seed=0, fixed={"seed": 0}, cpus=1, gpus=0, max_retries=0)
     rows = []
-    run_cv(plan, [], data, (), CleanConfig(), VectorConfig(vector_size=8), tmp_path, set(), rows.append)
+    run_cv(plan, [], StudyData(data, (), CleanConfig(), VectorConfig(vector_size=8), tmp_path), set(), rows.append)
     assert sorted((r["candidate"], r["fold"]) for r in rows) == sorted((b, k) for b in BASELINES for k in (1, 2))
     assert all(r["macro_f1"] == 1.0 and r["c"] > 0 for r in rows), rows
 
@@ -174,7 +175,7 @@ def test_each_fold_encodes_each_candidates_own_representation_once(ray_2_cpus, d
     cache = tmp_path / "vectors"
     rows = []
     vectors = VectorConfig(vector_size=8, epochs=1)
-    run_cv(plan, cands, demo_labelled, (), CleanConfig(), vectors, cache, set(), rows.append, baselines=())
+    run_cv(plan, cands, StudyData(demo_labelled, (), CleanConfig(), vectors, cache), set(), rows.append, baselines=())
     assert len(rows) == 6 and all(r["error"] is None for r in rows)
     # one set of vectors per (fold, representation): 2 folds x (word2vec 8-d, fasttext 12-d)
     assert len(list(cache.glob("word2vec-*.npz"))) == 2 and len(list(cache.glob("fasttext-*.npz"))) == 2
@@ -184,7 +185,6 @@ def _study_config(tmp_path, name, **kw):
     from study.config import StudyConfig
 
     base = dict(
-        smoke=True,
         space="smoke",
         num_samples=3,
         max_epochs=2,
