@@ -214,7 +214,7 @@ CHROMIUM_FLAGS = (
 )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture  # per test: where Chromium is absent, each test that renders skips, and only it
 def render_html():
     """A function that opens an HTML file in headless Chromium and says what loaded.
 
