@@ -1,20 +1,64 @@
-"""The named search spaces of the RNN classifier, as Optuna distributions (plain data, no computation).
+"""What a search space of the RNN classifier is, its checks, and the plain data that declares one.
 
-Each space says which hyperparameters TPE searches, which are fixed, and which configurations are
-tried first. Names match HParams fields in trainables/train.py, and the representation settings a space may
-search (trainables/vectorize.py `SEARCHED`: vectorizer, vector_size, window, sg, min_count), whose trials take
-their data from the study's representation store (study/search/representations.py).
+A space says which hyperparameters TPE searches (Optuna distributions), which are fixed, and which
+configurations are tried first. It is declared as plain data: a TOML file (the built-in spaces are the .toml
+files beside this module; a user's has the same form) or study.json's `space` block, which is the same data as
+JSON. Names are the hyperparameters of trainables/train.py's HParams (less the study's own settings) and the
+representation settings a space may search (trainables/vectorize.py `SEARCHED`: vectorizer, vector_size, window,
+sg, min_count), whose trials take their data from the study's representation store
+(study/search/representations.py). The registry of names and files is __init__.py.
 """
 
 from __future__ import annotations
 
+import difflib
+import tomllib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
 from trainables.vectorize import SEARCHED
+
+# The names a space may search or fix and the type of their values: HParams's fields (trainables/train.py) less
+# the study's own settings, then the representation settings (SEARCHED). Written out so that reading a space
+# does not import torch; tests/test_search_spaces.py keeps them equal to those fields.
+HYPERPARAMETERS: dict[str, type] = {
+    "cell": str,
+    "hidden_size": int,
+    "num_layers": int,
+    "bidirectional": bool,
+    "dropout": float,
+    "embedding_dropout": float,
+    "skip": bool,
+    "attention": bool,
+    "clip": float,
+    "lr": float,
+    "batch_size": int,
+    "freeze_embeddings": bool,
+    "weight_decay": float,
+    "lr_schedule": str,
+    "label_smoothing": float,
+    "vectorizer": str,
+    "vector_size": int,
+    "window": int,
+    "sg": bool,
+    "min_count": int,
+}
+# HParams fields that every trial takes from the study's settings, never from its space: field -> flag
+STUDY_SETTINGS = {"seed": "--seed", "max_epochs": "--max-epochs", "num_threads": "--cpus-per-trial",
+                  "device": "--gpus-per-trial"}  # fmt: skip
+KEYS = ("description", "params", "fixed", "enqueue")  # a space's keys in TOML (study.json adds `name`)
+DISTRIBUTIONS = {
+    "float": ("low", "high", "log", "step"),
+    "int": ("low", "high", "log", "step"),
+    "categorical": ("choices",),
+}
+EXAMPLE = '{ type = "float", low = 0.0, high = 0.5 }'
+VALUE = "a string, a number or a boolean"
+WORDS = {str: "a string", int: "an integer", float: "a number", bool: "a boolean (true or false)"}
 
 
 @dataclass(frozen=True)
@@ -26,96 +70,234 @@ class SearchSpace:
     enqueue: tuple[dict[str, Any], ...] = ()  # configurations tried first, in order
 
     def __post_init__(self) -> None:
-        overlap = set(self.params) & set(self.fixed)
-        if overlap:
-            raise ValueError(f"space {self.name!r}: {sorted(overlap)} are both searched and fixed.")
-        representation = sorted(set(self.fixed) & set(SEARCHED))
-        if representation:
-            raise ValueError(
-                f"space {self.name!r}: the representation settings {representation} may be searched, not fixed "
-                "(a study's own representation comes from its data settings)."
+        problem = space_problem(self.params, self.fixed, self.enqueue)
+        if problem:
+            raise ValueError(f"space {self.name!r}: {problem}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The space as plain data: its name and what a TOML file declares (study.json records this)."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "params": {k: distribution_dict(d) for k, d in self.params.items()},
+            "fixed": dict(self.fixed),
+            "enqueue": [dict(point) for point in self.enqueue],
+        }
+
+
+def space_problem(params: dict[str, BaseDistribution], fixed: dict[str, Any], enqueue) -> str | None:
+    """What is wrong with a space (the rule, the value, the fix), or None: the one check of every space."""
+    if not params:
+        return "`params` must search at least one hyperparameter, but got none; move one from `fixed`."
+    for section, names in (("params", params), ("fixed", fixed)):
+        for name in names:
+            if name in STUDY_SETTINGS:
+                return (
+                    f"`{section}.{name}` is a setting of the study, not of its space; remove it and give "
+                    f"{STUDY_SETTINGS[name]}."
+                )
+            if name not in HYPERPARAMETERS:
+                close = difflib.get_close_matches(name, HYPERPARAMETERS, n=1)
+                return (
+                    f"`{section}` names must be hyperparameters (HParams fields of trainables/train.py or the "
+                    f"representation settings {', '.join(SEARCHED)}), but got {name!r}."
+                    + (f" Did you mean {close[0]!r}?" if close else "")
+                    + f" Known: {', '.join(HYPERPARAMETERS)}."
+                )
+    overlap = sorted(set(params) & set(fixed))
+    if overlap:
+        return f"{overlap} are both searched and fixed; remove them from `params` or from `fixed`."
+    representation = sorted(set(fixed) & set(SEARCHED))
+    if representation:
+        return (
+            f"the representation settings {representation} may be searched, not fixed (a study's own "
+            "representation comes from its data settings); move them to `params` or set them as study settings."
+        )
+    for name, dist in params.items():
+        problem = _distribution_type_problem(name, dist)
+        if problem:
+            return problem
+    for name, value in fixed.items():
+        if not _has_type(HYPERPARAMETERS[name], value):
+            return f"`fixed.{name}` must be {WORDS[HYPERPARAMETERS[name]]}, but got {value!r}."
+    for point in enqueue:
+        if set(point) != set(params):
+            return (
+                f"an enqueued point must set exactly {sorted(params)}, but got {sorted(point)}; give every "
+                "searched hyperparameter and no other."
             )
-        for point in self.enqueue:
-            if set(point) != set(self.params):
-                raise ValueError(f"space {self.name!r}: an enqueued point must set exactly {sorted(self.params)}.")
-            try:  # Optuna's public check that values lie in their distributions
-                optuna.trial.create_trial(params=point, distributions=self.params, value=0.0)
-            except ValueError as e:
-                raise ValueError(f"space {self.name!r}: an enqueued point is outside the space: {e}") from None
+        try:  # Optuna's public check that values lie in their distributions
+            optuna.trial.create_trial(params=point, distributions=params, value=0.0)
+        except ValueError as e:
+            return f"an enqueued point is outside the space: {e} Change the point or widen the range."
+    return None
 
 
-DEFAULT = SearchSpace(
-    name="default",
-    description="cell, attention and skip plus hidden size, layers, dropout, clip, lr (log) and batch size",
-    params={
-        "cell": CategoricalDistribution(["rnn", "lstm", "gru"]),
-        "attention": CategoricalDistribution([True, False]),
-        "skip": CategoricalDistribution([True, False]),
-        "hidden_size": IntDistribution(16, 256, log=True),
-        "num_layers": IntDistribution(1, 3),
-        "dropout": FloatDistribution(0.0, 0.5),
-        "clip": FloatDistribution(0.1, 5.0, log=True),
-        "lr": FloatDistribution(1e-4, 1e-2, log=True),
-        "batch_size": CategoricalDistribution([32, 64, 128, 256, 512]),
-    },
-    fixed={"bidirectional": True},
-)
+def _has_type(kind: type, value: Any) -> bool:
+    if isinstance(value, bool):
+        return kind is bool
+    return isinstance(value, (int, float)) if kind is float else isinstance(value, kind)
 
-# The original work's ranges, with its best trial (§3.1.9) tried first.
-SEED = SearchSpace(
-    name="seed",
-    description="the original work's ranges (LSTM, bidirectional, attention, skip), its best trial enqueued first",
-    params={
-        "hidden_size": IntDistribution(8, 256, log=True),
-        "num_layers": IntDistribution(1, 3),
-        "dropout": FloatDistribution(0.1, 0.5),
-        "clip": FloatDistribution(0.1, 5.0, log=True),
-        "lr": FloatDistribution(1e-4, 1e-2, log=True),
-        "batch_size": CategoricalDistribution([64, 128, 256, 512, 1024, 2048]),
-    },
-    fixed={"cell": "lstm", "bidirectional": True, "attention": True, "skip": True},
-    enqueue=({"hidden_size": 16, "num_layers": 3, "dropout": 0.3, "clip": 0.4, "lr": 1e-4, "batch_size": 2048},),
-)
 
-SMOKE = SearchSpace(
-    name="smoke",
-    description="tiny models for a quick check that everything runs",
-    params={
-        "cell": CategoricalDistribution(["lstm", "gru"]),
-        "hidden_size": IntDistribution(8, 32, log=True),
-        "lr": FloatDistribution(1e-3, 1e-2, log=True),
-        "dropout": FloatDistribution(0.0, 0.3),
-    },
-    fixed={
-        "num_layers": 1,
-        "bidirectional": True,
-        "attention": True,
-        "skip": False,
-        "clip": 1.0,
-        "batch_size": 64,
-    },
-)
+def _distribution_type_problem(name: str, dist: BaseDistribution) -> str | None:
+    kind = HYPERPARAMETERS[name]
+    if isinstance(dist, CategoricalDistribution):
+        bad = [c for c in dist.choices if not _has_type(kind, c)]
+        return f"each of `params.{name}.choices` must be {WORDS[kind]}, but got {bad[0]!r}." if bad else None
+    given = "float" if isinstance(dist, FloatDistribution) else "int"
+    allowed = {str: ("categorical",), bool: ("categorical",), int: ("int", "categorical")}.get(
+        kind, tuple(DISTRIBUTIONS)
+    )
+    if given not in allowed:
+        return (
+            f"`params.{name}.type` must be {' or '.join(repr(a) for a in allowed)} (a value of `{name}` is "
+            f"{WORDS[kind]}), but got {given!r}."
+        )
+    return None
 
-# Everything `default` searches, plus the representation and the training options that matter with frozen or
-# tuned vectors. The representation grid is kept small on purpose (2 x 2 x 2 x 2 x 2 = 32 representations, the
-# study's own settings among them), each trained at most once per study and cached on disk: a study pays for the
-# representations its trials use, and the study's own one is already there.
-WIDE = SearchSpace(
-    name="wide",
-    description="default's network settings plus the representation (word2vec or fasttext, size, window, sg, "
-    "min_count), fine-tuning, embedding dropout, AdamW weight decay, LR schedule and label smoothing",
-    params={
-        **DEFAULT.params,
-        "vectorizer": CategoricalDistribution(["word2vec", "fasttext"]),
-        "vector_size": CategoricalDistribution([100, 300]),
-        "window": CategoricalDistribution([3, 5]),
-        "sg": CategoricalDistribution([False, True]),
-        "min_count": CategoricalDistribution([1, 2]),
-        "freeze_embeddings": CategoricalDistribution([True, False]),
-        "embedding_dropout": FloatDistribution(0.0, 0.4),
-        "weight_decay": FloatDistribution(1e-6, 1e-1, log=True),
-        "lr_schedule": CategoricalDistribution(["none", "cosine", "onecycle"]),
-        "label_smoothing": FloatDistribution(0.0, 0.2),
-    },
-    fixed={"bidirectional": True},
-)
+
+def distribution_dict(dist: BaseDistribution) -> dict[str, Any]:
+    """A distribution as a TOML file declares it: {type, low, high, log?, step?} or {type, choices}."""
+    if isinstance(dist, CategoricalDistribution):
+        return {"type": "categorical", "choices": list(dist.choices)}
+    kind = "float" if isinstance(dist, FloatDistribution) else "int"
+    out: dict[str, Any] = {"type": kind, "low": dist.low, "high": dist.high}
+    if dist.log:
+        out["log"] = True
+    if dist.step != (1 if kind == "int" else None):
+        out["step"] = dist.step
+    return out
+
+
+def read_space(path: Path, where: str) -> SearchSpace:
+    """The space a TOML file declares; its name is the file's name without `.toml`.
+
+    Raises:
+        ValueError: a file that is no valid TOML or no valid space; the message starts with `where`.
+    """
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{where} is not valid TOML: {e}. Fix the file's syntax.") from None
+    return space_from_dict(data, path.stem, where)
+
+
+def space_from_dict(data: dict[str, Any], name: str, where: str) -> SearchSpace:
+    """The space that plain data declares (a TOML file's keys, or study.json's `space` block less its `name`).
+
+    Raises:
+        ValueError: the first problem, with `where`, the key and the fix.
+    """
+    try:
+        unknown = [k for k in data if k not in KEYS]
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], KEYS, n=1)
+            raise ValueError(
+                f"the keys must be among {', '.join(KEYS)}, but got {unknown[0]!r}."
+                + (f" Did you mean {close[0]!r}?" if close else "")
+            )
+        description = data.get("description", "")
+        if not isinstance(description, str):
+            raise ValueError(f"`description` must be a string, but got {description!r}.")
+        params = _table(data, "params", "[params] with a table per hyperparameter")
+        params = {k: _distribution(spec, f"params.{k}") for k, spec in params.items()}
+        fixed = _table(data, "fixed", "[fixed] with name = value lines")
+        for k, v in fixed.items():
+            _scalar(v, f"fixed.{k}")
+        enqueue = data.get("enqueue", [])
+        if not isinstance(enqueue, list) or not all(isinstance(p, dict) for p in enqueue):
+            raise ValueError(f"`enqueue` must be a list of tables ([[enqueue]] sections), but got {enqueue!r}.")
+        for i, point in enumerate(enqueue):
+            for k, v in point.items():
+                _scalar(v, f"enqueue[{i}].{k}")
+        problem = space_problem(params, fixed, enqueue)
+        if problem:
+            raise ValueError(problem)
+    except ValueError as e:
+        raise ValueError(f"{where}: {e}") from None
+    return SearchSpace(name, description, params, fixed, tuple(enqueue))
+
+
+def _table(data: dict[str, Any], key: str, form: str) -> dict[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise ValueError(f"`{key}` must be a table ({form}), but got {value!r}.")
+    return value
+
+
+def _scalar(value: Any, key: str) -> None:
+    if not isinstance(value, (str, int, float, bool)):
+        raise ValueError(f"`{key}` must be {VALUE}, but got {value!r}.")
+
+
+def _distribution(spec: Any, key: str) -> BaseDistribution:
+    """One hyperparameter's distribution from its table, e.g. { type = "int", low = 16, high = 256, log = true }."""
+    if not isinstance(spec, dict):
+        raise ValueError(f"`{key}` must be a table such as {EXAMPLE}, but got {spec!r}.")
+    kind = spec.get("type")
+    if kind not in DISTRIBUTIONS:
+        got = "no `type`" if kind is None else repr(kind)
+        raise ValueError(f"`{key}.type` must be one of {', '.join(map(repr, DISTRIBUTIONS))}, but got {got}.")
+    allowed = DISTRIBUTIONS[kind]
+    unknown = [k for k in spec if k != "type" and k not in allowed]
+    if unknown:
+        raise ValueError(f"`{key}`: a {kind} distribution takes {', '.join(allowed)}, but got {unknown[0]!r}.")
+    if kind == "categorical":
+        choices = spec.get("choices")
+        if not isinstance(choices, list) or not choices:
+            got = "no `choices`" if choices is None else repr(choices)
+            raise ValueError(
+                f'`{key}` needs `choices`, a non-empty list such as choices = ["lstm", "gru"], but got {got}.'
+            )
+        for c in choices:
+            _scalar(c, f"{key}.choices")
+        return CategoricalDistribution(choices)
+    missing = [k for k in ("low", "high") if k not in spec]
+    if missing:
+        example = EXAMPLE if kind == "float" else '{ type = "int", low = 1, high = 4 }'
+        raise ValueError(f"`{key}` needs `low` and `high`, but `{missing[0]}` is missing; e.g. {example}.")
+    number = int if kind == "int" else float
+    for k in ("low", "high", "step"):
+        if k in spec and not _has_type(number, spec[k]):
+            what = 'an integer in an int distribution (or use type = "float")' if kind == "int" else "a number"
+            raise ValueError(f"`{key}.{k}` must be {what}, but got {spec[k]!r}.")
+    if not isinstance(spec.get("log", False), bool):
+        raise ValueError(f"`{key}.log` must be true or false, but got {spec['log']!r}.")
+    low, high = spec["low"], spec["high"]
+    if low > high:
+        raise ValueError(f"`{key}.low` must be <= `high` ({high!r}), but got {low!r}; swap them.")
+    cls = IntDistribution if kind == "int" else FloatDistribution
+    step = spec.get("step", 1 if kind == "int" else None)
+    try:
+        return cls(low, high, log=spec.get("log", False), step=step)
+    except ValueError as e:  # Optuna's own rules (log needs low > 0, log and step exclude each other, ...)
+        raise ValueError(f"`{key}`: {e} Change `low`, `high`, `log` or `step`.") from None
+
+
+def check_values(space: SearchSpace, where: str) -> None:
+    """Check that training takes every value the space can give: each fixed value, choice and range end.
+
+    The checks are HParams's (trainables/train.py) and VectorConfig's (trainables/vectorize.py); they import
+    torch, so the registry runs them on a user's file only (tests/test_search_spaces.py runs them on the
+    built-in spaces).
+
+    Raises:
+        ValueError: the first value refused, with `where`, its key and the rule.
+    """
+    from trainables.train import HParams
+    from trainables.vectorize import VectorConfig
+
+    values = [(f"fixed.{k}", k, v) for k, v in space.fixed.items()]
+    for k, dist in space.params.items():
+        if isinstance(dist, CategoricalDistribution):
+            values += [(f"params.{k}.choices", k, c) for c in dist.choices]
+        else:
+            values += [(f"params.{k}.low", k, dist.low), (f"params.{k}.high", k, dist.high)]
+    for key, name, value in values:
+        try:
+            if name in SEARCHED:
+                VectorConfig(**{SEARCHED[name]: value})
+            else:
+                HParams(**{name: value})
+        except ValueError as e:
+            raise ValueError(f"{where}: `{key}` is {value!r}, which training refuses: {e} Change it.") from None

@@ -26,6 +26,7 @@ examples:
   python -m study.run --train vaccine_train_set.csv --valid vaccine_validation_set.csv \\
       --text-column tweet --label-column label --party-column '' --label-map 0=neutral,1=anti,2=pro
   python -m study.run --config study.toml --num-samples 64   # flags win over the TOML file
+  python -m study.run --space my_space.toml             # a search space of your own (README)
   python -m study.run --address auto --storage s3://bucket/studies --gpus-per-trial 0.25   # on a cluster
   python -m study.run --resume NAME                     # complete an interrupted study
 
@@ -40,7 +41,8 @@ def parser() -> CommandParser:
     p.add_argument("--config", metavar="FILE", help="TOML file with the same keys as the flags")
     add_arguments(p, StudyConfig)
     spaces = "; ".join(f"{name} ({space.description})" for name, space in SPACES.items())
-    p.set_help("space", f"named search space, one of: {spaces}. Default: {StudyConfig.space}")
+    file = 'or a .toml file that declares one as search_spaces/*.toml do (README: "Search spaces of your own")'
+    p.set_help("space", f"named search space, one of: {spaces}; {file}. Default: {StudyConfig.space}")
     return p
 
 

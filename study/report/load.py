@@ -175,17 +175,17 @@ def status_counts(trials: pd.DataFrame) -> dict[str, int]:
 def searched_params(results: StudyResults) -> dict[str, BaseDistribution]:
     """The searched hyperparameters and their distributions (the fixed ones are left out).
 
-    The names are study.json's; the distributions come from the named search space when it still has
-    those names, else they are inferred from the values the trials took.
+    The names are study.json's; the distributions are the ones it recorded, or (a study.json that recorded only
+    their names) the named search space's when it still has those names, else inferred from the trials' values.
     """
+    from search_spaces import SPACES, space_from_record
+
     space = results.study.get("space") or {}
     names = list((space.get("params") or {}).keys())
     try:
-        from search_spaces import get_space
-
-        known = get_space(space.get("name", "")).params
+        known = space_from_record(space, "study.json").params
     except ValueError:
-        known = {}
+        known = SPACES[space["name"]].params if space.get("name") in SPACES else {}
     if names and set(names) <= set(known):
         return {k: known[k] for k in names}
     if not names:  # an older study.json: every param column that varies
