@@ -13,8 +13,10 @@ What it measures:
     "skip connections help" (skip on - off > 0), "more layers help a little" (3 layers - 1 > 0).
 (2) Speed. A smaller plan (the base and three variants: another cell, attention flipped, another layer count;
     4 folds, 3 epochs) run as `python -m study.ablate` and as `python -m study.evaluate` once per
-    configuration, one after another. Each side starts from an empty Word2Vec cache (the evaluate runs share
-    theirs, as a user's runs would, so both train each fold's Word2Vec once), in fresh processes, in
+    configuration, one after another, each with one fold task at a time (`--cpus-per-trial` every CPU, one
+    torch thread: the sequential protocol, as `study.evaluate` ran before its folds became Ray tasks). Each side
+    starts from an empty Word2Vec cache (the evaluate runs share theirs, as a user's runs would, so both train
+    each fold's Word2Vec once), in fresh processes, in
     alternating order (ablation first, then evaluate first); wall time from start to exit, Ray's start and
     every process start included. Ratio = ablation / sequential; target <= 0.6 on 2 cores. The two paths'
     fold scores are compared too: the same folds, Word2Vec and seeds must give the same numbers.
@@ -58,6 +60,7 @@ from study.results import BEST_METRIC, read_table  # noqa: E402
 SECTION = "ablation"
 TICK = os.sysconf("SC_CLK_TCK")
 TARGET = 0.6
+CPUS = os.cpu_count() or 1  # `study.evaluate --cpus-per-trial CPUS`: one fold task at a time, the sequential protocol
 GREEK = "greek-election-tweets-ys19-2023"
 MARGIN = 0.02  # "as good as": the whole 95% interval within +-MARGIN macro-F1
 
@@ -269,7 +272,8 @@ def run_ablate_once(args, folder, base, variants, tmp: Path, tag: str) -> tuple[
 
 
 def run_evaluate_each(args, data, full_base: dict, variants, seed: int, tmp: Path, tag: str):
-    """`study.evaluate` once per configuration, one after another, sharing one (at first empty) cache.
+    """`study.evaluate` once per configuration, one after another, one fold at a time, sharing one (at first
+    empty) cache.
 
     Returns:
         (wall s, CPU s, {configuration: its folds' macro-F1}).
@@ -279,7 +283,7 @@ def run_evaluate_each(args, data, full_base: dict, variants, seed: int, tmp: Pat
     scores, wall, cpu = {}, 0.0, 0.0
     for name, params in configs.items():
         sets = [w for k, v in {**params, "seed": seed}.items() for w in ("--set", f"{k}={value_text(v)}")]
-        argv = ["-m", "study.evaluate", *data, "--folds", str(args.speed_folds)]
+        argv = ["-m", "study.evaluate", *data, "--folds", str(args.speed_folds), "--cpus-per-trial", str(CPUS)]
         argv += ["--max-epochs", str(args.speed_epochs), *sets, "--json"]
         w, c, stdout = _run(argv, env, f"study.evaluate of {name}")
         wall, cpu = wall + w, cpu + c

@@ -99,22 +99,19 @@ ORIGINAL = {
 
 def run_original(args: argparse.Namespace) -> None:
     """The original's best configuration, `study.evaluate`'s protocol: Greek 5-fold CV, vaccine train -> valid."""
-    from study.config import DataSettings
-    from study.data.inputs import load_dataset
-    from study.final.cv import cross_validate, evaluate_split, given_split, summarise
+    from study.config import StudyConfig
+    from study.final.evaluation import evaluate
     from trainables.train import HParams
 
     hp = HParams(**ORIGINAL, max_epochs=1 if args.quick else args.epochs_original)
     size = 32 if args.quick else 300
     g, v = args.data_dir / GREEK, args.data_dir / VACCINE
     out = {}
-    greek = DataSettings(
+    greek = StudyConfig(
         train=str(g / "valid_set.csv"), unlabelled=(str(g / "test_set.csv"),), encoding="mean", vector_size=size
     )
-    ds = load_dataset(greek)
     t0 = time.perf_counter()
-    results = cross_validate(hp, ds.labelled, ds.unlabelled, greek, 2 if args.quick else 5)
-    out["greek"] = {**_summary(summarise(results, ds.labelled.classes)), "wall_s": time.perf_counter() - t0}
+    out["greek"] = {**_summary(evaluate(greek, hp, 2 if args.quick else 5)), "wall_s": time.perf_counter() - t0}
     vaccine = replace(
         greek,
         train=str(v / "vaccine_train_set.csv"),
@@ -125,11 +122,8 @@ def run_original(args: argparse.Namespace) -> None:
         party_column="",
         label_map="0=neutral,1=anti,2=pro",
     )
-    vs = load_dataset(vaccine)
     t0 = time.perf_counter()
-    labelled, fold = given_split(vs.train, vs.valid, vaccine.data_seed, vaccine.clean_config())
-    result = evaluate_split(hp, labelled, fold, vs.unlabelled, vaccine, None)
-    out["vaccine"] = {**_summary(summarise([result], vs.train.classes)), "wall_s": time.perf_counter() - t0}
+    out["vaccine"] = {**_summary(evaluate(vaccine, hp, None)), "wall_s": time.perf_counter() - t0}
     args.results_dir.mkdir(parents=True, exist_ok=True)
     (args.results_dir / "original.json").write_text(json.dumps({"epochs": hp.max_epochs, **out}))
     print(json.dumps(out))

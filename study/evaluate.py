@@ -1,21 +1,20 @@
-"""`python -m study.evaluate`: the command line of a cross-validation of ONE configuration, no Ray needed.
+"""`python -m study.evaluate`: the command line of a cross-validation of ONE configuration.
 
 Here: parsing (`parse_overrides` reads the `--set name=value` items), the summary table and the exit codes.
-The folds, one fold's run and the summary over folds live in cv.py; reading files in study/data/inputs.py.
-With `--valid FILE` there is one "fold": train on `--train`, score on `--valid`.
+The steps (the folds as the final stage's Ray tasks) live in study/final/evaluation.py, the folds and the
+summary over them in study/final/cv.py. With `--valid FILE` there is one "fold": train on `--train`, score on
+`--valid`.
 
 Exit codes: 0 done, 2 bad input or settings, 130 interrupted, 1 anything else.
 """
 
 from __future__ import annotations
 
-import argparse
 import difflib
-import logging
 import math
 import sys
+from argparse import SUPPRESS
 from collections.abc import Sequence
-from dataclasses import asdict
 from typing import Any
 
 from rich.console import Console
@@ -26,16 +25,16 @@ from study.config import (
     SEARCHED_SETTINGS,
     ConfigError,
     DataSettings,
+    StudyConfig,
     add_arguments,
     build_config,
     convert_value,
     field_types,
 )
-from study.final.cv import DEFAULT_FOLDS, SCORED_BY, FoldResult, cross_validate, evaluate_split, given_split, summarise
+from study.final.cv import DEFAULT_FOLDS, SCORED_BY
+from study.final.evaluation import evaluate
 from study.results import json_text
 from trainables.train import HParams
-
-log = logging.getLogger(__name__)
 
 # One torch thread unless `--set num_threads=N`: a recurrent step is too small to split well, and on a busy
 # 2-core machine 2 threads ran 2-10x slower than 1 (threads spin while waiting for a core). A fixed default
@@ -47,7 +46,8 @@ Cross-validate one configuration of the recurrent tweet-sentiment classifier: st
 --data-seed), fresh word vectors per fold on that fold's training texts (+ --unlabelled), never on the held-out
 fold. Each fold's epoch is chosen on an inner validation split of its training part (by val_macro_f1) and the
 held-out fold is scored at that epoch; the last epoch's scores and the old, optimistic rule's (the held-out
-fold's own best epoch) are shown too.
+fold's own best epoch) are shown too. The folds run side by side as Ray tasks, as the final stage's do, on a
+Ray started here or on the cluster at --address.
 With --valid, train on --train and score on --valid instead (one fold). With no --train, the built-in demo
 data is used.
 """
@@ -112,8 +112,9 @@ def parse_overrides(items: Sequence[str]) -> tuple[dict[str, Any], dict[str, Any
 
 def build_settings(
     flags: dict[str, Any], overrides: Sequence[str], max_epochs: int | None
-) -> tuple[DataSettings, HParams]:
-    """Validated data settings and hyperparameters from the data flags, `--set` items and `--max-epochs`.
+) -> tuple[StudyConfig, HParams]:
+    """Validated settings (data, Ray address and resources) and hyperparameters from the flags, `--set` items and
+    `--max-epochs`.
 
     A name given both as a flag and in `--set` is an error, as is a name given twice.
     """
@@ -125,7 +126,7 @@ def build_settings(
         if "max_epochs" in hp_values:
             raise ConfigError("`max_epochs` must be given once, but it is both `--max-epochs` and a `--set` item.")
         hp_values["max_epochs"] = max_epochs
-    settings = build_config({**flags, **data_values}, None, DataSettings)
+    settings = build_config({**flags, **data_values}, None, StudyConfig)
     hp_values.setdefault("num_threads", DEFAULT_THREADS)
     return settings, HParams(**hp_values)
 
@@ -172,51 +173,11 @@ def parser() -> CommandParser:
         help="a hyperparameter or data setting, e.g. --set cell=gru --set lr=1e-3 (repeatable)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout instead of the table")
+    p.add_argument("--address", default=SUPPRESS, help="a running Ray cluster, e.g. auto (default: start Ray here)")
+    p.add_argument("--cpus-per-trial", default=SUPPRESS, metavar="N", help="CPUs per fold task (default: 1)")
+    p.add_argument("--gpus-per-trial", default=SUPPRESS, metavar="N", help="GPUs per fold task (default: 0, the CPU)")
     add_arguments(p, DataSettings)
     return p
-
-
-def run(args: argparse.Namespace, flags: dict[str, Any]) -> dict[str, Any]:
-    """Validate everything, read the data, cross-validate (or train → valid); returns the JSON summary."""
-    from study.data.inputs import load_dataset, vector_cache_dir
-
-    settings, hp = build_settings(flags, args.overrides, args.max_epochs)
-    if settings.valid and args.folds is not None:
-        raise ConfigError(f"`folds` must not be given with `valid` (one train → valid split), but got {args.folds}.")
-    folds = DEFAULT_FOLDS if args.folds is None else args.folds
-    if not settings.valid and folds < 2:
-        raise ConfigError(f"`folds` must be >= 2 for cross-validation, but got {folds}.")
-    ds = load_dataset(settings)
-    cache_dir = vector_cache_dir()
-
-    def on_fold(r: FoldResult) -> None:
-        numbers = (r.fold, r.best["macro_f1"], r.best["auc"], r.best_epoch, r.epochs, r.time_s)
-        log.info("Fold %d: macro-F1 %.4f, AUC %.4f (epoch %d of %d chosen on the inner split), %.1f s", *numbers)
-
-    labelled = ds.labelled  # load_dataset splits; CV needs every labelled row
-    n_rows = len(labelled)
-    if settings.valid:
-        mode = "train-valid"
-        sizes = (ds.train_path, len(ds.train), settings.valid, len(ds.valid))
-        log.info("Training on %s (%d rows), scoring on %s (%d rows)", *sizes)
-        _, fold = given_split(ds.train, ds.valid, settings.data_seed, settings.clean_config())
-        results = [evaluate_split(hp, labelled, fold, ds.unlabelled, settings, cache_dir)]
-        on_fold(results[0])
-    else:
-        mode = "cross-validation"
-        log.info("%d-fold stratified CV of %d rows from %s", folds, n_rows, ds.train_path)
-        results = cross_validate(hp, labelled, ds.unlabelled, settings, folds, cache_dir, on_fold)
-    classes = ds.train.classes
-    summary = summarise(results, classes)
-    return {
-        **summary,
-        "mode": mode,
-        "classes": list(classes),
-        "n_rows": n_rows,
-        "train_path": ds.train_path,
-        "unlabelled_rows": len(ds.unlabelled),
-        "settings": {"data": asdict(settings), "hparams": asdict(hp)},
-    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -224,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     flags = {k: v for k, v in vars(args).items() if k not in ("folds", "max_epochs", "overrides", "json")}
 
     def work(console: Console) -> None:
-        out = run(args, flags)
+        out = evaluate(*build_settings(flags, args.overrides, args.max_epochs), args.folds)
         if args.json:
             sys.stdout.write(json_text(out) + "\n")
         else:

@@ -78,7 +78,7 @@ def test_the_base_is_the_winner_over_the_spaces_fixed_settings(tmp_path):
     assert s.plan.fixed == {"seed": 3, "max_epochs": 1, "num_threads": 1, "device": "cpu"}
     assert (s.plan.folds, s.plan.data_seed) == (3, 1)
     assert s.base_from == {"winner": {"trial_id": "t1", "rank": 1}, "changes": {}}
-    assert len(s.labelled) == 300 and s.done.empty and s.out == folder / "ablation"
+    assert len(s.data.labelled) == 300 and s.done.empty and s.out == folder / "ablation"
 
 
 def test_base_changes_and_the_default_preset(tmp_path):

@@ -219,6 +219,7 @@ def test_a_task_window_says_what_runs_and_waits_while_nothing_ends(local_ray, tm
 @pytest.mark.slow
 def test_the_final_stage_keeps_no_more_fold_tasks_in_ray_than_its_window(local_ray, tmp_path):
     """With `at_once` 1 the fold tasks (their encodings included) run one after another, each fold encoded once."""
+    from study.data.inputs import StudyData
     from study.final.stage import FinalPlan, run_cv
     from study.final.summary import Candidate
     from trainables.data import DataSpec, read_labelled
@@ -231,7 +232,8 @@ def test_the_final_stage_keeps_no_more_fold_tasks_in_ray_than_its_window(local_r
     plan = FinalPlan(2, 2, 0, {**fixed, "device": "cpu"}, cpus=1, gpus=0, max_retries=0, at_once=1)
     cands = [Candidate("x", 1, 0.5, {"lr": 3e-3}), Candidate("y", 2, 0.4, {"lr": 1e-3})]
     rows, cache = [], tmp_path / "vectors"
-    run_cv(plan, cands, labelled, (), CleanConfig(), VectorConfig(vector_size=8, epochs=1), cache, set(), rows.append)
+    data = StudyData(labelled, (), CleanConfig(), VectorConfig(vector_size=8, epochs=1), cache)
+    run_cv(plan, cands, data, set(), rows.append)
     assert len(rows) == (2 + 3) * 2 and all(r["error"] is None for r in rows), rows
     spans = sorted((r["started_at"], r["finished_at"]) for r in rows)
     assert all(later[0] >= earlier[1] - 0.01 for earlier, later in zip(spans, spans[1:]))  # never two at once

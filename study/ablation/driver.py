@@ -17,10 +17,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from search_spaces import saved_space_setting
 from study.ablation.effects import (
     ABLATION_FILE,
     ABLATION_SCHEMA,
@@ -41,11 +42,12 @@ from study.config import ConfigError, DataSettings, StudyConfig, saved_settings
 from study.final.stage import FinalPlan
 from study.final.stats import cv_estimate
 from study.resources import check_resources, cluster_nodes, init_ray, tasks_at_once, trial_request
-from study.results import SCHEMA_VERSION, json_text, read_study, read_table, write_json, write_table
-from trainables.data import LabelledData, concat
+from study.results import SCHEMA_VERSION, STUDY_FILE, json_text, read_study, read_table, write_json, write_table
 from trainables.files import exclusive_lock
-from trainables.prepare import Unlabelled
 from trainables.train import HParams
+
+if TYPE_CHECKING:
+    from study.data.inputs import StudyData
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +77,7 @@ class Setup:
     variants: list[Variant]  # the base first
     repeats: int
     plan: FinalPlan  # folds, data seed, the fixed hyperparameters (seed, max_epochs, threads, device), resources
-    labelled: LabelledData  # the study's training and validation rows (never its test rows)
-    unlabelled: Unlabelled  # the study's unlabelled texts and pretrained vectors
+    data: StudyData  # the study's training and validation rows (never its test rows), unlabelled texts, vectors
     record: dict[str, Any]  # what the rows depend on; a rerun into `out` must have the same
     base_from: dict[str, Any]  # the final stage's winner it started from, and the --base changes
     done: pd.DataFrame  # rows already in ablation.parquet
@@ -87,9 +88,12 @@ class Setup:
 # ------------------------------------------------------------------------------------------ resolve
 
 
-def study_settings(study: dict[str, Any], cpus: float | None, gpus: float | None) -> StudyConfig:
-    """The study's settings as a StudyConfig, with this run's resources where given."""
-    cfg = StudyConfig(**saved_settings(study.get("settings") or {}, f"study.json of {study.get('name')!r}"))
+def study_settings(study: dict[str, Any], folder: Path, cpus: float | None, gpus: float | None) -> StudyConfig:
+    """The study's settings as a StudyConfig (a file's space as study.json recorded it), with this run's resources
+    where given."""
+    settings = saved_settings(study.get("settings") or {}, f"study.json of {study.get('name')!r}")
+    settings["space"] = saved_space_setting(settings.get("space", StudyConfig.space), folder / STUDY_FILE)
+    cfg = StudyConfig(**settings)
     changes = {"cpus_per_trial": cpus, "gpus_per_trial": gpus}
     return replace(cfg, **{k: v for k, v in changes.items() if v is not None})
 
@@ -109,9 +113,9 @@ def _base(study: dict[str, Any], folder: Path, changes: dict[str, Any]) -> tuple
     return base, {"winner": source, "changes": changes}
 
 
-def _labelled(cfg: StudyConfig, study: dict[str, Any]) -> tuple[LabelledData, Unlabelled]:
-    """The study's labelled rows (training + validation, not its test rows) and unlabelled texts, as it read them."""
-    from study.data.inputs import load_dataset
+def _data(cfg: StudyConfig, study: dict[str, Any]) -> StudyData:
+    """The study's data as it read it: labelled rows (training + validation, not its test rows), unlabelled texts."""
+    from study.data.inputs import load_dataset, study_data
 
     ds = load_dataset(cfg)
     then = study.get("data") or {}
@@ -123,7 +127,7 @@ def _labelled(cfg: StudyConfig, study: dict[str, Any]) -> tuple[LabelledData, Un
             f"the data of study {study.get('name')!r} changed since it ran ({what}); restore the files it read "
             f"({ds.train_path})."
         )
-    return concat(ds.train, ds.valid), ds.unlabelled
+    return study_data(ds, cfg)
 
 
 def _previous(out: Path, record: dict[str, Any]) -> pd.DataFrame:
@@ -169,7 +173,7 @@ def resolve(args: argparse.Namespace, command: str) -> Setup:
 
     folder = Path(args.folder)
     study = read_study(folder)
-    cfg = study_settings(study, args.cpus_per_trial, args.gpus_per_trial)
+    cfg = study_settings(study, folder, args.cpus_per_trial, args.gpus_per_trial)
     base, base_from = _base(study, folder, parse_base(args.base))
     preset = PRESETS[args.preset or DEFAULT_PRESET] if args.preset or not args.vary else {}
     variants = plan_variants(base, combine(preset, parse_vary(args.vary)))
@@ -186,8 +190,9 @@ def resolve(args: argparse.Namespace, command: str) -> Setup:
         HParams.from_dict({**fixed, **base})
     except ValueError as e:
         raise ConfigError(f"`--max-epochs`: {e}") from None
-    labelled, unlabelled = _labelled(cfg, study)
-    groups = text_groups(labelled, cfg.clean_config())
+    data = _data(cfg, study)
+    labelled = data.labelled
+    groups = text_groups(labelled, data.clean)
     for r in range(args.repeats):  # every repeat's folds can be split (`--folds` within the smallest class)
         fold_indices(labelled.labels, args.folds, cfg.data_seed + r, groups)
     plan = FinalPlan(
@@ -216,8 +221,7 @@ def resolve(args: argparse.Namespace, command: str) -> Setup:
         variants=variants,
         repeats=args.repeats,
         plan=plan,
-        labelled=labelled,
-        unlabelled=unlabelled,
+        data=data,
         record=record,
         base_from=base_from,
         done=done,
@@ -283,7 +287,6 @@ def execute(s: Setup, on_row: Callable[[dict[str, Any]], None] | None = None) ->
         ConfigError: no node can hold a fold task's resources (nothing written), or `out` is in use.
         AblationInterrupted: Ctrl-C; the finished rows are kept and the same command resumes.
     """
-    from study.data.inputs import vector_cache_dir
     from study.report.ablation import write_ablation_report
 
     rows = s.done.to_dict("records")
@@ -322,20 +325,8 @@ def execute(s: Setup, on_row: Callable[[dict[str, Any]], None] | None = None) ->
                     if on_row is not None:
                         on_row(row)
 
-                cfg, cache = s.cfg, vector_cache_dir()
                 try:
-                    run_ablation(
-                        plan,
-                        s.variants,
-                        s.repeats,
-                        s.labelled,
-                        s.unlabelled,
-                        cfg.clean_config(),
-                        cfg.vector_config(),
-                        cache,
-                        s.done,
-                        record,
-                    )
+                    run_ablation(plan, s.variants, s.repeats, s.data, s.done, record)
                 except KeyboardInterrupt:
                     write_json({**info, "status": "interrupted", "rows_done": done}, s.out / ABLATION_JSON)
                     raise AblationInterrupted(s.out, done, total, s.command) from None

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -27,6 +27,9 @@ from study.final.stats import LEVEL, Paired, holm, paired
 from study.final.summary import CV, Candidate
 from study.results import FOLD_FIELDS
 from trainables.train import HParams
+
+if TYPE_CHECKING:
+    from study.data.inputs import StudyData
 
 ABLATION_FILE = "ablation.parquet"
 BASE = "base"
@@ -187,11 +190,7 @@ def run_ablation(
     plan: FinalPlan,
     variants: Sequence[Variant],
     repeats: int,
-    labelled,
-    unlabelled,  # trainables.prepare.Unlabelled: the unlabelled texts and pretrained vectors
-    clean,
-    vectors,
-    cache_dir,
+    data: StudyData,
     done_rows: pd.DataFrame,
     on_row: Callable[[dict[str, Any]], None],
 ) -> None:
@@ -214,7 +213,7 @@ def run_ablation(
             keep = {k: values.get(k) for k in ABLATION_SCHEMA.names}
             on_row({**keep, "variant": v.name, "factor": v.factor, "value": value, "repeat": r})
 
-        run_cv(repeat_plan, cands, labelled, unlabelled, clean, vectors, cache_dir, done, row, baselines=())
+        run_cv(repeat_plan, cands, data, done, row, baselines=())
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ Reading validates every input before any work starts (trainables/data.py raises 
 every unlabelled file (cleaned once into the token cache, trainables/corpus.py) and a pretrained vectors file
 (trainables/pretrained.py; its coverage of the training texts is measured here). Every split keeps rows whose
 texts are identical after cleaning together, and `account` counts what was read, dropped and repeated (study.json's
-`data.accounting`). `encode` does the expensive part once in the driver.
+`data.accounting`). `encode` does the expensive part once in the driver; `study_data` bundles what the folds and
+the final model read (the final stage, `study.evaluate`, `study.ablate`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from trainables.corpus import token_corpus
 from trainables.data import DataSpec, LabelledData, concat, read_labelled, stratified_split, subset, text_groups
 from trainables.demo import write_demo
 from trainables.prepare import EncodedData, Unlabelled, prepare
-from trainables.preprocess import clean_corpus
+from trainables.preprocess import CleanConfig, clean_corpus
+from trainables.vectorize import VectorConfig
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,25 @@ class Dataset:
     def labelled(self) -> LabelledData:
         """Every labelled row the search and the final stage may see: training and validation, never the test."""
         return concat(self.train, self.valid)
+
+
+@dataclass(frozen=True, eq=False)
+class StudyData:
+    """What a study's folds and its final model read: the labelled rows and how texts become arrays."""
+
+    labelled: LabelledData  # every row the folds split: training and validation, never the test rows
+    unlabelled: Unlabelled  # unlabelled texts and pretrained vectors, for the word vectors only
+    clean: CleanConfig
+    vectors: VectorConfig  # the study's representation; a candidate's searched settings go on top
+    cache_dir: Path | None  # the word-vector cache; None trains every fold's vectors afresh
+    spec: DataSpec = DataSpec()  # how the files were read, saved with the final model
+    test: LabelledData | None = None  # scored once, by the final model and the baselines; None without one
+
+
+def study_data(ds: Dataset, s: DataSettings, cache_dir: Path | None = None) -> StudyData:
+    """`ds` as its folds see it: every labelled row, `s`'s cleaning and vectors, the word-vector cache."""
+    cache_dir = vector_cache_dir() if cache_dir is None else cache_dir
+    return StudyData(ds.labelled, ds.unlabelled, s.clean_config(), s.vector_config(), cache_dir, ds.spec, ds.test)
 
 
 def _pretrained(s: DataSettings, train: LabelledData, valid: LabelledData, unlabelled: Unlabelled):

@@ -8,24 +8,21 @@ on its own held-out rows) is kept beside it as `held_out_best_macro_f1`, for wha
 
 Rows whose texts are identical after cleaning stay together in every split (folds and inner splits), so no
 text is scored that was also trained on. Every fold trains its own word vectors on that fold's training texts
-plus the unlabelled texts, never on the held-out fold. `evaluate_split` is a pure function of picklable
-arguments, so a fold can run anywhere, a Ray task included. The command line lives in evaluate.py; the
-training loop in trainables/train.py.
+plus the unlabelled texts, never on the held-out fold. Not here: running the folds (the one runner, stage.py
+`run_cv`, as Ray tasks), the training loop (trainables/train.py).
 """
 
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from study.config import ConfigError, DataSettings
-from trainables.data import LabelledData, concat, group_stratified, subset, text_groups
+from study.config import ConfigError
+from trainables.data import LabelledData, group_stratified, text_groups
 from trainables.metrics import METRIC, classification_metrics, log_loss
 
 if TYPE_CHECKING:  # torch and gensim load where a fold runs, not where its rule is read (the report)
@@ -64,7 +61,7 @@ class FoldResult:
     best: dict[str, Any]  # held-out metrics at the chosen epoch (val_ prefix dropped)
     last: dict[str, Any]  # held-out metrics of the last epoch
     held_out_best_macro_f1: float  # the old rule: the held-out fold's best epoch (optimistic)
-    time_s: float  # word vectors + encoding + training
+    time_s: float  # the fold's task: training and scoring (its encoding is a task of its own)
 
 
 def fold_indices(
@@ -118,11 +115,10 @@ def plan_folds(labels: np.ndarray, groups: np.ndarray, folds: int, seed: int) ->
     return out
 
 
-def given_split(train: LabelledData, valid: LabelledData, seed: int, clean=None) -> tuple[LabelledData, Fold]:
-    """A given (train, valid) pair as one fold: both parts' rows, and the fold that holds out `valid`."""
-    labelled = concat(train, valid)
+def given_fold(train: LabelledData, valid: LabelledData, seed: int, clean=None) -> Fold:
+    """A given (train, valid) pair as the one fold of their rows `concat(train, valid)` that holds out `valid`."""
     inner = inner_split(train.labels, text_groups(train, clean), seed)
-    return labelled, Fold(1, np.arange(len(train)), np.arange(len(train), len(labelled)), *inner)
+    return Fold(1, np.arange(len(train)), np.arange(len(train), len(train) + len(valid)), *inner)
 
 
 def _metrics(record: dict[str, Any], classes: tuple[str, ...]) -> dict[str, Any]:
@@ -183,69 +179,6 @@ def score_fold(hp: HParams, data: EncodedData, fold: Fold) -> dict[str, Any]:
         "n_train": len(it),
         "n_held_out": len(data.y_valid),
     }
-
-
-def evaluate_split(
-    hp: HParams,
-    labelled: LabelledData,
-    fold: Fold,
-    unlabelled: Sequence[str],
-    settings: DataSettings,
-    cache_dir: Path | None,
-) -> FoldResult:
-    """Word vectors, encoding and `score_fold` on one fold of `labelled`.
-
-    Pure apart from its time and the word-vector cache, and every argument pickles: a fold may run in a Ray task.
-    """
-    from trainables.prepare import prepare
-
-    t0 = time.perf_counter()
-    train, held_out = subset(labelled, fold.train), subset(labelled, fold.held_out)
-    data = prepare(train, held_out, unlabelled, settings.clean_config(), settings.vector_config(), cache_dir)
-    s = score_fold(hp, data, fold)
-    return FoldResult(
-        fold.number,
-        s["n_train"],
-        s["n_held_out"],
-        s["best_epoch"],
-        s["epochs"],
-        s["best"],
-        s["last"],
-        s["held_out_best_macro_f1"],
-        time.perf_counter() - t0,
-    )
-
-
-def cross_validate(
-    hp: HParams,
-    data: LabelledData,
-    unlabelled: Sequence[str],
-    settings: DataSettings,
-    folds: int,
-    cache_dir: Path | None = None,
-    on_fold: Callable[[FoldResult], None] | None = None,
-) -> list[FoldResult]:
-    """Stratified k-fold CV (seeded by `settings.data_seed`) of one configuration, one fold after another.
-
-    Args:
-        hp: the hyperparameters, the same in every fold.
-        data: every labelled row; each fold holds out 1/`folds` of it.
-        unlabelled: extra texts (and pretrained vectors) for every fold's word vectors.
-        settings: cleaning and word-vector settings.
-        folds: k >= 2.
-        cache_dir: the word-vector cache; None trains every fold's vectors afresh.
-        on_fold: called with each fold's result as it finishes.
-
-    Returns:
-        One FoldResult per fold, in fold order.
-    """
-    results = []
-    for fold in plan_folds(data.labels, text_groups(data, settings.clean_config()), folds, settings.data_seed):
-        result = evaluate_split(hp, data, fold, unlabelled, settings, cache_dir)
-        if on_fold is not None:
-            on_fold(result)
-        results.append(result)
-    return results
 
 
 def _mean_std(values: Sequence[float]) -> tuple[float, float]:

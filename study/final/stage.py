@@ -22,8 +22,8 @@ import math
 import platform
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -32,6 +32,10 @@ from study.final.summary import BASELINE_NAMES, CV, TEST, Candidate, headline, s
 from study.results import BEST_METRIC, FINAL_FILE, FINAL_SCHEMA, PARAM_TYPES, ResultsError, read_table, write_table
 from trainables.baseline import BASELINES, INNER_FOLDS, baseline_proba
 from trainables.metrics import classification_metrics, log_loss
+
+if TYPE_CHECKING:
+    from study.data.inputs import StudyData
+    from study.final.cv import Fold
 
 log = logging.getLogger(__name__)
 
@@ -104,16 +108,15 @@ def fit_fold_task(hp, data, fold, label: str = "") -> dict[str, Any]:
     `label` ("<candidate>-<fold>") names the task at the test-only fault point `final-fold`.
     """
     from study.final.cv import score_fold
-    from trainables.fault_hook import fault_point
     from trainables.trainable import no_kernel_cache_per_shape
 
-    fault_point("final-fold", label)
     no_kernel_cache_per_shape()
 
     def work() -> dict[str, Any]:
         s = score_fold(hp, data, fold)
         keep = ("best_epoch", "epochs", "curve", "inner_curve", "held_out_best_macro_f1", "n_train", "n_held_out")
-        return {**{k: s["best"][k] for k in (*_SCORES, "loss")}, **{k: s[k] for k in keep}}
+        # `best` and `last` (the held-out metrics, per class too) reach `on_row` (study.evaluate), not the files
+        return {**{k: s["best"][k] for k in (*_SCORES, "loss")}, **{k: s[k] for k in (*keep, "best", "last")}}
 
     return _timed(work)
 
@@ -151,19 +154,18 @@ class FinalPlan:
 def run_cv(
     plan: FinalPlan,
     cands: Sequence[Candidate],
-    labelled,
-    unlabelled,  # trainables.prepare.Unlabelled: the unlabelled texts and pretrained vectors
-    clean,
-    vectors,
-    cache_dir,
+    data: StudyData,
     done: set[tuple[str, str, int]],
     on_row: Callable[[dict[str, Any]], None],
     baselines: Sequence[str] = BASELINES,
+    folds: Sequence[Fold] | None = None,
 ) -> None:
     """Run every (candidate or baseline, fold) not in `done` as Ray tasks; `on_row` gets each row as it ends.
 
-    Each (fold, representation) pair is encoded once, by one task, and every task of a candidate with that
-    representation (its searched vector settings on top of `vectors`) on that fold reads it from the object store.
+    The folds are `folds` (e.g. one given train -> valid split), else `plan.folds` stratified folds of every
+    labelled row, seeded by `plan.data_seed`. Each (fold, representation) pair is encoded once, by one task, and
+    every task of a candidate with that representation (its searched vector settings on top of `data.vectors`) on
+    that fold reads it from the object store.
     Tasks whose worker dies are retried `plan.max_retries` times; one that still fails gives a row with its
     error. Ctrl-C cancels what is still running and is raised again.
     """
@@ -180,11 +182,12 @@ def run_cv(
     encode = ray.remote(encode_fold_task).options(**resources)
     fit = ray.remote(fit_fold_task).options(**resources)
     baseline = ray.remote(baseline_task).options(num_cpus=plan.cpus, max_retries=plan.max_retries)
+    labelled = data.labelled
     texts = np.array(labelled.texts, dtype=object)  # the baselines read the raw texts
-    groups = text_groups(labelled, clean)
+    groups = text_groups(labelled, data.clean)
     n_classes = len(labelled.classes)
     seed = plan.fixed.get("seed", 0)
-    unlabelled_ref = ray.put(unlabelled)  # once: every encoding task reads the same object
+    unlabelled_ref = ray.put(data.unlabelled)  # once: every encoding task reads the same object
     started, done_count = time.time(), [0]
 
     def waiting(running: int, queued: int) -> None:  # never silent for long: what runs, what waits, time left
@@ -194,7 +197,7 @@ def run_cv(
 
     # never more tasks in Ray than the nodes hold: no "infeasible" backlog
     window = TaskWindow(plan.at_once, waiting)
-    for fold in plan_folds(labelled.labels, groups, plan.folds, plan.data_seed):
+    for fold in plan_folds(labelled.labels, groups, plan.folds, plan.data_seed) if folds is None else folds:
         k, tr, ho = fold.number, fold.train, fold.held_out
         todo = [c for c in cands if (c.trial_id, CV, k) not in done]
         encoded: dict[str, Any] = {}  # representation key -> this fold's EncodedData ref
@@ -202,8 +205,8 @@ def run_cv(
             representation, rest = split_params({**plan.fixed, **c.params})
             key = representation_key(representation)
             if key not in encoded:
-                fold_vectors = with_params(vectors, representation)
-                args = (subset(labelled, tr), subset(labelled, ho), unlabelled_ref, clean, fold_vectors, cache_dir)
+                parts = (subset(labelled, tr), subset(labelled, ho), unlabelled_ref, data.clean)
+                args = (*parts, with_params(data.vectors, representation), data.cache_dir)
                 encoded[key] = Once(encode.remote, *args)  # started with the first fit task that reads it
             hp = HParams.from_dict(rest)
             fit_it = deferred(fit.remote, hp, encoded[key], fold, f"{c.trial_id}-{k}")
@@ -233,19 +236,13 @@ def run_cv(
 def run_final_model(
     plan: FinalPlan,
     winner: dict[str, Any],
-    labelled,
-    unlabelled,  # trainables.prepare.Unlabelled: the unlabelled texts and pretrained vectors
-    spec,
-    clean,
-    vectors,
-    cache_dir,
+    data: StudyData,
     folder,
     provenance: dict[str, Any],
-    test=None,
     done: set[tuple[str, str, int]] = frozenset(),
     on_row: Callable[[dict[str, Any]], None] = lambda row: None,
 ) -> None:
-    """Retrain the winner on every labelled row for its epochs, save it to `folder`, score it on `test`.
+    """Retrain the winner on every labelled row for its epochs, save it to `folder`, score it on `data.test`.
 
     A model already saved for the same trial and epochs (an interrupted stage) is kept. With a test set, the
     saved model and the baselines (fitted on every labelled row) score it; rows in `done` are not run again.
@@ -253,20 +250,20 @@ def run_final_model(
     import ray
 
     from study.resources import TaskWindow, deferred
-    from trainables.fault_hook import fault_point
     from trainables.saved_model import load_model, save_model
     from trainables.train import HParams
     from trainables.vectorize import split_params, with_params
 
     resources = {"num_cpus": plan.cpus, "num_gpus": plan.gpus, "max_retries": plan.max_retries}
     window = TaskWindow(plan.at_once)  # the test set's baselines; the final model goes ahead of any still queued
+    labelled, test = data.labelled, data.test
     if test is not None:
         from study.final.cv import fold_indices
         from trainables.data import text_groups
 
         task = ray.remote(baseline_task).options(num_cpus=plan.cpus, max_retries=plan.max_retries)
         seed = plan.fixed.get("seed", 0)
-        inner = fold_indices(labelled.labels, INNER_FOLDS, plan.data_seed, text_groups(labelled, clean))
+        inner = fold_indices(labelled.labels, INNER_FOLDS, plan.data_seed, text_groups(labelled, data.clean))
         args = (list(labelled.texts), labelled.labels, list(test.texts), test.labels, len(labelled.classes), seed)
         for b in BASELINES:
             if (b, TEST, 0) not in done:
@@ -275,9 +272,8 @@ def run_final_model(
         representation, rest = split_params({**plan.fixed, **winner["params"]})
         hp = HParams.from_dict(rest)
         train = ray.remote(final_model_task).options(**resources)
-        winner_vectors = with_params(vectors, representation)
-        args = (hp, labelled, unlabelled, spec, clean, winner_vectors, winner["epochs"], cache_dir)
-        ref = window.submit(deferred(train.remote, *args, winner["trial_id"]))
+        winner_data = replace(data, vectors=with_params(data.vectors, representation))
+        ref = window.submit(deferred(train.remote, hp, winner_data, winner["epochs"], winner["trial_id"]))
         log.info(
             "Final model: trial %s retrained on %d rows for %d epochs",
             winner["trial_id"],
@@ -288,7 +284,6 @@ def run_final_model(
         while not ray.wait([ref], timeout=10)[0]:  # never silent for long
             log.info("Final model: training for %.0f s", time.time() - submitted)
         model = ray.get(ref)
-        fault_point("final-save", winner["trial_id"])  # test-only: the driver, about to save the model
         save_model(folder, model, {**provenance, "trial_id": winner["trial_id"], "epochs": winner["epochs"]})
     if test is not None and (winner["trial_id"], TEST, 0) not in done:
         started = time.time()
@@ -316,13 +311,12 @@ def run_final_model(
         on_row(_row(*key, **ray.get(ref)))
 
 
-def final_model_task(hp, labelled, unlabelled, spec, clean, vectors, epochs, cache_dir, label: str = ""):
+def final_model_task(hp, data: StudyData, epochs: int, label: str = ""):
     """`train_final_model` as a Ray task; `label` names it at the test-only fault point `final-model`."""
-    from trainables.fault_hook import fault_point
     from trainables.saved_model import train_final_model
 
-    fault_point("final-model", label)
-    return train_final_model(hp, labelled, unlabelled, spec, clean, vectors, epochs, cache_dir)
+    parts = (data.labelled, data.unlabelled, data.spec, data.clean, data.vectors)
+    return train_final_model(hp, *parts, epochs, data.cache_dir)
 
 
 def _saved_for(folder, winner: dict[str, Any]) -> bool:
@@ -343,10 +337,7 @@ def run_final_stage(
     folder,
     plan: FinalPlan,
     trials: pd.DataFrame,
-    dataset,
-    clean,
-    vectors,
-    cache_dir,
+    data: StudyData,
     provenance: dict[str, Any],
     on_phase: Callable[[str], None] = lambda name: None,
 ) -> dict[str, Any]:
@@ -361,7 +352,6 @@ def run_final_stage(
         OSError: final.parquet or the model could not be written.
         KeyboardInterrupt: Ctrl-C; what finished is in final.parquet.
     """
-    from study.config import DEMO_PRESET
     from trainables.saved_model import MODEL_FOLDER
 
     path = folder / FINAL_FILE
@@ -399,32 +389,15 @@ def run_final_stage(
         len(cands),
         len(BASELINES),
         plan.folds,
-        len(dataset.labelled),
+        len(data.labelled),
         len(done),
     )
-    if dataset.demo:
-        log.info("Demo data: a smaller final stage than real data gets (study.config.DEMO_PRESET, %s)", DEMO_PRESET)
-    labelled = dataset.labelled
-    run_cv(plan, cands, labelled, dataset.unlabelled, clean, vectors, cache_dir, done, on_row)
+    run_cv(plan, cands, data, done, on_row)
     block = summarise_final(pd.DataFrame(rows, columns=FINAL_SCHEMA.names), cands, plan.folds)
     winner = block["winner"]
     if winner is not None:
         provenance = {**provenance, "cv_macro_f1": winner["cv"]["mean"], "search_score": winner["search_score"]}
-        run_final_model(
-            plan,
-            winner,
-            labelled,
-            dataset.unlabelled,
-            dataset.spec,
-            clean,
-            vectors,
-            cache_dir,
-            folder / MODEL_FOLDER,
-            provenance,
-            dataset.test,
-            done,
-            on_row,
-        )
+        run_final_model(plan, winner, data, folder / MODEL_FOLDER, provenance, done, on_row)
         block["model"] = MODEL_FOLDER
     block["test"] = summarise_test(pd.DataFrame(rows, columns=FINAL_SCHEMA.names), winner)
     block["headline"] = headline(block)

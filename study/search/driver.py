@@ -23,10 +23,10 @@ from typing import Any
 
 import pandas as pd
 
-from search_spaces import SearchSpace, get_space
+from search_spaces import SearchSpace, get_space, saved_space_setting
 from study.cli import EXIT_ERROR, EXIT_INTERRUPTED
-from study.config import ASHA_METRICS, ConfigError, StudyConfig, saved_settings
-from study.data.inputs import Dataset, encode, load_dataset
+from study.config import ASHA_METRICS, DEMO_PRESET, ConfigError, StudyConfig, saved_settings
+from study.data.inputs import Dataset, encode, load_dataset, study_data
 from study.data.summary import DATA_FILE, DATA_SCHEMA, summarise_data
 from study.resources import check_resources, cluster_nodes, concurrency, init_ray, tasks_at_once, trial_request
 from study.results import (
@@ -141,12 +141,14 @@ def resolve(cfg: StudyConfig) -> tuple[StudyConfig, Path, dict[str, Any] | None]
         except ResultsError as e:
             raise ConfigError(f"`resume`: {e}") from None
         settings = saved_settings(study["settings"], f"study.json of {cfg.resume!r}")
+        # a file's space comes back as study.json recorded it (the file may have changed or gone since)
+        settings["space"] = saved_space_setting(settings["space"], folder / STUDY_FILE)
         # where Ray runs may change between the two runs; what the study is may not
         keep = {"address": cfg.address, "results_dir": cfg.results_dir, "resume": cfg.resume}
         if cfg.storage:
             keep["storage"] = cfg.storage
         return StudyConfig(**{**settings, **keep, "name": cfg.resume}), folder, study
-    name = cfg.name or f"{cfg.space}-{dt.datetime.now():%Y%m%d-%H%M%S}"
+    name = cfg.name or f"{get_space(cfg.space).name}-{dt.datetime.now():%Y%m%d-%H%M%S}"
     folder = results_dir / name
     if folder.exists():
         raise ConfigError(
@@ -220,17 +222,15 @@ def prepare(
     write_table(summarise_data(dataset.train, data, cfg.clean_config(), cfg.data_seed), folder / DATA_FILE, DATA_SCHEMA)
     storage = cfg.storage or str((folder / "ray").resolve())
     now = dt.datetime.now(dt.UTC).isoformat()
+    settings = cfg.to_dict()
+    if previous:  # `space` as first given; a resumed file space is read from study.json (resolve)
+        settings["space"] = previous["settings"]["space"]
     info = {
         "schema_version": SCHEMA_VERSION,
         "name": cfg.name,
         "status": "running",
-        "settings": cfg.to_dict(),
-        "space": {
-            "name": space.name,
-            "params": {k: repr(v) for k, v in space.params.items()},
-            "fixed": space.fixed,
-            "enqueue": list(space.enqueue),
-        },
+        "settings": settings,
+        "space": space.to_dict(),  # whole, as a TOML file declares it: report, ablate and --resume need no file
         "classes": list(data.classes),
         "data": {
             "fingerprint": data.fingerprint,
@@ -408,7 +408,6 @@ def final_step(
         StudyWriteError: final.parquet, the model or study.json could not be written.
         StudyInterrupted: Ctrl-C during the final stage; `--resume` runs only the folds that did not finish.
     """
-    from study.data.inputs import vector_cache_dir
     from study.final.stage import FinalPlan, run_final_stage
 
     cfg, folder = study.cfg, study.folder
@@ -420,17 +419,10 @@ def final_step(
     info = {**outcome.info, "status": "final_stage", "finished_at": None}
     try:
         write_json(info, folder / STUDY_FILE)
-        block = run_final_stage(
-            folder,
-            plan,
-            outcome.trials,
-            dataset,
-            cfg.clean_config(),
-            cfg.vector_config(),
-            vector_cache_dir(),
-            {"study": cfg.name, "data_fingerprint": study.data.fingerprint},
-            on_phase,
-        )
+        if dataset.demo:
+            log.info("Demo data: a smaller final stage than real data gets (study.config.DEMO_PRESET, %s)", DEMO_PRESET)
+        provenance = {"study": cfg.name, "data_fingerprint": study.data.fingerprint}
+        block = run_final_stage(folder, plan, outcome.trials, study_data(dataset, cfg), provenance, on_phase)
         from study.search.checkpoints import folder_bytes
 
         now = dt.datetime.now(dt.UTC).isoformat()
