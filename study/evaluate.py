@@ -111,10 +111,10 @@ def parse_overrides(items: Sequence[str]) -> tuple[dict[str, Any], dict[str, Any
 
 
 def build_settings(
-    flags: dict[str, Any], overrides: Sequence[str], max_epochs: int | None
+    flags: dict[str, Any], overrides: Sequence[str], max_epochs: int | None, toml_path: str | None = None
 ) -> tuple[StudyConfig, HParams]:
-    """Validated settings (data, Ray address and resources) and hyperparameters from the flags, `--set` items and
-    `--max-epochs`.
+    """Validated settings (data, Ray address and resources) and hyperparameters from the flags, `--set` items,
+    `--max-epochs` and a `--config` file (a study's: its data settings are read, the rest is left alone).
 
     A name given both as a flag and in `--set` is an error, as is a name given twice.
     """
@@ -126,7 +126,7 @@ def build_settings(
         if "max_epochs" in hp_values:
             raise ConfigError("`max_epochs` must be given once, but it is both `--max-epochs` and a `--set` item.")
         hp_values["max_epochs"] = max_epochs
-    settings = build_config({**flags, **data_values}, None, StudyConfig)
+    settings = build_config({**flags, **data_values}, toml_path, StudyConfig)
     hp_values.setdefault("num_threads", DEFAULT_THREADS)
     return settings, HParams(**hp_values)
 
@@ -162,6 +162,7 @@ def summary_table(summary: dict[str, Any], classes: tuple[str, ...], title: str)
 
 def parser() -> CommandParser:
     p = CommandParser("python -m study.evaluate", DESCRIPTION, EPILOG)
+    p.add_argument("--config", metavar="FILE", help="a study's TOML settings file (study.run --config): its data")
     p.add_argument("--folds", type=int, default=None, help=f"k of the k-fold CV (default: {DEFAULT_FOLDS})")
     p.add_argument("--max-epochs", type=int, default=None, help=f"epochs per fold (default: {HParams.max_epochs})")
     p.add_argument(
@@ -182,10 +183,10 @@ def parser() -> CommandParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    flags = {k: v for k, v in vars(args).items() if k not in ("folds", "max_epochs", "overrides", "json")}
+    flags = {k: v for k, v in vars(args).items() if k not in ("folds", "max_epochs", "overrides", "json", "config")}
 
     def work(console: Console) -> None:
-        out = evaluate(*build_settings(flags, args.overrides, args.max_epochs), args.folds)
+        out = evaluate(*build_settings(flags, args.overrides, args.max_epochs, args.config), args.folds)
         if args.json:
             sys.stdout.write(json_text(out) + "\n")
         else:

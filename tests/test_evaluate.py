@@ -95,6 +95,13 @@ def test_missing_train_file_exits_2_naming_it(capsys, tmp_path):
     assert "no-such-file.csv" in err and "does not exist" in err
 
 
+def test_a_studys_config_file_gives_the_data_settings(capsys, tmp_path):
+    config = tmp_path / "study.toml"
+    config.write_text(f'train = "{tmp_path / "from-config.csv"}"\nnum-samples = 40\n')  # a study's own key too
+    code, _, err = _run(capsys, ["--config", str(config)])
+    assert code == 2 and "from-config.csv" in err and "does not exist" in err  # read, then refused before Ray
+
+
 @pytest.mark.parametrize(
     "argv", [["--folds", "1"], ["--max-epochs", "0"], ["--max-epochs", "2", "--set", "max_epochs=3"]]
 )
