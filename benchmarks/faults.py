@@ -2,16 +2,17 @@
 
 What it measures: each round runs the matrix of tests/test_faults.py, six real 2-trial studies (`python -m
 study.run`, each on a local Ray of its own, trials one at a time, 3 epochs, no early stopping), each with one trial
-worker SIGKILLed at a known point through the test-only hook of trainables/fault_hook.py: (a) while Ray resets the
-first trial's worker for the second trial, (b) the second trial on that reused worker before its first report, (c)
-the first trial in epoch 2 with epoch 1's checkpoint, (d) the first trial while it writes epoch 2's checkpoint, (e)
-a final-stage fold task, and the task retraining the winner (these two studies run a final stage of 2 candidates and
-2 baselines on 2 folds; a final row or the model is lost unless final.parquet holds each row once without error and
-the model is saved). A trial is lost unless it is in trials.parquet once, `completed`, with epochs 1-3 once each;
-the goal is 0. Retries is the trials.parquet column (restarts after a failure), Ray's failures its own count
-(`num_failures`, what --max-failures limits); epochs rerun counts results Ray logged twice for one epoch (a restart
-from scratch instead of from the checkpoint). For comparison, `--baseline-rounds` rounds run the studies without
-study/compat.py (its patch replaced by a no-op in the study's process).
+worker SIGKILLed at a known point through the test-only fault points of tests/faults/fault_points.py (loaded by
+the study's processes, they wrap the product's functions): (a) while Ray resets the first trial's worker for the
+second trial, (b) the second trial on that reused worker before its first report, (c) the first trial in epoch 2
+with epoch 1's checkpoint, (d) the first trial while it writes epoch 2's checkpoint, (e) a final-stage fold task,
+and the task retraining the winner (these two studies run a final stage of 2 candidates and the baselines on 2
+folds; a final row or the model is lost unless final.parquet holds each row once without error and the model is
+saved). A trial is lost unless it is in trials.parquet once, `completed`, with epochs 1-3 once each; the goal is 0.
+Retries is the trials.parquet column (restarts after a failure), Ray's failures its own count (`num_failures`, what
+--max-failures limits); epochs rerun counts results Ray logged twice for one epoch (a restart from scratch instead
+of from the checkpoint). For comparison, `--baseline-rounds` rounds run the studies without study/compat.py (its
+patch replaced by a no-op in the study's process).
 
 Run (not part of CI; demo data, nothing needed beyond the project):
     python benchmarks/faults.py               # 20 rounds and 3 without the fix (138 studies, ~3 h on 2 shared cores)
@@ -37,14 +38,17 @@ from rich.table import Table
 from sections import closing, markdown_table, publish  # benchmarks/ on sys.path
 
 from study.results import ResultsError, read_table
-from trainables.fault_hook import FAULT_HOOK_VARIABLE, arm, kill_held_trial
+from trainables.baseline import BASELINES
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "faults"))  # the tests' fault points, which the studies load too
+from fault_points import arm, environment, kill_held_trial  # noqa: E402
+
 SECTION = "faults"
 EPOCHS = 3
 STUDY_ARGS = ["--smoke", "--vector-size", "16", "--max-concurrent", "1", "--num-samples", "2"]
-FINAL_ARGS = ["--final-top", "2", "--final-folds", "2"]  # (e): a final stage of 2 candidates + 2 baselines, 2 folds
-FINAL_ROWS = (2 + 2) * 2
+FINAL_ARGS = ["--final-top", "2", "--final-folds", "2"]  # (e): a final stage of 2 candidates + the baselines, 2 folds
+FINAL_ROWS = (2 + len(BASELINES)) * 2
 STUDY_ARGS += ["--max-epochs", str(EPOCHS), "--grace-period", str(EPOCHS), "--demo-rows", "300"]
 TRIALS = 2
 # the matrix of tests/test_faults.py. name: (fault point, the n-th to reach it is killed there, final stage on)
@@ -123,7 +127,7 @@ def run_case(case: str, work: Path, fix: bool = True) -> Outcome:
     hook.mkdir(parents=True)
     arm(hook, point, nth)
     # a Ray of its own (its own temp folder), never a cluster another process started on this machine
-    env = {**os.environ, FAULT_HOOK_VARIABLE: str(hook), "RAY_TMPDIR": ray_tmp, "COLUMNS": "200"}
+    env = {**os.environ, **environment(hook), "RAY_TMPDIR": ray_tmp, "COLUMNS": "200"}
     study = ["-m", "study.run"] if fix else ["-c", WITHOUT_FIX]
     stage = FINAL_ARGS if final else ["--final-top", "0"]
     cmd = [sys.executable, *study, *STUDY_ARGS, *stage, "--name", "f", "--results-dir", str(results)]
@@ -190,14 +194,14 @@ def markdown(outcomes: list[Outcome], args: argparse.Namespace, total_s: float) 
         + ", ".join(f"({c})" for c in sorted(args.cases))
         + "): real 2-trial studies (`python -m study.run --smoke`, a local "
         f"Ray each, one trial at a time, {EPOCHS} epochs, no early stopping, `--max-failures 2`), each with one "
-        "trial's worker process SIGKILLed at a known point (the test-only hook of trainables/fault_hook.py holds "
-        "the trial there until it is killed). A trial is lost unless it is in trials.parquet once, `completed`, "
+        "trial's worker process SIGKILLed at a known point (a test-only fault point of tests/faults/fault_points.py "
+        "holds the trial there until it is killed). A trial is lost unless it is in trials.parquet once, `completed`, "
         f"with epochs 1-{EPOCHS} once each; the goal is 0. The (e) cases run the study's final stage (2 candidates "
-        f"and 2 baselines on 2 folds): a final row is lost unless final.parquet holds each of its {FINAL_ROWS} rows "
-        "once without error, and the model is lost unless it is saved. Retries: the `retries` column (restarts after a "
-        "failure); Ray's failures: its `num_failures` (what `--max-failures` limits); epochs rerun: results Ray "
-        "logged twice for one epoch (a restart from scratch where a checkpoint was there). Ray fix off: the "
-        "baseline rounds, the same studies with study/compat.py's patch made a no-op (Ray 2.60 as it is).",
+        f"and {len(BASELINES)} baselines on 2 folds): a final row is lost unless final.parquet holds each of its "
+        f"{FINAL_ROWS} rows once without error, and the model is lost unless it is saved. Retries: the `retries` "
+        "column (restarts after a failure); Ray's failures: its `num_failures` (what `--max-failures` limits); epochs "
+        "rerun: results Ray logged twice for one epoch (a restart from scratch where a checkpoint was there). Ray fix "
+        "off: the baseline rounds, the same studies with study/compat.py's patch made a no-op (Ray 2.60 as it is).",
         "",
         *markdown_table(HEADER, rows(outcomes)),
         *closing(args, 1),

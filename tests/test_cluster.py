@@ -347,7 +347,7 @@ def two_nodes():
 
 @pytest.fixture
 def hook(tmp_path):
-    """The folder of the test-only fault hook (trainables/fault_hook.py)."""
+    """The markers' folder of the test-only fault points (tests/faults/fault_points.py)."""
     folder = tmp_path / "hook"
     folder.mkdir()
     return folder
@@ -355,10 +355,10 @@ def hook(tmp_path):
 
 @pytest.fixture
 def two_nodes_with_hook(hook):
-    """`two_nodes` whose every process has the fault hook's folder, the trial workers included."""
-    from trainables.fault_hook import FAULT_HOOK_VARIABLE
+    """`two_nodes` whose every process loads the fault points with `hook`'s markers, the trial workers included."""
+    from faults.fault_points import environment
 
-    with _two_nodes({FAULT_HOOK_VARIABLE: str(hook)}) as cluster:
+    with _two_nodes(environment(hook)) as cluster:
         yield cluster
 
 
@@ -397,8 +397,9 @@ def test_a_lost_worker_node_loses_no_trial_they_resume_on_the_head_from_shared_s
     two_nodes_with_hook, hook, tmp_path
 ):
     """Every process of the worker node SIGKILLed (a machine gone) once both trials have a checkpoint."""
+    from faults.fault_points import ALL, arm, held_trials, kill_and_wait, let_go
+
     from study.results import read_table
-    from trainables.fault_hook import ALL, arm, held_trials, kill_and_wait, let_go
 
     cluster = two_nodes_with_hook
     arm(hook, "reported-1", ALL)  # both trials, one on each node, wait after epoch 1's checkpoint

@@ -1,8 +1,9 @@
 """Faults a long study must survive, each injected into real processes: killed workers and drivers, NaN losses,
 a full disk, an unwritable folder, two drivers on one study. Every case checks that no trial is lost or doubled.
 
-Workers are killed at known points through the test-only hook of trainables/fault_hook.py (the trial process
-waits at the point until the test has killed it), never by racing a timer.
+Workers are killed at known points, never by racing a timer: the study's processes load the test-only fault points
+of tests/faults/fault_points.py, which wrap the product's functions (the trial process waits at the point until
+the test has killed it).
 """
 
 import errno
@@ -18,11 +19,11 @@ from pathlib import Path
 
 import optuna
 import pytest
+from faults.fault_points import ALL, FAULT_HOOK_VARIABLE, arm, environment, held_trials, hold, kill_held_trial, let_go
 
 from study.results import TrialStatus, read_table
 from study.search.rows import retries
 from trainables.baseline import BASELINES
-from trainables.fault_hook import ALL, FAULT_HOOK_VARIABLE, arm, fault_point, held_trials, kill_held_trial, let_go
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--smoke", "--vector-size", "16", "--max-concurrent", "1", "--final-top", "0"]  # the search alone
@@ -70,7 +71,7 @@ def _ray_pids(ray_tmp: str) -> list[int]:
 def _run(args, ray_tmp, hook=None, **kw):
     env = {**os.environ, "RAY_TMPDIR": ray_tmp, "COLUMNS": "200"}
     if hook is not None:
-        env[FAULT_HOOK_VARIABLE] = str(hook)
+        env.update(environment(hook))
     return subprocess.Popen(
         [sys.executable, "-m", "study.run", *args],
         cwd=REPO,
@@ -120,43 +121,43 @@ def _check_complete(folder, n_trials, max_epochs=None):
     return trials, epochs
 
 
-# ------------------------------------------------------------------------------- the fault hook, no Ray
-def test_the_fault_hook_costs_nothing_unset_and_holds_only_the_armed_trial(tmp_path, monkeypatch):
+# ----------------------------------------------------------------------------- the fault points, no Ray
+def test_a_fault_point_costs_nothing_unset_and_holds_only_the_armed_trial(tmp_path, monkeypatch):
     import threading
 
     monkeypatch.delenv(FAULT_HOOK_VARIABLE, raising=False)
-    fault_point("start", "t1")  # unset: returns at once, writes nothing
+    hold("start", "t1")  # unset: returns at once, writes nothing
     monkeypatch.setenv(FAULT_HOOK_VARIABLE, str(tmp_path))
-    fault_point("start", "t1")  # not armed
+    hold("start", "t1")  # not armed
     assert list(tmp_path.iterdir()) == []
     arm(tmp_path, "start", 2)
-    fault_point("start", "t1")  # the first trial to arrive passes
-    held = threading.Thread(target=fault_point, args=("start", "t2"))
+    hold("start", "t1")  # the first trial to arrive passes
+    held = threading.Thread(target=hold, args=("start", "t2"))
     held.start()
     ready = tmp_path / "start-t2.ready"
     while not ready.exists():
         assert held.is_alive()
         held.join(0.01)
     assert int(ready.read_text()) == os.getpid() and held.is_alive()
-    fault_point("start", "t1")  # t1 keeps its place (1), so a retried t1 is not held
+    hold("start", "t1")  # t1 keeps its place (1), so a retried t1 is not held
     (tmp_path / "start.go").write_text("")
     held.join(10)
     assert not held.is_alive()
-    fault_point("start", "t3")  # once let go, the point holds no one
+    hold("start", "t3")  # once let go, the point holds no one
     assert sorted(p.name for p in tmp_path.glob("*.ready")) == ["start-t2.ready"]
 
 
-def test_the_fault_hook_armed_for_all_holds_every_trial_until_let_go(tmp_path, monkeypatch):
+def test_a_fault_point_armed_for_all_holds_every_trial_until_let_go(tmp_path, monkeypatch):
     import threading
 
     monkeypatch.setenv(FAULT_HOOK_VARIABLE, str(tmp_path))
     arm(tmp_path, "reported-1", ALL)
-    threads = [threading.Thread(target=fault_point, args=("reported-1", t)) for t in ("t1", "t2")]
+    threads = [threading.Thread(target=hold, args=("reported-1", t)) for t in ("t1", "t2")]
     for t in threads:
         t.start()
     held = held_trials(tmp_path, "reported-1", lambda: True, count=2, timeout_s=30)
     assert held == {"t1": os.getpid(), "t2": os.getpid()} and all(t.is_alive() for t in threads)
-    fault_point("reported-2", "t1")  # another point: not armed
+    hold("reported-2", "t1")  # another point: not armed
     let_go(tmp_path, "reported-1")
     for t in threads:
         t.join(10)

@@ -1,6 +1,6 @@
 """Ctrl-C in the middle of a study, then `--resume`: every trial exactly once, the full budget (real processes).
 
-The Ctrl-C lands at a known moment: the test-only fault hook (trainables/fault_hook.py) holds the third trial
+The Ctrl-C lands at a known moment: a test-only fault point (tests/faults/fault_points.py) holds the third trial
 after its second epoch, so two trials are done and one is half done, on any machine.
 """
 
@@ -13,9 +13,9 @@ import sys
 import numpy as np
 import optuna
 import pytest
+from faults.fault_points import arm, environment, held_trials
 
 from study.results import read_table
-from trainables.fault_hook import FAULT_HOOK_VARIABLE, arm, held_trials
 
 N = 8  # trials, with no early stopping (grace period = max epochs)
 ARGS = [
@@ -56,7 +56,7 @@ def test_interrupt_then_resume_completes_every_trial_once(tmp_path):
     hook = tmp_path / "hook"
     hook.mkdir()
     arm(hook, "reported-2", 3)
-    proc = _study([*ARGS, "--name", "r", "--results-dir", str(results)], repo, {FAULT_HOOK_VARIABLE: str(hook)})
+    proc = _study([*ARGS, "--name", "r", "--results-dir", str(results)], repo, environment(hook))
     ((held, _),) = held_trials(hook, "reported-2", lambda: proc.poll() is None, timeout_s=300).items()
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=180)

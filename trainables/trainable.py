@@ -24,7 +24,6 @@ import ray
 import torch
 from ray import tune
 
-from trainables.fault_hook import fault_point
 from trainables.metrics import METRIC
 from trainables.prepare import EncodedData
 from trainables.train import EpochReport, HParams, fit
@@ -76,14 +75,6 @@ def no_kernel_cache_per_shape() -> None:
     os.environ.setdefault(ONEDNN_CACHE_VARIABLE, "0")
 
 
-class ResetPoint:
-    """Mixed into Ray's class for `train_sentiment`: the `reset` fault point, in a reused worker between trials."""
-
-    def reset_config(self, new_config: dict[str, Any]) -> bool:
-        fault_point("reset", self.trial_id)  # Trainable.reset has set the next trial's id by now
-        return super().reset_config(new_config)
-
-
 def representation_data(store, params: dict[str, Any]) -> EncodedData:
     """The EncodedData of a searched representation from the study's store (study/search/representations.py): built
     once per study, shared through the object store, waited for while another trial's request builds it."""
@@ -91,8 +82,6 @@ def representation_data(store, params: dict[str, Any]) -> EncodedData:
 
 
 def train_sentiment(config: dict[str, Any], data: EncodedData | None, fixed: dict[str, Any], store=None) -> None:
-    trial_id = tune.get_context().get_trial_id()
-    fault_point("start", trial_id)
     no_kernel_cache_per_shape()
     release_freed_memory()
     representation, config = split_params(config)
@@ -110,7 +99,6 @@ def train_sentiment(config: dict[str, Any], data: EncodedData | None, fixed: dic
         epoch = r.metrics["epoch"]
         with tempfile.TemporaryDirectory() as d:
             torch.save(r.state(), Path(d) / STATE_FILE)
-            fault_point(f"checkpoint-{epoch}", trial_id)
             np.save(Path(d) / PROBS_FILE, r.val_probs.astype(np.float32))
             # every epoch so far: a worker killed after saving this checkpoint but before Ray logged the
             # result loses the epoch from result.json, not from the study's records
@@ -119,10 +107,5 @@ def train_sentiment(config: dict[str, Any], data: EncodedData | None, fixed: dic
             score = metrics[METRIC] - 1e-9 * epoch
             report = {**metrics, CHECKPOINT_BYTES: written, CHECKPOINT_SCORE: score}
             tune.report(report, checkpoint=tune.Checkpoint.from_directory(d))
-        fault_point(f"reported-{epoch}", trial_id)
 
     fit(hp, data, report, state)
-
-
-# Ray builds the trial class from the function and these mixins (wrap_function; with_parameters keeps them)
-train_sentiment.__mixins__ = (ResetPoint,)

@@ -105,7 +105,7 @@ def encode_fold_task(train, held_out, unlabelled, clean, vectors, cache_dir):
 def fit_fold_task(hp, data, fold, label: str = "") -> dict[str, Any]:
     """`cv.score_fold` on one fold's data: the epoch chosen on its inner split, the held-out fold scored there.
 
-    `label` ("<candidate>-<fold>") names the task at the test-only fault point `final-fold`.
+    `label` ("<candidate>-<fold>") names the task; tests/faults/ holds a task by it (no hook here).
     """
     from study.final.cv import score_fold
     from trainables.trainable import no_kernel_cache_per_shape
@@ -312,7 +312,7 @@ def run_final_model(
 
 
 def final_model_task(hp, data: StudyData, epochs: int, label: str = ""):
-    """`train_final_model` as a Ray task; `label` names it at the test-only fault point `final-model`."""
+    """`train_final_model` as a Ray task; `label` (the winner's trial) names it for tests/faults/."""
     from trainables.saved_model import train_final_model
 
     parts = (data.labelled, data.unlabelled, data.spec, data.clean, data.vectors)
