@@ -19,6 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from search_spaces.rnn import HYPERPARAMETERS
 from trainables.files import atomic_write, json_text, write_text
 from trainables.metrics import METRIC
 
@@ -38,30 +39,9 @@ class TrialStatus(enum.StrEnum):
     RUNNING = "running"  # only in the files of a study still running or interrupted
 
 
-# Every hyperparameter of trainables.train.HParams that a search space may set, with its Arrow type.
-PARAM_TYPES: dict[str, pa.DataType] = {
-    "cell": pa.string(),
-    "hidden_size": pa.int64(),
-    "num_layers": pa.int64(),
-    "bidirectional": pa.bool_(),
-    "dropout": pa.float64(),
-    "skip": pa.bool_(),
-    "attention": pa.bool_(),
-    "clip": pa.float64(),
-    "lr": pa.float64(),
-    "batch_size": pa.int64(),
-    "freeze_embeddings": pa.bool_(),
-    "embedding_dropout": pa.float64(),
-    "weight_decay": pa.float64(),
-    "lr_schedule": pa.string(),
-    "label_smoothing": pa.float64(),
-    # the representation (trainables.vectorize.SEARCHED), when a space searches it
-    "vectorizer": pa.string(),
-    "vector_size": pa.int64(),
-    "window": pa.int64(),
-    "sg": pa.bool_(),
-    "min_count": pa.int64(),
-}
+# Every hyperparameter a search space may set (search_spaces.HYPERPARAMETERS), with its Arrow type.
+_ARROW = {str: pa.string(), int: pa.int64(), float: pa.float64(), bool: pa.bool_()}
+PARAM_TYPES: dict[str, pa.DataType] = {name: _ARROW[kind] for name, kind in HYPERPARAMETERS.items()}
 SUMMARY_METRICS = (METRIC, "val_auc", "val_accuracy", "val_loss")
 BEST_METRIC = f"best_{METRIC}"  # the trials.parquet column that ranks trials
 

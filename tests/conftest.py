@@ -21,14 +21,21 @@ def shared_data_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def small_studies(tmp_path_factory) -> tuple[Path, Path]:
-    """Two tiny real studies (3 trials, 2 epochs, 300 demo tweets), seeds 0 and 1: one validation set.
+    """A tiny real study (3 trials, 2 epochs, 300 demo tweets, seed 0) and a second study derived from it: one
+    validation set, the second's predictions blurred and its final models' folds 0.01-0.02 lower.
 
-    Built once per session with the project's own `run_study` on a 2-CPU Ray started here (or the one
-    already running), for the report and comparison tests.
+    The real one is built once per session with the project's own `run_study` on a 2-CPU Ray started here (or
+    the one already running); the second is written from its files (one real study is enough for the report and
+    comparison tests).
     """
+    import json
+    import shutil
+
+    import numpy as np
     import ray
 
     from study.config import StudyConfig
+    from study.results import FINAL_SCHEMA, PREDICTIONS_SCHEMA, read_table, write_table
     from study.search.driver import run_study
 
     root = tmp_path_factory.mktemp("small_studies")
@@ -36,27 +43,29 @@ def small_studies(tmp_path_factory) -> tuple[Path, Path]:
     if started:
         ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
     try:
-        outcomes = [
-            run_study(
-                StudyConfig(
-                    space="smoke",
-                    final_top=2,  # the smoke preset's final stage
-                    final_folds=2,
-                    num_samples=3,
-                    max_epochs=2,
-                    demo_rows=300,
-                    vector_size=16,
-                    seed=seed,
-                    name=f"seed{seed}",
-                    results_dir=str(root),
-                )
-            )
-            for seed in (0, 1)
-        ]
+        config = dict(space="smoke", num_samples=3, max_epochs=2, demo_rows=300, vector_size=16, results_dir=str(root))
+        a = run_study(StudyConfig(**config, final_top=2, final_folds=2, seed=0, name="seed0")).folder  # smoke's
     finally:
         if started:
             ray.shutdown()
-    return outcomes[0].folder, outcomes[1].folder
+    b = Path(shutil.copytree(a, root / "seed1", ignore=shutil.ignore_patterns("ray", "figures", "report.html")))
+    rng = np.random.default_rng(1)
+    preds = read_table(b / "predictions.parquet")
+    preds["probs"] = [list(0.7 * np.asarray(p) + 0.3 * rng.dirichlet(np.ones(len(p)))) for p in preds["probs"]]
+    write_table(preds.to_dict("records"), b / "predictions.parquet", PREDICTIONS_SCHEMA)
+    final = read_table(b / "final.parquet")
+    shift = np.where(final["kind"] == "rnn", -0.01 * final["fold"], 0.0)  # folds 1, 2: -0.01, -0.02
+    final["macro_f1"] += shift
+    write_table(final.to_dict("records"), b / "final.parquet", FINAL_SCHEMA)
+    study = json.loads((b / "study.json").read_text())
+    study["name"], study["settings"]["seed"], study["settings"]["name"] = "seed1", 1, "seed1"
+    for c in study["final"]["candidates"]:
+        for key in ("mean", "low", "high"):
+            c["cv"][key] -= 0.015
+    study["final"]["winner"]["cv"] = next(c["cv"] for c in study["final"]["candidates"]
+                                          if c["trial_id"] == study["final"]["winner"]["trial_id"])  # fmt: skip
+    (b / "study.json").write_text(json.dumps(study))
+    return a, b
 
 
 @pytest.fixture(scope="session")

@@ -40,6 +40,7 @@ def _run(capsys, argv: list[str]) -> tuple[int, str, str]:
     return code, out, " ".join(err.split())  # rich wraps long lines on stderr
 
 
+@pytest.mark.slow  # Ray and two folds
 def test_json_cross_validation_has_the_summary(capsys):
     import ray
 
@@ -55,6 +56,7 @@ def test_json_cross_validation_has_the_summary(capsys):
     assert sum(f["n_valid"] for f in result["per_fold"]) == 300  # CV uses every labelled row, not a split
 
 
+@pytest.mark.slow  # Ray and one fold
 def test_valid_file_is_one_fold(capsys, demo_files, tmp_path):
     frame = pd.read_csv(demo_files[0], dtype=str, keep_default_na=False)
     train, valid = tmp_path / "train.csv", tmp_path / "valid.csv"
@@ -216,15 +218,15 @@ def test_the_scored_fold_cannot_change_the_chosen_epoch(demo_files):
     assert a["n_train"] == len(fold.inner_train) < len(fold.train)
 
 
-def test_an_option_value_may_start_with_a_dash(capsys, demo_files, tmp_path):
+def test_an_option_value_may_start_with_a_dash():
     """`--label-map -1=NEGATIVE,...` with a space, as most people type it (issue #14)."""
-    frame = pd.read_csv(demo_files[0], dtype=str, keep_default_na=False)
-    frame["Sentiment"] = frame["Sentiment"].map({"NEGATIVE": "-1", "NEUTRAL": "0", "POSITIVE": "1"})
-    frame.to_csv(tmp_path / "numeric.csv", index=False)
-    argv = [*SMALL, "--train", str(tmp_path / "numeric.csv"), "--label-map", "-1=NEGATIVE,0=NEUTRAL,1=POSITIVE"]
-    code, out, err = _run(capsys, [*argv, "--folds", "2", "--json"])
-    assert code == 0, err
-    assert json.loads(out)["classes"] == ["NEGATIVE", "NEUTRAL", "POSITIVE"]
+    from study.evaluate import build_settings, parser
+
+    args = parser().parse_args(["--train", "numeric.csv", "--label-map", "-1=NEGATIVE,0=NEUTRAL,1=POSITIVE"])
+    assert args.label_map == "-1=NEGATIVE,0=NEUTRAL,1=POSITIVE"
+    flags = {k: v for k, v in vars(args).items() if k not in ("folds", "max_epochs", "overrides", "json", "config")}
+    settings, _ = build_settings(flags, [], None)
+    assert dict(settings.data_spec().label_map) == {"-1": "NEGATIVE", "0": "NEUTRAL", "1": "POSITIVE"}
 
 
 def test_a_failed_fold_task_is_an_error_naming_the_fold():
