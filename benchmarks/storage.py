@@ -91,10 +91,10 @@ def mb(b: float | None) -> str:
 def table(df: pd.DataFrame) -> list[str]:
     rows = []
     for _, r in df.sort_values(["study", "side"], key=lambda col: col.map(ORDER)).iterrows():
-        rows.append((r.study, r.side, r.commit, f"{r.wall_s / 60:.1f}", str(r.trial_epochs), mb(r.folder_bytes),
-                     mb(r.model_bytes), f"{r.checkpoints_left} ({mb(r.checkpoint_bytes_left)})",
+        rows.append((r.study, r.side, r.commit, str(r.trials), f"{r.wall_s / 60:.1f}", str(r.trial_epochs),
+                     mb(r.folder_bytes), mb(r.model_bytes), f"{r.checkpoints_left} ({mb(r.checkpoint_bytes_left)})",
                      mb(r.checkpoint_bytes_per_trial_epoch), mb(r.cache_bytes)))  # fmt: skip
-    header = ("study", "side", "commit", "wall min", "trial-epochs", "folder", "model", "checkpoints left",
+    header = ("study", "side", "commit", "trials", "wall min", "trial-epochs", "folder", "model", "checkpoints left",
               "checkpoint / trial-epoch", "vector cache")  # fmt: skip
     return markdown_table(header, rows)
 
@@ -137,13 +137,12 @@ def main(argv: list[str] | None = None) -> int:
     if df.empty:
         console.print(f"[bold red]error:[/] no runs in {RUNS}; run `python benchmarks/storage.py run after` first.")
         return 2
-    first = df.iloc[0]
     lines = [
         "## Storage and wall time: `default`, `wide` and FastText studies (`python benchmarks/storage.py`)",
         "",
         f"`python -m study.run --train valid_set.csv --unlabelled test_set.csv` with `--space default`, `--space "
-        f"wide` or `--vectorizer fasttext`, {first.trials} trials of at most {args.max_epochs} epochs, the final "
-        f"stage (top {args.final_top}, {args.final_folds} folds) and its model, a fresh word-vector cache each. "
+        f"wide` or `--vectorizer fasttext` (trials as in the table, at most {args.max_epochs} epochs each), the "
+        f"final stage (top {args.final_top}, {args.final_folds} folds) and its model, a fresh word-vector cache each. "
         "Before: the commit before issue 21 (every checkpoint of every trial kept, the embedding matrix and its "
         "optimiser state in each, float32 model vectors); after: this commit. Folder: the results folder at the "
         "end, model included. Checkpoint / trial-epoch: study.json's bytes written per trial-epoch (before: the "
