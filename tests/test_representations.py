@@ -74,7 +74,6 @@ def test_a_tiny_wide_study_searches_the_representation_and_saves_the_winners(ray
         max_epochs=1,
         demo_rows=300,
         w2v_epochs=1,
-        vector_size=16,  # the study's own: wide searches the vectorizer, sg and min_count, not the size or window
         final_top=2,
         final_folds=2,
         name="wide",
@@ -83,19 +82,20 @@ def test_a_tiny_wide_study_searches_the_representation_and_saves_the_winners(ray
     outcome = run_study(cfg)
     trials = pd.read_parquet(outcome.folder / "trials.parquet")
     assert len(trials) == 3 and (trials["status"] != "errored").all()
-    for name in ("vectorizer", "sg", "min_count", "lr_schedule", "weight_decay"):
+    for name in ("vectorizer", "vector_size", "sg", "min_count", "lr_schedule", "weight_decay"):
         assert trials[f"params_{name}"].notna().all(), name
     study = json.loads((outcome.folder / "study.json").read_text())
     final = study["final"]
     winner = final["winner"]
-    assert {"vectorizer", "sg", "min_count"} <= set(winner["params"])
+    assert {"vectorizer", "vector_size", "sg", "min_count"} <= set(winner["params"])
     folds = pd.read_parquet(outcome.folder / "final.parquet")
     assert folds[folds["kind"] == "rnn"]["error"].isna().all()
     model = load_model(outcome.folder / "model")
     p = winner["params"]
-    assert model.vectors.kind == p["vectorizer"] and (model.vectors.vector_size, model.vectors.window) == (16, 5)
+    assert model.vectors.kind == p["vectorizer"] and model.vectors.vector_size == p["vector_size"]
+    assert model.vectors.window == 5  # the study's own: wide does not search the window
     assert (model.vectors.sg, model.vectors.min_count) == (p["sg"], p["min_count"])
     assert model.hp.lr_schedule == p["lr_schedule"] and model.hp.weight_decay == pytest.approx(p["weight_decay"])
-    assert model.network.embedding.weight.shape[1] == 16
+    assert model.network.embedding.weight.shape[1] == p["vector_size"]
     assert (model.words.ngrams is not None) == (p["vectorizer"] == "fasttext")
     assert model.predict_proba(["Καλή μέρα σε όλους"]).shape == (1, 3)
