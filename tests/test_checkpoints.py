@@ -43,7 +43,7 @@ def test_a_study_keeps_the_best_checkpoint_of_its_top_trials_only_and_says_what_
     from study.search.driver import run_study
 
     monkeypatch.setenv("RNN_STUDY_CACHE", str(tmp_path / "cache"))
-    cfg = StudyConfig(smoke=True, space="smoke", num_samples=3, max_epochs=3, grace_period=3, demo_rows=300,
+    cfg = StudyConfig(space="smoke", num_samples=3, max_epochs=3, grace_period=3, demo_rows=300,
                       vector_size=16, final_top=0, keep_predictions=2, keep_checkpoints=1, name="k",
                       results_dir=str(tmp_path / "results"))  # fmt: skip
     started = not ray.is_initialized()
