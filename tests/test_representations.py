@@ -7,9 +7,9 @@ import pytest
 
 from study.config import DataSettings, StudyConfig
 from study.data.inputs import load_dataset
-from study.search.representations import base_params, representation_key, start_store
+from study.search.representations import base_params, start_store
 from trainables.prepare import prepare
-from trainables.vectorize import SEARCHED
+from trainables.vectorize import SEARCHED, representation_key
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ composing the steps into an EncodedData in prepare.py.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -88,6 +89,11 @@ def split_params(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]
     """(the representation settings among `params`, by their search names; every other parameter)."""
     rep = {k: v for k, v in params.items() if k in SEARCHED}
     return rep, {k: v for k, v in params.items() if k not in SEARCHED}
+
+
+def representation_key(params: dict[str, Any]) -> str:
+    """A representation's key: its searched settings in canonical JSON (other parameters are left out)."""
+    return json.dumps({k: params[k] for k in sorted(params) if k in SEARCHED}, sort_keys=True)
 
 
 def with_params(cfg: VectorConfig, params: dict[str, Any]) -> VectorConfig:

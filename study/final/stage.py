@@ -173,10 +173,9 @@ def run_cv(
 
     from study.final.cv import fold_indices, plan_folds
     from study.resources import Once, TaskWindow, deferred
-    from study.search.representations import representation_key
     from trainables.data import subset, text_groups
     from trainables.train import HParams
-    from trainables.vectorize import split_params, with_params
+    from trainables.vectorize import representation_key, split_params, with_params
 
     resources = {"num_cpus": plan.cpus, "num_gpus": plan.gpus, "max_retries": plan.max_retries}
     encode = ray.remote(encode_fold_task).options(**resources)

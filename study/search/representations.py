@@ -15,16 +15,10 @@ Not here: the trainable's side (trainables/trainable.py `representation_data`), 
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from trainables.prepare import EncodedData
-from trainables.vectorize import SEARCHED, VectorConfig, with_params
-
-
-def representation_key(params: dict[str, Any]) -> str:
-    """A representation's key: its searched settings in canonical JSON (other parameters are left out)."""
-    return json.dumps({k: params[k] for k in sorted(params) if k in SEARCHED}, sort_keys=True)
+from trainables.vectorize import SEARCHED, VectorConfig, representation_key, with_params
 
 
 def encode_task(train, valid, unlabelled, clean, vectors: VectorConfig, cache_dir) -> EncodedData:
