@@ -69,9 +69,10 @@ from search_spaces import SearchSpace
 from study.config import ASHA_METRICS, StudyConfig
 from study.data.inputs import encode, load_dataset
 from study.results import EPOCHS_FILE, read_table
+from trainables.hparams import HParams
 from trainables.metrics import METRIC
 from trainables.prepare import EncodedData
-from trainables.train import HParams, NonFiniteLossError, fit
+from trainables.train import NonFiniteLossError, fit
 
 SECTION = "performance"
 GOALS = {"time_to_best": 0.5, "trial_epochs": 0.35, "overhead_s": 1.0, "best_within": 0.01}
@@ -310,7 +311,7 @@ class Budget:
 
 def study_config(greek: Path, budget: Budget, seed: int, name: str, results_dir: Path, fifo: bool) -> StudyConfig:
     search_spaces.SPACES[PERF_SPACE.name] = PERF_SPACE
-    return StudyConfig(
+    return StudyConfig.from_settings(
         train=str(greek / "valid_set.csv"),
         unlabelled=(str(greek / "test_set.csv"),),
         valid_fraction=0.2,

@@ -133,9 +133,9 @@ def train_model(greek: Path, folder: Path, epochs: int) -> dict:
     import torch
 
     from trainables.data import DataSpec, read_labelled, read_unlabelled
+    from trainables.hparams import HParams
     from trainables.preprocess import CleanConfig
     from trainables.saved_model import save_model, train_final_model
-    from trainables.train import HParams
     from trainables.vectorize import VectorConfig
 
     torch.set_num_threads(1)

@@ -101,13 +101,13 @@ def run_original(args: argparse.Namespace) -> None:
     """The original's best configuration, `study.evaluate`'s protocol: Greek 5-fold CV, vaccine train -> valid."""
     from study.config import StudyConfig
     from study.final.evaluation import evaluate
-    from trainables.train import HParams
+    from trainables.hparams import HParams
 
     hp = HParams(**ORIGINAL, max_epochs=1 if args.quick else args.epochs_original)
     size = 32 if args.quick else 300
     g, v = args.data_dir / GREEK, args.data_dir / VACCINE
     out = {}
-    greek = StudyConfig(
+    greek = StudyConfig.from_settings(
         train=str(g / "valid_set.csv"), unlabelled=(str(g / "test_set.csv"),), encoding="mean", vector_size=size
     )
     t0 = time.perf_counter()
@@ -220,7 +220,7 @@ def run_old_baselines(which: str, args: argparse.Namespace) -> None:
 
     folder = args.results_dir / (f"{which}-quick" if args.quick else which)
     study = _study(folder)
-    cfg = StudyConfig(**saved_settings(study["settings"], str(folder)))
+    cfg = StudyConfig.from_settings(**saved_settings(study["settings"], str(folder)))
     ds = load_dataset(cfg)
     labelled, clean = ds.labelled, cfg.clean_config()
     tokens = np.array([" ".join(t) for t in clean_corpus(labelled.texts, clean)], dtype=object)

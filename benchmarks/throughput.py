@@ -40,8 +40,9 @@ from sections import (  # benchmarks/ on sys.path
 
 from study.config import DataSettings
 from study.data.inputs import encode, load_dataset
+from trainables.hparams import HParams
 from trainables.prepare import EncodedData
-from trainables.train import HParams, build_model, fit
+from trainables.train import build_model, fit
 
 SECTION = "throughput"
 TARGET = 1.05
@@ -210,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     if data_folder_missing(greek, console):
         return 2
     torch.set_num_threads(args.threads)
-    settings = DataSettings(
+    settings = DataSettings.from_settings(
         train=str(greek / "valid_set.csv"), unlabelled=(str(greek / "test_set.csv"),), vector_size=args.vector_size
     )
     data = encode(load_dataset(settings), settings)

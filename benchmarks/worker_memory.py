@@ -80,7 +80,8 @@ def child(mode: str, trials: int, epochs: int, seed: int, data_dir: Path) -> dic
     from performance import PERF_SPACE, Budget, process_memory, study_config
 
     from study.data.inputs import encode, load_dataset
-    from trainables.train import HParams, fit
+    from trainables.hparams import HParams
+    from trainables.train import fit
     from trainables.trainable import release_freed_memory
 
     budget = Budget(trials, epochs, 1, 3, trials, 1)  # only the data settings are used

@@ -3,7 +3,7 @@
 A space says which hyperparameters TPE searches (Optuna distributions), which are fixed, and which
 configurations are tried first. It is declared as plain data: a TOML file (the built-in spaces are the .toml
 files beside this module; a user's has the same form) or study.json's `space` block, which is the same data as
-JSON. Names are the hyperparameters of trainables/train.py's HParams (less the study's own settings) and the
+JSON. Names are the hyperparameters of trainables/hparams.py's HParams (less the study's own settings) and the
 representation settings a space may search (trainables/vectorize.py `SEARCHED`: vectorizer, vector_size, window,
 sg, min_count), whose trials take their data from the study's representation store
 (study/search/representations.py). The registry of names and files is __init__.py.
@@ -13,43 +13,27 @@ from __future__ import annotations
 
 import difflib
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
-from trainables.vectorize import SEARCHED
+from trainables.hparams import HParams
+from trainables.vectorize import SEARCHED, VectorConfig
 
-# The names a space may search or fix and the type of their values: HParams's fields (trainables/train.py) less
-# the study's own settings, then the representation settings (SEARCHED). Written out so that reading a space
-# does not import torch; tests/test_search_spaces.py keeps them equal to those fields.
-HYPERPARAMETERS: dict[str, type] = {
-    "cell": str,
-    "hidden_size": int,
-    "num_layers": int,
-    "bidirectional": bool,
-    "dropout": float,
-    "embedding_dropout": float,
-    "skip": bool,
-    "attention": bool,
-    "clip": float,
-    "lr": float,
-    "batch_size": int,
-    "freeze_embeddings": bool,
-    "weight_decay": float,
-    "lr_schedule": str,
-    "label_smoothing": float,
-    "vectorizer": str,
-    "vector_size": int,
-    "window": int,
-    "sg": bool,
-    "min_count": int,
-}
 # HParams fields that every trial takes from the study's settings, never from its space: field -> flag
 STUDY_SETTINGS = {"seed": "--seed", "max_epochs": "--max-epochs", "num_threads": "--cpus-per-trial",
                   "device": "--gpus-per-trial"}  # fmt: skip
+# The names a space may search or fix and the type of their values: HParams's fields less the study's own
+# settings, then the representation settings (SEARCHED, typed as VectorConfig's fields).
+_TYPES = {"str": str, "int": int, "float": float, "bool": bool}
+_VECTOR_TYPES = {f.name: _TYPES[f.type] for f in fields(VectorConfig) if f.type in _TYPES}
+HYPERPARAMETERS: dict[str, type] = {
+    **{f.name: _TYPES[f.type] for f in fields(HParams) if f.name not in STUDY_SETTINGS},
+    **{name: _VECTOR_TYPES[field] for name, field in SEARCHED.items()},
+}
 KEYS = ("description", "params", "fixed", "enqueue")  # a space's keys in TOML (study.json adds `name`)
 DISTRIBUTIONS = {
     "float": ("low", "high", "log", "step"),
@@ -99,7 +83,7 @@ def space_problem(params: dict[str, BaseDistribution], fixed: dict[str, Any], en
             if name not in HYPERPARAMETERS:
                 close = difflib.get_close_matches(name, HYPERPARAMETERS, n=1)
                 return (
-                    f"`{section}` names must be hyperparameters (HParams fields of trainables/train.py or the "
+                    f"`{section}` names must be hyperparameters (HParams fields of trainables/hparams.py or the "
                     f"representation settings {', '.join(SEARCHED)}), but got {name!r}."
                     + (f" Did you mean {close[0]!r}?" if close else "")
                     + f" Known: {', '.join(HYPERPARAMETERS)}."
@@ -277,16 +261,11 @@ def _distribution(spec: Any, key: str) -> BaseDistribution:
 def check_values(space: SearchSpace, where: str) -> None:
     """Check that training takes every value the space can give: each fixed value, choice and range end.
 
-    The checks are HParams's (trainables/train.py) and VectorConfig's (trainables/vectorize.py); they import
-    torch, so the registry runs them on a user's file only (tests/test_search_spaces.py runs them on the
-    built-in spaces).
+    The checks are HParams's (trainables/hparams.py) and VectorConfig's (trainables/vectorize.py).
 
     Raises:
         ValueError: the first value refused, with `where`, its key and the rule.
     """
-    from trainables.train import HParams
-    from trainables.vectorize import VectorConfig
-
     values = [(f"fixed.{k}", k, v) for k, v in space.fixed.items()]
     for k, dist in space.params.items():
         if isinstance(dist, CategoricalDistribution):

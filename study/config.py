@@ -12,14 +12,15 @@ import logging
 import math
 import re
 import tomllib
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import MISSING, Field, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from trainables.data import DataSpec, parse_label_map
+from trainables.data import DataSpec, format_label_map, parse_label_map
 from trainables.metrics import METRIC, MODE
 from trainables.preprocess import CleanConfig
-from trainables.vectorize import KINDS, MODES, SEARCHED, VectorConfig
+from trainables.settings import setting
+from trainables.vectorize import SEARCHED, VectorConfig
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +36,6 @@ NAME_RULE = (
 )
 CLEAN_STEPS = tuple(f.name for f in fields(CleanConfig) if f.type in ("bool", bool))
 LIST_SETTINGS = ("clean_off", "unlabelled")  # comma-separated in a flag, a list in TOML
-TRAINED_VECTOR_SIZE = 300  # `vector_size` 0 (auto) for vectors trained here; with `vectors`, the file's
-# A search space's representation parameter -> the DataSettings field of the same setting.
-SEARCHED_SETTINGS = {"vectorizer": "vectorizer", "vector_size": "vector_size", "window": "w2v_window",
-                     "sg": "w2v_sg", "min_count": "w2v_min_count"}  # fmt: skip
-assert set(SEARCHED_SETTINGS) == set(SEARCHED)
 
 
 # The flags' groups in `--help`, in this order; each field names its group.
@@ -53,12 +49,6 @@ GROUPS = {
 }
 
 
-def setting(group: str, default: Any, help: str) -> Any:
-    """A settings field: its flags' group, its default and its flag's help text, declared once."""
-    return field(default=default, metadata={"group": group, "help": help})
-
-
-_SPEC, _VECTORS = DataSpec(), VectorConfig()  # the defaults of the settings that trainables own
 SMOKE_PRESET: dict[str, Any] = {
     "space": "smoke",
     "num_samples": 4,
@@ -77,7 +67,11 @@ ASHA_METRICS: dict[str, str] = {METRIC: MODE, "val_loss": "min", "val_auc": "max
 
 @dataclass(frozen=True)
 class DataSettings:
-    """Where the tweets come from and how they become arrays; shared by `study.run` and `study.evaluate`."""
+    """Where the tweets come from and how they become arrays; shared by `study.run` and `study.evaluate`.
+
+    How the files are read (`data_spec`) and the word vectors (`vector_config`) are the trainables' own settings
+    objects, whose fields are flags too (`settings_fields`); `from_settings` builds one from flat setting names.
+    """
 
     train: str = setting("data", "", "labelled training CSV (default: the built-in demo data)")
     valid: str = setting("data", "", "labelled validation CSV (default: a seeded stratified split of --train)")
@@ -97,60 +91,20 @@ class DataSettings:
     test_fraction: float = setting(
         "data", 0.0, "share of --train held out as the test set (a seeded stratified split taken first); 0: none"
     )
-    text_column: str = setting("data", _SPEC.text_column, "column with the tweet text")
-    label_column: str = setting("data", _SPEC.label_column, "column with the label")
-    party_column: str = setting("data", _SPEC.party_column, "column with the party ('' for none)")
-    label_map: str = setting(
-        "data", "", "raw label to class name, e.g. '-1=NEGATIVE,0=NEUTRAL,1=POSITIVE' or '0=neutral,1=anti,2=pro'"
-    )
-    drop_unmapped: bool = setting(
-        "data", _SPEC.drop_unmapped, "drop rows whose label is outside --label-map instead of refusing the file"
-    )
-    empty_texts: str = setting(
-        "data", _SPEC.empty_texts, "what to do with empty or whitespace-only texts: refuse or drop"
-    )
-    prepend_party: bool = setting(
-        "data", _SPEC.prepend_party, "put the party name before the text, as the original work did"
-    )
+    demo_rows: int = setting("data", 2400, "rows of the built-in demo data")
+    data_seed: int = setting("data", 0, "seed of the split and of Word2Vec")
     clean_off: tuple[str, ...] = setting(
         "vectors", (), f"comma-separated cleaning steps to switch off, among: {', '.join(CLEAN_STEPS)}"
     )
-    vectorizer: str = setting(
-        "vectors",
-        _VECTORS.kind,
-        "word vectors trained on the training and unlabelled texts: word2vec, or fasttext (character n-grams give "
-        "unseen and inflected words vectors)",
-    )
-    encoding: str = setting(
-        "vectors",
-        _VECTORS.mode,
-        "sequence (word vectors, attention over words) or mean (the mean vector, as the original)",
-    )
-    vectors: str = setting(
-        "vectors",
-        "",
-        "pretrained vectors instead of training them: word2vec text or .bin, fastText .vec or .bin, gensim .kv "
-        "(memory-mapped)",
-    )
-    vector_size: int = setting(
-        "vectors", 0, f"dimension of the word vectors (0: {TRAINED_VECTOR_SIZE}, or the --vectors file's)"
-    )
-    max_len: int = setting("vectors", _VECTORS.max_len, "tokens kept per tweet (sequence encoding)")
-    w2v_epochs: int = setting(
-        "vectors", _VECTORS.epochs, "Word2Vec/FastText training passes (0: auto, more for small corpora)"
-    )
-    w2v_min_count: int = setting("vectors", _VECTORS.min_count, "minimum count of a word to get a vector of its own")
-    w2v_window: int = setting("vectors", _VECTORS.window, "Word2Vec/FastText context window")
-    w2v_sg: bool = setting("vectors", _VECTORS.sg, "skip-gram instead of CBOW")
-    ft_min_n: int = setting("vectors", _VECTORS.min_n, "FastText: shortest character n-gram")
-    ft_max_n: int = setting("vectors", _VECTORS.max_n, "FastText: longest character n-gram")
-    demo_rows: int = setting("data", 2400, "rows of the built-in demo data")
-    data_seed: int = setting("data", _VECTORS.seed, "seed of the split and of Word2Vec")
+    data_spec: DataSpec = field(default_factory=DataSpec)
+    vector_config: VectorConfig = field(default_factory=VectorConfig)
 
     def __post_init__(self) -> None:
         for name in LIST_SETTINGS:  # a comma-separated string given in code, as on the command line
             if isinstance(getattr(self, name), str):
                 object.__setattr__(self, name, convert_value(name, getattr(self, name), tuple, "setting"))
+        if self.vector_config.seed != self.data_seed:  # one seed for the split and the vectors
+            object.__setattr__(self, "vector_config", replace(self.vector_config, seed=self.data_seed))
         _check(0 < self.valid_fraction < 1, "valid_fraction", self.valid_fraction, "must be in (0, 1)")
         _check(0 <= self.test_fraction < 1, "test_fraction", self.test_fraction, "must be in [0, 1) (0: no test set)")
         _check(
@@ -159,56 +113,78 @@ class DataSettings:
             self.test_fraction,
             "must be 0 when `test` names a test file (give one of them)",
         )
-        _check(self.w2v_min_count >= 1, "w2v_min_count", self.w2v_min_count, "must be >= 1")
-        _check(self.vector_size >= 0, "vector_size", self.vector_size, "must be >= 0 (0: auto)")
-        _check(self.vectorizer in KINDS, "vectorizer", self.vectorizer, f"must be one of {KINDS}")
-        _check(self.encoding in MODES, "encoding", self.encoding, f"must be one of {MODES}")
         _check(self.demo_rows >= 60, "demo_rows", self.demo_rows, "must be >= 60")
         bad = [s for s in self.clean_off if s not in CLEAN_STEPS]
         _check(not bad, "clean_off", ",".join(bad), f"must name cleaning steps among {', '.join(CLEAN_STEPS)}")
-        try:
-            self.vector_config(), self.data_spec()  # their own checks, in the flags' names
-        except ValueError as e:
-            raise ConfigError(str(e)) from None
 
-    def data_spec(self) -> DataSpec:
-        return DataSpec(
-            text_column=self.text_column,
-            label_column=self.label_column,
-            party_column=self.party_column,
-            label_map=parse_label_map(self.label_map),
-            drop_unmapped=self.drop_unmapped,
-            empty_texts=self.empty_texts,
-            prepend_party=self.prepend_party,
-        )
+    @classmethod
+    def from_settings(cls, **values: Any):
+        """`cls` from flat setting names (flags without dashes, TOML keys, study.json's `settings`).
+
+        Raises:
+            ConfigError: a name `cls` does not know, or a value a settings object refuses (its message names it).
+        """
+        where = settings_fields(cls)
+        unknown = sorted(set(values) - set(where))
+        if unknown:
+            raise ConfigError(f"`{unknown[0]}` is not a setting; known settings: {', '.join(where)}.")
+        nested: dict[str, dict[str, Any]] = {}
+        types = field_types(cls)
+        for name, value in values.items():
+            section, f = where[name]
+            nested.setdefault(section, {})[f.name] = convert_value(name, value, types[name], "setting")
+        try:
+            own = nested.pop("", {})
+            return cls(**own, **{section: SECTIONS[section](**v) for section, v in nested.items()})
+        except ConfigError:
+            raise
+        except ValueError as e:  # a settings object's own check, in the settings' names
+            raise ConfigError(str(e)) from None
 
     def clean_config(self) -> CleanConfig:
         return CleanConfig(**{step: False for step in self.clean_off})
 
     def unlabelled_spec(self) -> DataSpec:
         """How the unlabelled CSV files are read: their text column, and the party prefix where they have one."""
-        spec = self.data_spec()
+        spec = self.data_spec
         return DataSpec(
             text_column=self.unlabelled_text_column or spec.text_column,
             party_column=spec.party_column if spec.party_column != self.unlabelled_text_column else "",
             prepend_party=spec.prepend_party,
         )
 
-    def vector_config(self) -> VectorConfig:
-        return VectorConfig(
-            mode=self.encoding,
-            kind=self.vectorizer,
-            vector_size=self.vector_size or (0 if self.vectors else TRAINED_VECTOR_SIZE),
-            max_len=self.max_len,
-            epochs=self.w2v_epochs,
-            min_count=self.w2v_min_count,
-            window=self.w2v_window,
-            sg=self.w2v_sg,
-            min_n=self.ft_min_n,
-            max_n=self.ft_max_n,
-            pretrained=self.vectors,
-            seed=self.data_seed,
-        )
+
+# The settings objects nested in DataSettings, by field: each of their fields declared with `setting` is a setting.
+SECTIONS: dict[str, type] = {"data_spec": DataSpec, "vector_config": VectorConfig}
+
+
+def searched_settings() -> dict[str, str]:
+    """A search space's representation parameter -> the setting of the same thing (e.g. window -> w2v_window)."""
+    names = {f.name: f.metadata["name"] or f.name for f in fields(VectorConfig) if "group" in f.metadata}
+    return {param: names[field] for param, field in SEARCHED.items()}
+
+
+def settings_fields(cls: type) -> dict[str, tuple[str, Field]]:
+    """Setting name -> (the nested settings object's field in `cls`, or "" for `cls`'s own; the field)."""
+    out: dict[str, tuple[str, Field]] = {}
+    for f in fields(cls):
+        if f.name in SECTIONS:
+            for g in fields(SECTIONS[f.name]):
+                if "group" in g.metadata:
+                    out[g.metadata["name"] or g.name] = (f.name, g)
+        else:
+            out[f.name] = ("", f)
+    return out
+
+
+def flat_settings(cfg: DataSettings, cls: type | None = None) -> dict[str, Any]:
+    """`cfg`'s settings (those of `cls`, default all) as flat names and plain values (lists for tuples): study.json's
+    `settings`, TOML's keys."""
+    out = {}
+    for name, (section, f) in settings_fields(cls or type(cfg)).items():
+        value = getattr(getattr(cfg, section) if section else cfg, f.name)
+        out[name] = format_label_map(value) if name == "label_map" else list(value) if name in LIST_SETTINGS else value
+    return out
 
 
 @dataclass(frozen=True)
@@ -278,11 +254,11 @@ class StudyConfig(DataSettings):
         except ValueError as e:
             raise ConfigError(str(e)) from None
         searched = sorted(set(space.params) & set(SEARCHED))
-        if self.vectors and searched:
+        if self.vector_config.pretrained and searched:
             raise ConfigError(
                 f"`space` {self.space!r} searches the settings of trained vectors ({', '.join(searched)}), but "
-                f"`vectors` gives pretrained ones ({self.vectors!r}); choose a space that does not (e.g. default) "
-                "or leave out `--vectors`."
+                f"`vectors` gives pretrained ones ({self.vector_config.pretrained!r}); choose a space that does not "
+                "(e.g. default) or leave out `--vectors`."
             )
 
     def startup_trials(self) -> int:
@@ -290,10 +266,7 @@ class StudyConfig(DataSettings):
         return self.n_startup_trials or max(2, min(10, math.ceil(self.num_samples / 4)))
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        for name in LIST_SETTINGS:
-            d[name] = list(getattr(self, name))
-        return d
+        return flat_settings(self)
 
 
 def _check(ok: bool, name: str, value: Any, rule: str) -> None:
@@ -307,6 +280,13 @@ def _flag(name: str) -> str:
 
 def convert_value(name: str, value: Any, kind: type, source: str) -> Any:
     """Turn a TOML or command-line value into the field's type, or raise ConfigError naming the setting."""
+    if name == "label_map":
+        if isinstance(value, list | tuple):  # pairs, as a settings object holds them
+            return tuple(tuple(pair) for pair in value)
+        try:
+            return parse_label_map(str(value))
+        except ValueError as e:
+            raise ConfigError(f"{e} ({source})") from None
     if name in LIST_SETTINGS:
         if isinstance(value, str):
             value = value.split(",")
@@ -340,13 +320,14 @@ def convert_value(name: str, value: Any, kind: type, source: str) -> Any:
 
 
 def field_types(cls: type) -> dict[str, type]:
-    """Field name -> bool | int | float | str of a settings dataclass (tuples are read as comma lists)."""
+    """Setting name -> bool | int | float | str of a settings dataclass (tuples are read as comma lists)."""
     types = {"bool": bool, "int": int, "float": float, "str": str}
-    return {f.name: types.get(f.type, str) if isinstance(f.type, str) else f.type for f in fields(cls)}
+    return {name: types.get(f.type, str) if isinstance(f.type, str) else f.type
+            for name, (_, f) in settings_fields(cls).items()}  # fmt: skip
 
 
 def _known(cls: type) -> dict[str, type]:
-    """The keys a flag or the TOML file may set: the fields of `cls`, and for a study the presets."""
+    """The keys a flag or the TOML file may set: the settings of `cls`, and for a study the presets."""
     return field_types(cls) | ({"smoke": bool} if cls is StudyConfig else {})
 
 
@@ -355,8 +336,8 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type = StudyConfig) -> N
     gaps; for a study also `--smoke`, the preset."""
     types = field_types(cls)
     groups = {g: parser.add_argument_group(title) for g, title in GROUPS.items()}
-    for f in fields(cls):
-        name, kind, help_text = f.name, types[f.name], f.metadata.get("help", "")
+    for name, (_, f) in settings_fields(cls).items():
+        kind, help_text = types[name], f.metadata.get("help", "")
         if f.default is not MISSING and f.default not in ("", ()):
             help_text += f" (default: {f.default})"
         extra = {"action": argparse.BooleanOptionalAction} if kind is bool else {"metavar": name.upper()}
@@ -409,21 +390,19 @@ def read_toml(path: str | Path, cls: type = StudyConfig) -> dict[str, Any]:
 
 
 def saved_settings(saved: dict[str, Any], source: str) -> dict[str, Any]:
-    """StudyConfig's values from a study.json's `settings`, lists as tuples.
+    """StudyConfig's values (flat setting names) from a study.json's `settings`, lists as tuples.
 
     Raises:
         ConfigError: a setting this version does not know (the study was written by another version).
     """
-    values = dict(saved)
-    unknown = sorted(set(values) - set(StudyConfig.__dataclass_fields__))
+    types = field_types(StudyConfig)
+    unknown = sorted(set(saved) - set(types))
     if unknown:
         raise ConfigError(
             f"the settings of {source} hold {', '.join(unknown)}, which this version does not know; use the version "
             "that wrote the study."
         )
-    for name in LIST_SETTINGS:
-        values[name] = tuple(values.get(name, ()))
-    return values
+    return {k: convert_value(k, v, types[k], f"in {source}") for k, v in saved.items()}
 
 
 def build_config(flags: dict[str, Any], toml_path: str | None = None, cls: type = StudyConfig):
@@ -441,4 +420,4 @@ def build_config(flags: dict[str, Any], toml_path: str | None = None, cls: type 
             merged.pop("vector_size")  # a pretrained file has its own dimension
     merged.update(from_file)
     merged.update(given)
-    return cls(**merged)
+    return cls.from_settings(**merged)

@@ -22,7 +22,6 @@ from rich.table import Table
 
 from study.cli import CommandParser, run_command
 from study.config import (
-    SEARCHED_SETTINGS,
     ConfigError,
     DataSettings,
     StudyConfig,
@@ -30,11 +29,12 @@ from study.config import (
     build_config,
     convert_value,
     field_types,
+    searched_settings,
 )
 from study.final.cv import DEFAULT_FOLDS, SCORED_BY
 from study.final.evaluation import evaluate
 from study.results import json_text
-from trainables.train import HParams
+from trainables.hparams import HParams
 
 # One torch thread unless `--set num_threads=N`: a recurrent step is too small to split well, and on a busy
 # 2-core machine 2 threads ran 2-10x slower than 1 (threads spin while waiting for a core). A fixed default
@@ -89,7 +89,7 @@ def parse_overrides(items: Sequence[str]) -> tuple[dict[str, Any], dict[str, Any
     for item in items:
         name, sep, text = item.partition("=")
         name = name.strip().replace("-", "_")
-        name = SEARCHED_SETTINGS.get(name, name) if name not in DATA_KINDS else name  # a search space's names
+        name = searched_settings().get(name, name) if name not in DATA_KINDS else name  # a search space's names
         if not sep or not name:
             raise ConfigError(f"`--set` items must have the form name=value (e.g. hidden_size=64), but got {item!r}.")
         if name in HPARAM_KINDS:

@@ -127,12 +127,12 @@ def check_resources(cfg: StudyConfig, nodes: list[dict[str, float]]) -> None:
         )
     if cfg.gpus_per_trial > max_gpus:
         raise ConfigError(
-            f"`gpus_per_trial` is {cfg.gpus_per_trial}, but the largest node has {max_gpus:g} GPU(s); "
+            f"`gpus_per_trial` is {cfg.gpus_per_trial:g}, but the largest node has {max_gpus:g} GPU(s); "
             f"ask for at most {max_gpus:g} (a fraction such as 0.25 shares a card)."
         )
     if cfg.cpus_per_trial > max_cpus:
         raise ConfigError(
-            f"`cpus_per_trial` is {cfg.cpus_per_trial}, but the largest node has {max_cpus:g} CPU(s); "
+            f"`cpus_per_trial` is {cfg.cpus_per_trial:g}, but the largest node has {max_cpus:g} CPU(s); "
             f"ask for at most {max_cpus:g}."
         )
     request = trial_request(cfg)

@@ -44,7 +44,9 @@ def small_studies(tmp_path_factory) -> tuple[Path, Path]:
         ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
     try:
         config = dict(space="smoke", num_samples=3, max_epochs=2, demo_rows=300, vector_size=16, results_dir=str(root))
-        a = run_study(StudyConfig(**config, final_top=2, final_folds=2, seed=0, name="seed0")).folder  # smoke's
+        a = run_study(
+            StudyConfig.from_settings(**config, final_top=2, final_folds=2, seed=0, name="seed0")
+        ).folder  # smoke's
     finally:
         if started:
             ray.shutdown()

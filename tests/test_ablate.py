@@ -46,7 +46,7 @@ def no_ray(monkeypatch):
 def _study_folder(folder, final=None, **changes):
     """A study folder's study.json as `study.run` writes it (settings, space), with a `final` block if given."""
     folder.mkdir(parents=True)
-    cfg = StudyConfig(**{**TINY, **changes})
+    cfg = StudyConfig.from_settings(**{**TINY, **changes})
     space = get_space(cfg.space)
     study = {"schema_version": SCHEMA_VERSION, "name": folder.name, "settings": cfg.to_dict()}
     study["space"] = {"name": space.name, "fixed": space.fixed}

@@ -443,12 +443,12 @@ def test_gpus_per_trial_larger_than_any_node_is_refused():
 
     nodes = [{"CPU": 16.0, "GPU": 1.0}, {"CPU": 8.0, "GPU": 2.0}]
     with pytest.raises(ConfigError, match=r"`gpus_per_trial` is 4, but the largest node has 2 GPU\(s\)"):
-        check_resources(StudyConfig(gpus_per_trial=4), nodes)
+        check_resources(StudyConfig.from_settings(gpus_per_trial=4), nodes)
     with pytest.raises(ConfigError, match=r"no node of this Ray cluster has a GPU\. Use `--gpus-per-trial 0`"):
-        check_resources(StudyConfig(gpus_per_trial=0.5), [{"CPU": 4.0}])
+        check_resources(StudyConfig.from_settings(gpus_per_trial=0.5), [{"CPU": 4.0}])
     with pytest.raises(ConfigError, match=r"`cpus_per_trial` is 32, but the largest node has 16 CPU"):
-        check_resources(StudyConfig(cpus_per_trial=32), nodes)
-    check_resources(StudyConfig(gpus_per_trial=2), nodes)  # fits the second node
+        check_resources(StudyConfig.from_settings(cpus_per_trial=32), nodes)
+    check_resources(StudyConfig.from_settings(gpus_per_trial=2), nodes)  # fits the second node
 
 
 @pytest.mark.slow
@@ -494,7 +494,7 @@ def _write_frame(frame: pd.DataFrame, path: Path, encoding: str = "utf-8", eol: 
 
 
 def _settings(path: Path, **kw) -> StudyConfig:
-    return StudyConfig(train=str(path), **kw)
+    return StudyConfig.from_settings(train=str(path), **kw)
 
 
 @pytest.mark.parametrize(

@@ -43,7 +43,7 @@ def test_a_study_keeps_the_best_checkpoint_of_its_top_trials_only_and_says_what_
     from study.search.driver import run_study
 
     monkeypatch.setenv("RNN_STUDY_CACHE", str(tmp_path / "cache"))
-    cfg = StudyConfig(space="smoke", num_samples=3, max_epochs=3, grace_period=3, demo_rows=300,
+    cfg = StudyConfig.from_settings(space="smoke", num_samples=3, max_epochs=3, grace_period=3, demo_rows=300,
                       vector_size=16, final_top=0, keep_predictions=2, keep_checkpoints=1, name="k",
                       results_dir=str(tmp_path / "results"))  # fmt: skip
     started = not ray.is_initialized()
@@ -65,7 +65,9 @@ def test_a_study_keeps_the_best_checkpoint_of_its_top_trials_only_and_says_what_
         assert 0 < disk["folder_bytes"] < 3 * disk["checkpoint_bytes_written"]
         predictions = read_table(folder / "predictions.parquet")
 
-        again = run_study(StudyConfig(resume="k", results_dir=str(tmp_path / "results")))  # nothing left to run
+        again = run_study(
+            StudyConfig.from_settings(resume="k", results_dir=str(tmp_path / "results"))
+        )  # nothing left to run
         assert again.info["status"] == "completed" and again.info["disk"]["checkpoints_kept"] == 1
         assert read_table(folder / "predictions.parquet").equals(predictions)  # what the results need stayed
         assert read_table(folder / "epochs.parquet")["trial_id"].value_counts().to_dict() == {

@@ -66,10 +66,10 @@ def test_toml_errors(tmp_path):
 
 
 def test_startup_trials_fit_the_budget():
-    assert StudyConfig(num_samples=4).startup_trials() == 2
-    assert StudyConfig(num_samples=20).startup_trials() == 5
-    assert StudyConfig(num_samples=200).startup_trials() == 10
-    assert StudyConfig(num_samples=20, n_startup_trials=7).startup_trials() == 7
+    assert StudyConfig.from_settings(num_samples=4).startup_trials() == 2
+    assert StudyConfig.from_settings(num_samples=20).startup_trials() == 5
+    assert StudyConfig.from_settings(num_samples=200).startup_trials() == 10
+    assert StudyConfig.from_settings(num_samples=20, n_startup_trials=7).startup_trials() == 7
 
 
 def test_a_study_json_with_a_setting_this_version_does_not_know_is_refused(tmp_path):
@@ -84,25 +84,24 @@ def test_a_study_json_with_a_setting_this_version_does_not_know_is_refused(tmp_p
     study = {"schema_version": SCHEMA_VERSION, "name": "other", "settings": settings}
     (folder / "study.json").write_text(json.dumps(study))
     with pytest.raises(ConfigError, match="w2v_negative, which this version does not know"):
-        resolve(StudyConfig(resume="other", results_dir=str(tmp_path)))
+        resolve(StudyConfig.from_settings(resume="other", results_dir=str(tmp_path)))
 
 
 def test_evaluate_reads_a_spaces_representation_names():
     from study.evaluate import build_settings
 
     settings, _ = build_settings({}, ["encoding=mean", "window=3", "sg=true", "min_count=1"], None)
-    assert settings.encoding == "mean" and (settings.w2v_window, settings.w2v_sg, settings.w2v_min_count) == (
-        3,
-        True,
-        1,
-    )
+    v = settings.vector_config
+    assert (v.mode, v.window, v.sg, v.min_count) == ("mean", 3, True, 1)
 
 
 def test_vector_size_0_is_300_for_trained_vectors_and_the_files_for_pretrained_ones():
-    assert StudyConfig().vector_config().vector_size == 300
-    assert StudyConfig(vectors="v.vec").vector_config().vector_size == 0
-    assert build_config({"smoke": True}).vector_size == 32
-    assert build_config({"smoke": True, "vectors": "v.vec"}).vector_size == 0  # the preset's 32 is not the file's
+    assert StudyConfig().vector_config.vector_size == 300
+    assert StudyConfig.from_settings(vectors="v.vec").vector_config.vector_size == 0
+    assert build_config({"smoke": True}).vector_config.vector_size == 32
+    assert (
+        build_config({"smoke": True, "vectors": "v.vec"}).vector_config.vector_size == 0
+    )  # the preset's 32 is not the file's
 
 
 def test_the_demo_data_gets_a_smaller_final_stage_real_data_the_defaults(tmp_path):

@@ -338,7 +338,7 @@ def test_a_study_accounts_for_rows_read_dropped_and_repeated(tmp_path, caplog):
     rows += ["60,ΛΈΞΗαα ΚΑΙ!!,-1,ND", "61,κάτι,7,ND", "62,   ,1,ND", "63,άλλο,9,ND"]  # a copy, 2 unmapped, 1 empty
     train = _write(tmp_path, "\n".join(rows) + "\n")
     test = _write(tmp_path, "New_ID,Text,Sentiment,Party\n70,λέξηαα και,-1,ND\n71,καινούργιο,1,ND\n", "test.csv")
-    settings = DataSettings(
+    settings = DataSettings.from_settings(
         train=str(train),
         test=str(test),
         label_map="-1=NEGATIVE,0=NEUTRAL,1=POSITIVE",

@@ -149,7 +149,7 @@ def _marker_ids(x: np.ndarray, part: LabelledData, settings: DataSettings) -> li
 def test_word2vec_never_sees_the_held_out_fold(demo_files):
     """A word only in fold 1's held-out texts is unknown to fold 1's vectors, known to fold 2's (which train on it)."""
     data = _labelled(demo_files)
-    settings = DataSettings(vector_size=8, w2v_min_count=1, max_len=64, w2v_epochs=1)
+    settings = DataSettings.from_settings(vector_size=8, w2v_min_count=1, max_len=64, w2v_epochs=1)
     folds = plan_folds(data.labels, text_groups(data), 2, settings.data_seed)
     held_by_fold_1 = folds[0].held_out[:4]
     texts = [f"{MARKER} {t}" if i in set(held_by_fold_1.tolist()) else t for i, t in enumerate(data.texts)]
@@ -158,7 +158,7 @@ def test_word2vec_never_sees_the_held_out_fold(demo_files):
     encoded = []
     for fold in folds:
         train, held = subset(marked, fold.train), subset(marked, fold.held_out)
-        encoded.append((prepare(train, held, (), settings.clean_config(), settings.vector_config(), None), train, held))
+        encoded.append((prepare(train, held, (), settings.clean_config(), settings.vector_config, None), train, held))
     (enc_1, _, held_1), (enc_2, train_2, _) = encoded
     assert _marker_ids(enc_1.x_valid, held_1, settings) == [OOV] * 4
     in_training = _marker_ids(enc_2.x_train, train_2, settings)
@@ -202,13 +202,13 @@ def test_the_scored_fold_cannot_change_the_chosen_epoch(demo_files):
     """Permuting the held-out fold's labels leaves training and the chosen epoch untouched; only its score moves."""
     from dataclasses import replace
 
-    from trainables.train import HParams
+    from trainables.hparams import HParams
 
     data = _labelled(demo_files)
-    settings = DataSettings(vector_size=8, w2v_epochs=1)
+    settings = DataSettings.from_settings(vector_size=8, w2v_epochs=1)
     fold = plan_folds(data.labels, text_groups(data), 2, seed=0)[0]
     train, held = subset(data, fold.train), subset(data, fold.held_out)
-    encoded = prepare(train, held, (), settings.clean_config(), settings.vector_config(), None)
+    encoded = prepare(train, held, (), settings.clean_config(), settings.vector_config, None)
     permuted = replace(encoded, y_valid=np.random.default_rng(0).permutation(encoded.y_valid[::-1]))
     hp = HParams(hidden_size=8, num_layers=1, max_epochs=4, num_threads=1, lr=3e-3)
     a, b = score_fold(hp, encoded, fold), score_fold(hp, permuted, fold)
@@ -226,7 +226,7 @@ def test_an_option_value_may_start_with_a_dash():
     assert args.label_map == "-1=NEGATIVE,0=NEUTRAL,1=POSITIVE"
     flags = {k: v for k, v in vars(args).items() if k not in ("folds", "max_epochs", "overrides", "json", "config")}
     settings, _ = build_settings(flags, [], None)
-    assert dict(settings.data_spec().label_map) == {"-1": "NEGATIVE", "0": "NEUTRAL", "1": "POSITIVE"}
+    assert dict(settings.data_spec.label_map) == {"-1": "NEGATIVE", "0": "NEUTRAL", "1": "POSITIVE"}
 
 
 def test_a_failed_fold_task_is_an_error_naming_the_fold():

@@ -343,7 +343,7 @@ def test_nan_loss_fails_the_trial_and_the_study_goes_on(tmp_path):
     search_spaces.SPACES[space.name] = space
     ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
     try:
-        cfg = StudyConfig(
+        cfg = StudyConfig.from_settings(
             space="nan-test",
             num_samples=2,
             max_epochs=2,

@@ -196,7 +196,7 @@ def _study_config(tmp_path, name, **kw):
         name=name,
         results_dir=str(tmp_path),
     )
-    return StudyConfig(**{**base, **kw})
+    return StudyConfig.from_settings(**{**base, **kw})
 
 
 @pytest.mark.slow

@@ -3,7 +3,8 @@ import itertools
 import pytest
 import torch
 
-from trainables.model import ModelConfig, RNNClassifier
+from trainables.hparams import ModelConfig
+from trainables.model import RNNClassifier
 
 B, T, V, E, C = 5, 9, 40, 8, 3
 

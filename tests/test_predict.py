@@ -24,9 +24,9 @@ import torch
 from study.predict import main
 from trainables.chunks import read_text_chunks
 from trainables.data import DataError, DataSpec, read_labelled, read_unlabelled, subset
+from trainables.hparams import HParams
 from trainables.preprocess import CleanConfig
 from trainables.saved_model import CONFIG_FILE, MODEL_FOLDER, load_model, save_model, train_final_model
-from trainables.train import HParams
 from trainables.vectorize import VectorConfig
 
 REPO = Path(__file__).resolve().parents[1]

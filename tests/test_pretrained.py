@@ -89,18 +89,18 @@ def _labelled(tmp_path: Path) -> Path:
 
 def test_a_study_reads_the_file_once_keeps_its_words_and_measures_coverage(tmp_path):
     vectors = _write("word2vec-text", tmp_path)
-    settings = DataSettings(train=str(_labelled(tmp_path)), vectors=str(vectors), prepend_party=False)
+    settings = DataSettings.from_settings(train=str(_labelled(tmp_path)), vectors=str(vectors), prepend_party=False)
     ds = load_dataset(settings, tmp_path / "cache")
     cover = ds.vectors["coverage"]
     # training texts: "καλη μερα", "κακη ψηφος", "εκλογες σημερα αγνωστη" (stop words kept: none here)
     assert cover["types"] == 7 and cover["types_found"] == pytest.approx(6 / 7)
     assert ds.vectors["dimension"] == 8 and ds.vectors["words_kept"] == 6 and ds.vectors["words_in_file"] == 8
     assert set(ds.unlabelled.pretrained.vocab) == {"καλη", "μερα", "κακη", "ψηφος", "εκλογες", "σημερα"}
-    assert settings.vector_config().vector_size == 0  # the file's dimension
+    assert settings.vector_config.vector_size == 0  # the file's dimension
 
     from trainables.prepare import prepare
 
-    data = prepare(ds.train, ds.valid, ds.unlabelled, settings.clean_config(), settings.vector_config())
+    data = prepare(ds.train, ds.valid, ds.unlabelled, settings.clean_config(), settings.vector_config)
     assert data.embeddings.shape == (6 + 2, 8)
 
 

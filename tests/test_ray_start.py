@@ -86,7 +86,7 @@ def test_address_auto_with_a_dead_heads_file_is_refused_within_the_stated_time(f
     root, address = stale
     started = time.monotonic()
     with pytest.raises(ConfigError) as refused:
-        init_ray(StudyConfig(address="auto"))
+        init_ray(StudyConfig.from_settings(address="auto"))
     assert time.monotonic() - started < 1.0 + 3  # the monkeypatched CONNECT_TIMEOUT_S, and the probe's last try
     message = str(refused.value)
     assert f"no Ray cluster answered at {_host_port(address)}" in message and "within 1 s" in message
@@ -108,13 +108,13 @@ def test_an_address_that_answers_is_joined_as_given(fake_ray):
         server.bind((host, 0))
         server.listen()
         address = f"127.0.0.1:{server.getsockname()[1]}"
-        assert init_ray(StudyConfig(address=address)) is True
+        assert init_ray(StudyConfig.from_settings(address=address)) is True
     assert [c["address"] for c in fake_ray] == [address]
 
 
 def test_an_address_that_is_no_address_is_refused(fake_ray):
     with pytest.raises(ConfigError, match="`--address` 'no-such-thing' is not an address"):
-        init_ray(StudyConfig(address="no-such-thing"))
+        init_ray(StudyConfig.from_settings(address="no-such-thing"))
 
 
 def test_ablate_with_a_dead_address_is_exit_2_and_writes_nothing(fake_ray, tmp_path, monkeypatch, capsys):
@@ -127,7 +127,7 @@ def test_ablate_with_a_dead_address_is_exit_2_and_writes_nothing(fake_ray, tmp_p
     monkeypatch.setenv("COLUMNS", "1000")
     folder = tmp_path / "s"
     folder.mkdir()
-    cfg = StudyConfig(space="smoke", demo_rows=300, vector_size=16, max_epochs=1)
+    cfg = StudyConfig.from_settings(space="smoke", demo_rows=300, vector_size=16, max_epochs=1)
     winner = {"trial_id": "t1", "rank": 1, "params": {"cell": "gru", "hidden_size": 8, "lr": 0.005, "dropout": 0.1}}
     space = {"name": "smoke", "fixed": get_space("smoke").fixed}
     study = {"schema_version": SCHEMA_VERSION, "name": "s", "settings": cfg.to_dict(), "space": space}

@@ -37,9 +37,9 @@ def test_the_store_builds_each_representation_once_however_many_trials_ask_at_on
 
     from trainables.trainable import representation_data
 
-    settings = DataSettings(demo_rows=120, vector_size=8, w2v_epochs=1)
+    settings = DataSettings.from_settings(demo_rows=120, vector_size=8, w2v_epochs=1)
     dataset = load_dataset(settings, tmp_path)
-    base = settings.vector_config()
+    base = settings.vector_config
     data = prepare(dataset.train, dataset.valid, dataset.unlabelled, settings.clean_config(), base, tmp_path)
     store = start_store(dataset, settings.clean_config(), base, tmp_path, data, base_params(base))
 
@@ -67,7 +67,7 @@ def test_a_tiny_wide_study_searches_the_representation_and_saves_the_winners(ray
     from study.search.driver import run_study
     from trainables.saved_model import load_model
 
-    cfg = StudyConfig(
+    cfg = StudyConfig.from_settings(
         space="wide",
         num_samples=3,
         n_startup_trials=3,

@@ -35,17 +35,17 @@ GPU_NODE = {"CPU": 4.0, "GPU": 1.0}
     ],
 )
 def test_concurrency(kwargs, nodes, expected):
-    assert concurrency(StudyConfig(**kwargs), nodes) == expected
+    assert concurrency(StudyConfig.from_settings(**kwargs), nodes) == expected
 
 
 def test_requests_no_node_can_hold_are_refused():
     with pytest.raises(ConfigError, match="no node of this Ray cluster has a GPU"):
-        check_resources(StudyConfig(gpus_per_trial=0.5), [{"CPU": 2.0}])
+        check_resources(StudyConfig.from_settings(gpus_per_trial=0.5), [{"CPU": 2.0}])
     with pytest.raises(ConfigError, match="largest node has 1 GPU"):
-        check_resources(StudyConfig(gpus_per_trial=2), [HEAD, GPU_NODE])
+        check_resources(StudyConfig.from_settings(gpus_per_trial=2), [HEAD, GPU_NODE])
     with pytest.raises(ConfigError, match="largest node has 4 CPU"):
-        check_resources(StudyConfig(cpus_per_trial=6), [HEAD, GPU_NODE])
-    check_resources(StudyConfig(gpus_per_trial=0.25), [HEAD, GPU_NODE])
+        check_resources(StudyConfig.from_settings(cpus_per_trial=6), [HEAD, GPU_NODE])
+    check_resources(StudyConfig.from_settings(gpus_per_trial=0.25), [HEAD, GPU_NODE])
 
 
 def test_autoscaler_capacity_counts_every_worker_the_launcher_may_start(tmp_path, monkeypatch):
@@ -60,7 +60,7 @@ def test_autoscaler_capacity_counts_every_worker_the_launcher_may_start(tmp_path
     )
     capacity = autoscaler_capacity()
     assert len(capacity) == 16 and all(c == {"CPU": 4.0, "GPU": 1.0} for c in capacity)
-    cfg = StudyConfig(num_samples=200, gpus_per_trial=0.25, address="auto", storage="s3://bucket/studies")
+    cfg = StudyConfig.from_settings(num_samples=200, gpus_per_trial=0.25, address="auto", storage="s3://bucket/studies")
     check_resources(cfg, [HEAD, *capacity])  # a GPU study may start before the first GPU worker is up
     assert concurrency(cfg, [HEAD, *capacity]) == 64
 
@@ -79,7 +79,7 @@ def test_a_launcher_cluster_without_storage_is_refused_unless_nothing_is_checkpo
         "  gpu: {resources: {CPU: 4, GPU: 1}, max_workers: 2}\n"
     )
     try:
-        cfg = StudyConfig(address="auto")  # no `storage`
+        cfg = StudyConfig.from_settings(address="auto")  # no `storage`
         with pytest.raises(ConfigError, match="`storage` is not set"):
             cluster_nodes(cfg)
         nodes = cluster_nodes(cfg, checkpoints=False)  # an ablation's fold tasks keep nothing on the nodes
@@ -93,9 +93,9 @@ def test_a_trials_cpus_and_gpus_must_fit_one_node_together():
     """Each fits some node, but no node holds both: every trial and final-stage fold would wait for ever."""
     nodes = [{"CPU": 8.0}, {"CPU": 2.0, "GPU": 1.0}]
     with pytest.raises(ConfigError, match=r"no node of this Ray cluster .* has both.*at most `--cpus-per-trial 2`"):
-        check_resources(StudyConfig(cpus_per_trial=4, gpus_per_trial=1), nodes)
-    check_resources(StudyConfig(cpus_per_trial=2, gpus_per_trial=1), nodes)
-    check_resources(StudyConfig(cpus_per_trial=8), nodes)
+        check_resources(StudyConfig.from_settings(cpus_per_trial=4, gpus_per_trial=1), nodes)
+    check_resources(StudyConfig.from_settings(cpus_per_trial=2, gpus_per_trial=1), nodes)
+    check_resources(StudyConfig.from_settings(cpus_per_trial=8), nodes)
 
 
 @pytest.mark.parametrize(

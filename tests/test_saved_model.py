@@ -20,6 +20,7 @@ import pytest
 import torch
 
 from trainables.data import DataSpec, read_labelled, subset
+from trainables.hparams import HParams
 from trainables.prepare import prepare_with_vectors
 from trainables.preprocess import CleanConfig, clean_corpus
 from trainables.saved_model import (
@@ -35,7 +36,7 @@ from trainables.saved_model import (
     save_model,
     train_final_model,
 )
-from trainables.train import EMBEDDING, HParams, fit
+from trainables.train import EMBEDDING, fit
 from trainables.vectorize import VectorConfig, embedding_matrix
 
 REPO = Path(__file__).resolve().parents[1]

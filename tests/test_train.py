@@ -7,9 +7,10 @@ import pytest
 import torch
 import torch.nn as nn
 
-from trainables.model import ModelConfig, RNNClassifier
+from trainables.hparams import HParams, ModelConfig
+from trainables.model import RNNClassifier
 from trainables.prepare import EncodedData
-from trainables.train import HParams, NonFiniteLossError, build_model, epoch_batches, fit, predict_proba, train_step
+from trainables.train import NonFiniteLossError, build_model, epoch_batches, fit, predict_proba, train_step
 
 T, V, D = 12, 60, 8
 

@@ -92,7 +92,7 @@ def test_the_ngram_table_holds_twice_the_vocabularys_ngrams_within_its_bounds(mo
     [
         ("mode", "tfidf", "`encoding` must be one of"),
         ("kind", "glove", "`vectorizer` must be one of"),
-        ("vector_size", 0, "`vector_size` must be >= 1"),
+        ("vector_size", -1, "`vector_size` must be >= 0"),
         ("epochs", -1, "`w2v_epochs` must be >= 0"),
     ],
 )

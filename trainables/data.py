@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from trainables.settings import setting
+
 log = logging.getLogger(__name__)
 
 EMPTY_TEXTS_CHOICES = ("refuse", "drop")
@@ -42,13 +44,17 @@ class DataError(ValueError):
 class DataSpec:
     """How to read a tweet CSV file: which columns to use and how to treat labels and empty texts."""
 
-    text_column: str = "Text"
-    label_column: str = "Sentiment"
-    party_column: str = "Party"  # "" means: no party column
-    label_map: tuple[tuple[str, str], ...] = ()  # raw label value (as str) -> class name; () = labels as they are
-    drop_unmapped: bool = False  # rows whose label is outside label_map: error (False) or dropped (True)
-    empty_texts: str = "refuse"  # "refuse" | "drop": empty or whitespace-only texts
-    prepend_party: bool = True  # text becomes f"{party} {text}", as the original work did
+    text_column: str = setting("data", "Text", "column with the tweet text")
+    label_column: str = setting("data", "Sentiment", "column with the label")
+    party_column: str = setting("data", "Party", "column with the party ('' for none)")
+    label_map: tuple[tuple[str, str], ...] = setting(  # raw label value (as str) -> class name; (): labels as they are
+        "data", (), "raw label to class name, e.g. '-1=NEGATIVE,0=NEUTRAL,1=POSITIVE' or '0=neutral,1=anti,2=pro'"
+    )
+    drop_unmapped: bool = setting(
+        "data", False, "drop rows whose label is outside --label-map instead of refusing the file"
+    )
+    empty_texts: str = setting("data", "refuse", "what to do with empty or whitespace-only texts: refuse or drop")
+    prepend_party: bool = setting("data", True, "put the party name before the text, as the original work did")
 
     def __post_init__(self) -> None:
         if self.empty_texts not in EMPTY_TEXTS_CHOICES:
@@ -99,6 +105,11 @@ def parse_label_map(spec: str) -> tuple[tuple[str, str], ...]:
             raise ValueError(f"`--label-map` raw labels must be unique, but {raw!r} appears twice in {spec!r}.")
         pairs.append((raw, name))
     return tuple(pairs)
+
+
+def format_label_map(pairs: tuple[tuple[str, str], ...]) -> str:
+    """The command-line form of a label map: `parse_label_map`'s inverse."""
+    return ",".join(f"{raw}={name}" for raw, name in pairs)
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: a generated __eq__ would compare numpy arrays ambiguously

@@ -8,43 +8,13 @@ zeroes whole timesteps of the input (a token's whole vector), in training only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn as nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+from trainables.hparams import ModelConfig
 
-
-@dataclass(frozen=True)
-class ModelConfig:
-    cell: str = "lstm"  # "rnn" (vanilla, tanh) | "lstm" | "gru"
-    input_size: int = 300  # features per timestep: embedding dim, or 1 for the `mean` encoding
-    hidden_size: int = 64  # H, per direction
-    num_layers: int = 2  # stacked recurrent layers
-    bidirectional: bool = True
-    dropout: float = 0.3  # between stacked layers and before the classifier
-    embedding_dropout: float = 0.0  # share of input timesteps (whole token vectors) zeroed in training
-    skip: bool = True  # residual connection around every layer whose input and output widths match
-    attention: bool = True  # dot-product attention over all timesteps, query = last hidden state
-    num_classes: int = 3
-
-    def __post_init__(self) -> None:
-        if self.cell not in CELLS:
-            raise ValueError(f"`cell` must be one of {tuple(CELLS)}, but got {self.cell!r}.")
-        for name in ("input_size", "hidden_size", "num_layers"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"`{name}` must be >= 1, but got {getattr(self, name)}.")
-        for name in ("dropout", "embedding_dropout"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"`{name}` must be in [0, 1), but got {getattr(self, name)}.")
-        if self.num_classes < 2:
-            raise ValueError(f"`num_classes` must be >= 2, but got {self.num_classes}.")
-
-    @property
-    def out_size(self) -> int:
-        return self.hidden_size * (2 if self.bidirectional else 1)
+MODULES = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}  # hparams.CELLS
 
 
 class RNNClassifier(nn.Module):
@@ -61,7 +31,7 @@ class RNNClassifier(nn.Module):
             self.embedding = nn.Embedding.from_pretrained(
                 embeddings, freeze=freeze_embeddings, padding_idx=0, sparse=not freeze_embeddings
             )
-        cell = CELLS[cfg.cell]
+        cell = MODULES[cfg.cell]
         widths = [cfg.input_size] + [cfg.out_size] * (cfg.num_layers - 1)
         self.layers = nn.ModuleList(
             cell(w, cfg.hidden_size, batch_first=True, bidirectional=cfg.bidirectional) for w in widths

@@ -54,13 +54,13 @@ import torch
 
 from trainables.data import DataSpec, LabelledData, compose_texts, subset
 from trainables.files import atomic_write, json_text, umask_mode, write_text
-from trainables.model import ModelConfig, RNNClassifier
+from trainables.hparams import HParams, ModelConfig
+from trainables.model import RNNClassifier
 from trainables.prepare import EncodedData, Unlabelled, encode, prepare_with_vectors
 from trainables.preprocess import CleanConfig, clean_corpus
 from trainables.train import (
     EMBEDDING,
     EpochReport,
-    HParams,
     build_model,
     fit,
     load_weights,

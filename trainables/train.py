@@ -16,82 +16,21 @@ import math
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn as nn
 
+from trainables.hparams import HParams
 from trainables.metrics import METRIC, classification_metrics, log_loss
-from trainables.model import ModelConfig, RNNClassifier
+from trainables.model import RNNClassifier
 from trainables.prepare import EncodedData
 
-SCHEDULES = ("none", "cosine", "onecycle")
 EMBEDDING = "embedding.weight"  # the word vectors' parameter: frozen, or tuned by SparseAdam
 TUNED_ROWS = "tuned_embedding"  # a training state's rows of tuned word vectors that differ from the data's
 MOMENTS = ("exp_avg", "exp_avg_sq")  # SparseAdam's per-row state, kept for those rows only
-
-
-@dataclass(frozen=True)
-class HParams:
-    """The settings of one training run: the model's (their defaults and checks are ModelConfig's), then fit's."""
-
-    cell: str = ModelConfig.cell
-    hidden_size: int = ModelConfig.hidden_size
-    num_layers: int = ModelConfig.num_layers
-    bidirectional: bool = ModelConfig.bidirectional
-    dropout: float = ModelConfig.dropout
-    embedding_dropout: float = ModelConfig.embedding_dropout
-    skip: bool = ModelConfig.skip
-    attention: bool = ModelConfig.attention
-    clip: float = 1.0  # max gradient L2 norm; 0 disables clipping
-    lr: float = 1e-3  # Adam learning rate (one-cycle: its peak)
-    batch_size: int = 128
-    max_epochs: int = 10
-    freeze_embeddings: bool = True  # `sequence` mode: keep the word vectors fixed
-    weight_decay: float = 0.0  # AdamW's decoupled weight decay, not on the embedding matrix; 0: Adam
-    lr_schedule: str = "none"  # "none" | "cosine" (to 0 over max_epochs) | "onecycle"; stepped every batch
-    label_smoothing: float = 0.0  # share of the target mass spread over every class in the training loss
-    seed: int = 0
-    device: str = "auto"  # "auto" (CUDA when present) | "cpu" | "cuda" | "cuda:N"
-    num_threads: int = 0  # torch intra-op threads; 0 leaves torch's default
-
-    def __post_init__(self) -> None:
-        self.model_config(ModelConfig.input_size, ModelConfig.num_classes)  # the model's own checks
-        for name in ("batch_size", "max_epochs"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"`{name}` must be >= 1, but got {getattr(self, name)}.")
-        if not self.lr > 0 or not math.isfinite(self.lr):
-            raise ValueError(f"`lr` must be a finite number > 0, but got {self.lr}.")
-        if not self.clip >= 0:
-            raise ValueError(f"`clip` must be >= 0 (0 disables clipping), but got {self.clip}.")
-        if self.num_threads < 0:
-            raise ValueError(f"`num_threads` must be >= 0, but got {self.num_threads}.")
-        if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
-            raise ValueError(f"`weight_decay` must be a finite number >= 0, but got {self.weight_decay}.")
-        if self.lr_schedule not in SCHEDULES:
-            raise ValueError(f"`lr_schedule` must be one of {SCHEDULES}, but got {self.lr_schedule!r}.")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise ValueError(f"`label_smoothing` must be in [0, 1), but got {self.label_smoothing}.")
-
-    def model_config(self, input_size: int, num_classes: int) -> ModelConfig:
-        """The model of these settings for data of `input_size` features per step and `num_classes` classes."""
-        shared = {f.name: getattr(self, f.name) for f in fields(ModelConfig) if hasattr(self, f.name)}
-        return ModelConfig(input_size=input_size, num_classes=num_classes, **shared)
-
-    @classmethod
-    def from_dict(cls, config: dict[str, Any]) -> HParams:
-        """Build from a Tune config or settings dict, whose every key must be a field.
-
-        Raises:
-            ValueError: a key that is no field (the message names it and the fields), or a bad value.
-        """
-        names = [f.name for f in fields(cls)]
-        unknown = sorted(set(config) - set(names))
-        if unknown:
-            raise ValueError(f"hyperparameters must be among {', '.join(names)}, but got `{unknown[0]}`.")
-        return cls(**config)
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,10 @@ import ray
 import torch
 from ray import tune
 
+from trainables.hparams import HParams
 from trainables.metrics import METRIC
 from trainables.prepare import EncodedData
-from trainables.train import EpochReport, HParams, fit
+from trainables.train import EpochReport, fit
 from trainables.vectorize import split_params
 
 STATE_FILE, PROBS_FILE, HISTORY_FILE = "state.pt", "val_probs.npy", "history.json"

@@ -21,7 +21,7 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ import numpy as np
 from trainables.cache import in_use, written
 from trainables.corpus import TokenCorpus
 from trainables.files import atomic_write
+from trainables.settings import setting
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ MODES = ("mean", "sequence")  # the encodings
 KINDS = ("word2vec", "fasttext")  # the vectors trained on the study's texts
 PAD, OOV = 0, 1  # reserved rows of the embedding matrix in `sequence` mode
 FT_MAX_BUCKETS = 1 << 19  # FastText's n-gram hash buckets at most (gensim's 2M would take 2.4 GB at 300-d)
+TRAINED_SIZE = 300  # the dimension of vectors trained here, unless a setting says otherwise
 FT_PASSES = 0.5  # FastText's share of Word2Vec's automatic passes (benchmarks/representations.py)
 
 # Representation settings a search space may search: parameter name -> VectorConfig field.
@@ -51,29 +53,57 @@ SEARCHED = {
 
 @dataclass(frozen=True)
 class VectorConfig:
-    mode: str = "sequence"  # the encoding: "sequence" (ids into an embedding matrix) | "mean"
-    vector_size: int = 300  # dimension D (with `pretrained`, 0 takes the file's)
-    window: int = 5  # context window
-    min_count: int = 2  # words seen fewer times get no vector of their own (FastText: n-grams only)
-    epochs: int = 0  # passes over the corpus; 0 = auto: about 3M token-passes, within 5..50
-    sg: bool = False  # skip-gram (True) or CBOW (False)
-    seed: int = 0
-    max_len: int = 48  # `sequence` mode: tokens kept per tweet
-    kind: str = "word2vec"  # "word2vec" | "fasttext": what is trained (unless `pretrained`)
-    min_n: int = 3  # FastText: shortest character n-gram
-    max_n: int = 6  # FastText: longest character n-gram
-    pretrained: str = ""  # a vectors file read instead of training; then kind, window, min_count, epochs, sg unused
+    mode: str = setting(  # the encoding
+        "vectors",
+        "sequence",
+        "sequence (word vectors, attention over words) or mean (the mean vector, as the original)",
+        name="encoding",
+    )
+    vector_size: int = setting(  # dimension D; 0: TRAINED_SIZE, or with `pretrained` the file's
+        "vectors", 0, f"dimension of the word vectors (0: {TRAINED_SIZE}, or the --vectors file's)"
+    )
+    window: int = setting("vectors", 5, "Word2Vec/FastText context window", name="w2v_window")
+    min_count: int = setting(  # words seen fewer times get no vector of their own (FastText: n-grams only)
+        "vectors", 2, "minimum count of a word to get a vector of its own", name="w2v_min_count"
+    )
+    epochs: int = setting(  # passes over the corpus; 0 = auto: about 3M token-passes, within 5..50
+        "vectors", 0, "Word2Vec/FastText training passes (0: auto, more for small corpora)", name="w2v_epochs"
+    )
+    sg: bool = setting("vectors", False, "skip-gram instead of CBOW", name="w2v_sg")
+    seed: int = 0  # the study's `data_seed`
+    max_len: int = setting("vectors", 48, "tokens kept per tweet (sequence encoding)")
+    kind: str = setting(  # what is trained (unless `pretrained`)
+        "vectors",
+        "word2vec",
+        "word vectors trained on the training and unlabelled texts: word2vec, or fasttext (character n-grams give "
+        "unseen and inflected words vectors)",
+        name="vectorizer",
+    )
+    min_n: int = setting("vectors", 3, "FastText: shortest character n-gram", name="ft_min_n")
+    max_n: int = setting("vectors", 6, "FastText: longest character n-gram", name="ft_max_n")
+    pretrained: str = setting(  # read instead of training; then kind, window, min_count, epochs, sg unused
+        "vectors",
+        "",
+        "pretrained vectors instead of training them: word2vec text or .bin, fastText .vec or .bin, gensim .kv "
+        "(memory-mapped)",
+        name="vectors",
+    )
 
     def __post_init__(self) -> None:
+        if self.vector_size < 0:
+            raise ValueError(f"`vector_size` must be >= 0 (0: auto), but got {self.vector_size}.")
+        if self.vector_size == 0 and not self.pretrained:
+            object.__setattr__(self, "vector_size", TRAINED_SIZE)
         if self.epochs < 0:
             raise ValueError(f"`w2v_epochs` must be >= 0 (0: auto), but got {self.epochs}.")
         if self.mode not in MODES:
             raise ValueError(f"`encoding` must be one of {MODES}, but got {self.mode!r}.")
         if self.kind not in KINDS:
             raise ValueError(f"`vectorizer` must be one of {KINDS}, but got {self.kind!r}.")
-        for name in ("vector_size", "window", "min_count", "max_len", "min_n"):
-            if getattr(self, name) < (0 if name == "vector_size" and self.pretrained else 1):
-                raise ValueError(f"`{name}` must be >= 1, but got {getattr(self, name)}.")
+        for f in fields(self):  # messages name the setting (window: w2v_window)
+            if f.name in ("window", "min_count", "max_len", "min_n"):
+                if getattr(self, f.name) < 1:
+                    raise ValueError(f"`{f.metadata['name'] or f.name}` must be >= 1, but got {getattr(self, f.name)}.")
         if self.max_n < self.min_n:
             raise ValueError(f"`ft_max_n` must be >= `ft_min_n` ({self.min_n}), but got {self.max_n}.")
 

@@ -15,7 +15,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,13 +38,13 @@ from study.ablation.effects import (
     run_ablation,
 )
 from study.cli import EXIT_INTERRUPTED
-from study.config import ConfigError, DataSettings, StudyConfig, saved_settings
+from study.config import ConfigError, DataSettings, StudyConfig, flat_settings, saved_settings
 from study.final.stage import FinalPlan
 from study.final.stats import cv_estimate
 from study.resources import check_resources, cluster_nodes, init_ray, tasks_at_once, trial_request
 from study.results import SCHEMA_VERSION, STUDY_FILE, json_text, read_study, read_table, write_json, write_table
 from trainables.files import exclusive_lock
-from trainables.train import HParams
+from trainables.hparams import HParams
 
 if TYPE_CHECKING:
     from study.data.inputs import StudyData
@@ -93,7 +93,7 @@ def study_settings(study: dict[str, Any], folder: Path, cpus: float | None, gpus
     where given."""
     settings = saved_settings(study.get("settings") or {}, f"study.json of {study.get('name')!r}")
     settings["space"] = saved_space_setting(settings.get("space", StudyConfig.space), folder / STUDY_FILE)
-    cfg = StudyConfig(**settings)
+    cfg = StudyConfig.from_settings(**settings)
     changes = {"cpus_per_trial": cpus, "gpus_per_trial": gpus}
     return replace(cfg, **{k: v for k, v in changes.items() if v is not None})
 
@@ -206,7 +206,7 @@ def resolve(args: argparse.Namespace, command: str) -> Setup:
         "seed": cfg.seed,
         "data_seed": cfg.data_seed,
         "max_epochs": max_epochs,
-        "data": {f.name: getattr(cfg, f.name) for f in fields(DataSettings)},
+        "data": flat_settings(cfg, DataSettings),
         "labelled_rows": len(labelled),
         "classes": list(labelled.classes),
     }

@@ -26,7 +26,7 @@ from study.final.stage import FinalPlan, run_cv
 from study.final.stats import LEVEL, Paired, holm, paired
 from study.final.summary import CV, Candidate
 from study.results import FOLD_FIELDS
-from trainables.train import HParams
+from trainables.hparams import HParams
 
 if TYPE_CHECKING:
     from study.data.inputs import StudyData

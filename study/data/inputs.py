@@ -64,7 +64,7 @@ class StudyData:
 def study_data(ds: Dataset, s: DataSettings, cache_dir: Path | None = None) -> StudyData:
     """`ds` as its folds see it: every labelled row, `s`'s cleaning and vectors, the word-vector cache."""
     cache_dir = vector_cache_dir() if cache_dir is None else cache_dir
-    return StudyData(ds.labelled, ds.unlabelled, s.clean_config(), s.vector_config(), cache_dir, ds.spec, ds.test)
+    return StudyData(ds.labelled, ds.unlabelled, s.clean_config(), s.vector_config, cache_dir, ds.spec, ds.test)
 
 
 def _pretrained(s: DataSettings, train: LabelledData, valid: LabelledData, unlabelled: Unlabelled):
@@ -72,7 +72,7 @@ def _pretrained(s: DataSettings, train: LabelledData, valid: LabelledData, unlab
     from trainables.pretrained import coverage, read_vectors_file, restrict
 
     clean = s.clean_config()
-    vectors_file = read_vectors_file(s.vectors, s.vector_size)
+    vectors_file = read_vectors_file(s.vector_config.pretrained, s.vector_config.vector_size)
     tokens = clean_corpus(train.texts, clean)
     words = {w for t in tokens + clean_corpus(valid.texts, clean) for w in t}
     if unlabelled.corpus is not None:
@@ -80,7 +80,7 @@ def _pretrained(s: DataSettings, train: LabelledData, valid: LabelledData, unlab
     table = restrict(vectors_file, words)
     cover = coverage(table, tokens)
     info = {
-        "path": s.vectors,
+        "path": s.vector_config.pretrained,
         "format": vectors_file.format,
         "dimension": vectors_file.dimension,
         "words_in_file": len(vectors_file.keyed.index_to_key),
@@ -89,7 +89,8 @@ def _pretrained(s: DataSettings, train: LabelledData, valid: LabelledData, unlab
         "coverage": cover,
     }
     line = (
-        f"Pretrained vectors {s.vectors} ({vectors_file.format}, {vectors_file.dimension}-d): they cover "
+        f"Pretrained vectors {s.vector_config.pretrained} ({vectors_file.format}, {vectors_file.dimension}-d): they "
+        "cover "
         f"{cover['tokens_found']:.1%} of the training texts' tokens and {cover['types_found']:.1%} of their words"
     )
     if table.ngrams is not None:
@@ -109,7 +110,7 @@ def load_dataset(s: DataSettings, cache_dir: Path | None = None) -> Dataset:
     if demo and (s.valid or s.unlabelled or s.test):
         raise ConfigError("`valid`, `unlabelled` and `test` need `train`; give `--train FILE` too, or none of them.")
     cache_dir = default_cache_dir() if cache_dir is None else cache_dir
-    spec, unlabelled_spec = s.data_spec(), s.unlabelled_spec()
+    spec, unlabelled_spec = s.data_spec, s.unlabelled_spec()
     if demo:
         folder = default_cache_dir() / "demo" / f"rows{s.demo_rows}-seed{s.data_seed}"
         train_path, unlabelled_path = write_demo(folder, n_rows=s.demo_rows, seed=s.data_seed)
@@ -133,7 +134,7 @@ def load_dataset(s: DataSettings, cache_dir: Path | None = None) -> Dataset:
     test, accounting = account(files, train, valid, test, clean)
     corpus = token_corpus(unlabelled_paths, unlabelled_spec, s.clean_config(), cache_dir) if unlabelled_paths else None
     unlabelled, vectors = Unlabelled(corpus), None
-    if s.vectors:
+    if s.vector_config.pretrained:
         unlabelled, vectors = _pretrained(s, train, valid, unlabelled)
     paths = (str(train_path), unlabelled_paths)
     return Dataset(train, valid, test, unlabelled, spec, *paths, demo, vectors, accounting)
@@ -213,7 +214,7 @@ def account(
 def encode(ds: Dataset, s: DataSettings, cache_dir: Path | None = None) -> EncodedData:
     """Clean, train (or reuse) the word vectors on training + unlabelled texts, and encode both splits."""
     cache_dir = vector_cache_dir() if cache_dir is None else cache_dir
-    return prepare(ds.train, ds.valid, ds.unlabelled, s.clean_config(), s.vector_config(), cache_dir)
+    return prepare(ds.train, ds.valid, ds.unlabelled, s.clean_config(), s.vector_config, cache_dir)
 
 
 def vector_cache_dir() -> Path:

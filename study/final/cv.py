@@ -26,8 +26,8 @@ from trainables.data import LabelledData, group_stratified, text_groups
 from trainables.metrics import METRIC, classification_metrics, log_loss
 
 if TYPE_CHECKING:  # torch and gensim load where a fold runs, not where its rule is read (the report)
+    from trainables.hparams import HParams
     from trainables.prepare import EncodedData
-    from trainables.train import HParams
 
 DEFAULT_FOLDS = 5
 INNER_PARTS = 7  # the inner validation split is one of this many stratified parts of a fold's training part (14%)

@@ -20,7 +20,7 @@ from study.final.stage import FinalPlan, run_cv
 from study.final.summary import Candidate
 from study.resources import check_resources, cluster_nodes, init_ray, tasks_at_once, trial_request
 from trainables.data import text_groups
-from trainables.train import HParams
+from trainables.hparams import HParams
 
 if TYPE_CHECKING:
     from study.data.inputs import StudyData

@@ -174,7 +174,7 @@ def run_cv(
     from study.final.cv import fold_indices, plan_folds
     from study.resources import Once, TaskWindow, deferred
     from trainables.data import subset, text_groups
-    from trainables.train import HParams
+    from trainables.hparams import HParams
     from trainables.vectorize import representation_key, split_params, with_params
 
     resources = {"num_cpus": plan.cpus, "num_gpus": plan.gpus, "max_retries": plan.max_retries}
@@ -249,8 +249,8 @@ def run_final_model(
     import ray
 
     from study.resources import TaskWindow, deferred
+    from trainables.hparams import HParams
     from trainables.saved_model import load_model, save_model
-    from trainables.train import HParams
     from trainables.vectorize import split_params, with_params
 
     resources = {"num_cpus": plan.cpus, "num_gpus": plan.gpus, "max_retries": plan.max_retries}

@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
-from study.config import TRAINED_VECTOR_SIZE
 from study.data.summary import DATA_FILE, DATA_SCHEMA
 from study.results import (
     BEST_METRIC,
@@ -28,6 +27,7 @@ from study.results import (
     read_study,
     read_table,
 )
+from trainables.vectorize import TRAINED_SIZE
 
 FIGURES_DIR = "figures"
 # Settings that decide which rows with which labels a study read and how it split them (not how it encoded them).
@@ -252,10 +252,10 @@ def summary(results: StudyResults, trial_id: str | None = None) -> Summary:
 
 def vector_size_used(settings: dict[str, Any], dimension: int | None = None) -> int | None:
     """`vector_size` as the study used it: 0 (auto) is the `vectors` file's `dimension` (None where unknown) or,
-    for vectors trained here, TRAINED_VECTOR_SIZE."""
+    for vectors trained here, TRAINED_SIZE."""
     if settings.get("vector_size"):
         return int(settings["vector_size"])
-    return dimension if settings.get("vectors") else TRAINED_VECTOR_SIZE
+    return dimension if settings.get("vectors") else TRAINED_SIZE
 
 
 def plain(value: Any) -> Any:

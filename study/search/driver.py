@@ -147,7 +147,7 @@ def resolve(cfg: StudyConfig) -> tuple[StudyConfig, Path, dict[str, Any] | None]
         keep = {"address": cfg.address, "results_dir": cfg.results_dir, "resume": cfg.resume}
         if cfg.storage:
             keep["storage"] = cfg.storage
-        return StudyConfig(**{**settings, **keep, "name": cfg.resume}), folder, study
+        return StudyConfig.from_settings(**{**settings, **keep, "name": cfg.resume}), folder, study
     name = cfg.name or f"{get_space(cfg.space).name}-{dt.datetime.now():%Y%m%d-%H%M%S}"
     folder = results_dir / name
     if folder.exists():
@@ -272,7 +272,7 @@ def _store(study: PreparedStudy):
     from study.data.inputs import vector_cache_dir
     from study.search.representations import base_params, start_store
 
-    vectors = study.cfg.vector_config()
+    vectors = study.cfg.vector_config
     return start_store(
         study.dataset, study.cfg.clean_config(), vectors, vector_cache_dir(), study.data, base_params(vectors)
     )
