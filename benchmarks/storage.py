@@ -11,6 +11,7 @@ of an older commit) as the "before" side, with this machine's installed packages
     python benchmarks/storage.py run before --repo /tmp/old     # the same with another checkout
     python benchmarks/storage.py publish                        # the table of every side run (BENCHMARKS.md)
     python benchmarks/storage.py run after --quick              # 2 tiny studies; writes nothing
+    python benchmarks/storage.py ratio --seeds 0,1,2             # wide / default wall time, a pair per seed
 """
 
 from __future__ import annotations
@@ -45,11 +46,11 @@ def checkpoints(folder: Path) -> list[Path]:
 
 def run_study(kind: str, args: argparse.Namespace, repo: Path, greek: Path, work: Path) -> dict:
     """One study in `repo`, timed; what its folder holds at the end."""
-    name, results = f"{kind}-{args.side}", work / "results"
+    name, results = f"{kind}-{args.side}-{args.seed}", work / "results"
     cmd = [sys.executable, "-m", "study.run", "--train", str(greek / "valid_set.csv"),
            "--unlabelled", str(greek / "test_set.csv"), *STUDIES[kind], "--num-samples", str(args.num_samples),
            "--max-epochs", str(args.max_epochs), "--final-top", str(args.final_top), "--final-folds",
-           str(args.final_folds), "--name", name, "--results-dir", str(results)]  # fmt: skip
+           str(args.final_folds), "--seed", str(args.seed), "--name", name, "--results-dir", str(results)]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(repo), "RNN_STUDY_CACHE": str(work / f"cache-{kind}")}
     t0 = time.perf_counter()
     done = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True)
@@ -66,6 +67,7 @@ def run_study(kind: str, args: argparse.Namespace, repo: Path, greek: Path, work
     return {
         "side": args.side,
         "study": kind,
+        "seed": args.seed,
         "commit": subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True
         ).stdout.strip(),  # fmt: skip
@@ -104,7 +106,7 @@ ORDER = {"default": 0, "wide": 1, "fasttext": 2, "before": 0, "after": 1}
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("step", choices=["run", "publish"])
+    p.add_argument("step", choices=["run", "publish", "ratio"])
     p.add_argument("side", nargs="?", default="after", help="a label for this checkout: before | after")
     p.add_argument("--repo", type=Path, default=REPO, help="the checkout to run (default: this one)")
     p.add_argument("--studies", default="default,wide,fasttext")
@@ -112,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-epochs", type=int, default=6)
     p.add_argument("--final-top", type=int, default=2)
     p.add_argument("--final-folds", type=int, default=3)
+    p.add_argument("--seed", type=int, default=0, help="run: the studies' search seed")
+    p.add_argument("--seeds", default="0,1,2", help="ratio: the search seeds, a default and a wide study each")
     p.add_argument("--quick", action="store_true", help="2 trials of 2 epochs, 2 folds; writes nothing")
     add_output_arguments(p, SECTION, "a paragraph added under the table")
     args = p.parse_args(argv)
@@ -133,7 +137,9 @@ def main(argv: list[str] | None = None) -> int:
             if not args.quick:
                 (RUNS / f"{args.side}-{kind}.json").write_text(json.dumps(row, indent=1))
         return 0
-    df = pd.DataFrame([json.loads(f.read_text()) for f in sorted(RUNS.glob("*.json"))])
+    if args.step == "ratio":
+        return ratio(args, console)
+    df = pd.DataFrame([json.loads(f.read_text()) for f in sorted(RUNS.glob("[ab]*.json"))])
     if df.empty:
         console.print(f"[bold red]error:[/] no runs in {RUNS}; run `python benchmarks/storage.py run after` first.")
         return 2
@@ -166,6 +172,59 @@ def main(argv: list[str] | None = None) -> int:
     lines += closing(args, 1)
     console.print("\n".join(lines))
     publish(SECTION, "\n".join(lines), args, console)
+    return 0
+
+
+def ratio(args: argparse.Namespace, console: Console) -> int:
+    """`default` and `wide` studies of this checkout, one of each per seed, timed one after the other; the
+    section `storage-ratio` with each seed's wide / default wall time and their median."""
+    greek, rows = args.data_dir / "greek-election-tweets-ys19-2023", []
+    RUNS.mkdir(parents=True, exist_ok=True)
+    for seed in [int(s) for s in args.seeds.split(",")]:
+        for kind in ("default", "wide"):
+            args.seed, args.side, work = seed, "ratio", Path(tempfile.mkdtemp(prefix=f"storage-{kind}-"))
+            try:
+                row = run_study(kind, args, REPO, greek, work)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+            console.print({k: row[k] for k in ("study", "seed", "wall_s", "trial_epochs", "folder_bytes")})
+            if not args.quick:
+                (RUNS / f"ratio-{kind}-{seed}.json").write_text(json.dumps(row, indent=1))
+            rows.append(row)
+    df = pd.DataFrame(rows)
+    by = df.pivot(index="seed", columns="study", values="wall_s")
+    epochs = df.pivot(index="seed", columns="study", values="trial_epochs")
+    size = df.pivot(index="seed", columns="study", values="folder_bytes")
+    ratios = by["wide"] / by["default"]
+    table_rows = [(str(seed), f"{by.loc[seed, 'default'] / 60:.2f}", f"{by.loc[seed, 'wide'] / 60:.2f}",
+                   f"{ratios[seed]:.2f}", f"{epochs.loc[seed, 'default']} / {epochs.loc[seed, 'wide']}",
+                   f"{mb(size.loc[seed, 'default'])} / {mb(size.loc[seed, 'wide'])}") for seed in by.index]  # fmt: skip
+    lines = [
+        "## Wall time: `wide` against `default`, a pair of studies per seed (`python benchmarks/storage.py ratio`)",
+        "",
+        f"The studies of the storage section (Greek data, {args.num_samples} trials of at most {args.max_epochs} "
+        f"epochs, final stage top {args.final_top} on {args.final_folds} folds, model saved, a fresh word-vector "
+        "cache each), with `--seed` set for both studies of a pair; one study at a time, wall time of "
+        "`python -m study.run`.",
+        "",
+        *markdown_table(
+            (
+                "seed",
+                "default min",
+                "wide min",
+                "wide / default",
+                "trial-epochs (default / wide)",
+                "folder (default / wide)",
+            ),
+            table_rows,
+        ),  # fmt: skip
+        "",
+        f"Median wide / default: **{ratios.median():.2f}x** (goal: at most 1.5x); range {ratios.min():.2f}-"
+        f"{ratios.max():.2f}.",
+        *closing(args, 1),
+    ]
+    console.print("\n".join(lines))
+    publish("storage-ratio", "\n".join(lines), args, console)
     return 0
 
 
