@@ -88,6 +88,7 @@ def worse_study(tmp_path_factory) -> Path:
 
     import numpy as np
 
+    from search_spaces import get_space
     from study.final import stats as cvstats
     from study.final.summary import BASELINE_NAMES, METRIC_NAMES
     from study.results import (
@@ -202,7 +203,7 @@ def worse_study(tmp_path_factory) -> Path:
         "name": "worse",
         "status": "completed",
         "settings": settings,
-        "space": {"name": "smoke", "params": {k: "" for k in ("cell", "hidden_size", "lr", "dropout")}},
+        "space": get_space("smoke").to_dict(),
         "classes": ["NEGATIVE", "NEUTRAL", "POSITIVE"],
         "data": {"fingerprint": "f" * 20, "n_train": 485, "n_valid": 120, "vectors": None, "accounting": accounting},
         "ray": {"startup_trials": 3, "max_concurrent": 2},

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -106,22 +106,12 @@ def word_vectors(
     return train_vectors(tokens, vectors, cache_dir, unlabelled.corpus)
 
 
-NEW_VECTOR_FIELDS = ("kind", "min_n", "max_n", "pretrained")  # VectorConfig fields since the first data fingerprints
-
-
-def _settings_hash_view(vectors: VectorConfig) -> dict:
-    """asdict(vectors) without the newer fields while they hold their defaults: fingerprints of studies that use
-    none of them stay what they were (so such a study can still be resumed)."""
-    defaults = {f.name: f.default for f in fields(VectorConfig)}
-    return {k: v for k, v in asdict(vectors).items() if not (k in NEW_VECTOR_FIELDS and v == defaults[k])}
-
-
 def _tokens_hash(parts, vectors: VectorConfig) -> str:
     """A hash of tokenised texts (every one, empty ones included) and the vector settings."""
     import gensim
 
     h = hashlib.sha256()
-    settings = {k: v for k, v in _settings_hash_view(vectors).items() if k not in ("mode", "max_len")}
+    settings = {k: v for k, v in asdict(vectors).items() if k not in ("mode", "max_len")}
     h.update(repr(sorted(settings.items())).encode())
     h.update(gensim.__version__.encode())
     for part in parts:
@@ -172,7 +162,7 @@ def prepare_with_vectors(
     h = hashlib.sha256()
     h.update(_tokens_hash([tok_train, unl.corpus.lines() if unl.corpus is not None else ()], vectors).encode())
     h.update(_tokens_hash([tok_valid], vectors).encode())
-    h.update(repr((asdict(clean), _settings_hash_view(vectors), train.classes)).encode())
+    h.update(repr((asdict(clean), asdict(vectors), train.classes)).encode())
     h.update(train.labels.tobytes() + valid.labels.tobytes())
     if unl.pretrained_key:
         h.update(unl.pretrained_key.encode())

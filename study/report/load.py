@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.distributions import BaseDistribution
 
 from study.data.summary import DATA_FILE, DATA_SCHEMA
 from study.results import (
@@ -173,37 +173,14 @@ def status_counts(trials: pd.DataFrame) -> dict[str, int]:
 
 
 def searched_params(results: StudyResults) -> dict[str, BaseDistribution]:
-    """The searched hyperparameters and their distributions (the fixed ones are left out).
+    """The searched hyperparameters and their distributions, as study.json recorded the space (the fixed ones are
+    left out)."""
+    from search_spaces import space_from_record
 
-    The names are study.json's; the distributions are the ones it recorded, or (a study.json that recorded only
-    their names) the named search space's when it still has those names, else inferred from the trials' values.
-    """
-    from search_spaces import SPACES, space_from_record
-
-    space = results.study.get("space") or {}
-    names = list((space.get("params") or {}).keys())
     try:
-        known = space_from_record(space, "study.json").params
-    except ValueError:
-        known = SPACES[space["name"]].params if space.get("name") in SPACES else {}
-    if names and set(names) <= set(known):
-        return {k: known[k] for k in names}
-    if not names:  # an older study.json: every param column that varies
-        names = [c.removeprefix("params_") for c in results.trials.columns if c.startswith("params_")]
-        names = [n for n in names if results.trials[f"params_{n}"].dropna().nunique() > 1]
-    return {n: infer_distribution(results.trials[f"params_{n}"]) for n in names}
-
-
-def infer_distribution(values: pd.Series) -> BaseDistribution:
-    """A distribution that holds every value of a params_* column: categorical for text and flags, else a range."""
-    v = values.dropna()
-    if v.empty or v.dtype == object or v.dtype == bool or pd.api.types.is_string_dtype(v):
-        return CategoricalDistribution(sorted({plain(x) for x in v}, key=str) or [None])
-    if pd.api.types.is_integer_dtype(v):
-        lo, hi = int(v.min()), int(v.max())
-        return IntDistribution(lo, max(hi, lo))
-    lo, hi = float(v.min()), float(v.max())
-    return FloatDistribution(lo, hi if hi > lo else lo + 1e-12)
+        return space_from_record(results.study.get("space"), f"study.json of {results.folder}").params
+    except ValueError as e:
+        raise ResultsError(str(e)) from None
 
 
 @dataclass(frozen=True)
