@@ -102,11 +102,8 @@ def encode_fold_task(train, held_out, unlabelled, clean, vectors, cache_dir):
     return prepare(train, held_out, unlabelled, clean=clean, vectors=vectors, cache_dir=cache_dir)
 
 
-def fit_fold_task(hp, data, fold, label: str = "") -> dict[str, Any]:
-    """`cv.score_fold` on one fold's data: the epoch chosen on its inner split, the held-out fold scored there.
-
-    `label` ("<candidate>-<fold>") names the task; tests/faults/ holds a task by it (no hook here).
-    """
+def fit_fold_task(hp, data, fold) -> dict[str, Any]:
+    """`cv.score_fold` on one fold's data: the epoch chosen on its inner split, the held-out fold scored there."""
     from study.final.cv import score_fold
     from trainables.trainable import no_kernel_cache_per_shape
 
@@ -208,7 +205,7 @@ def run_cv(
                 args = (*parts, with_params(data.vectors, representation), data.cache_dir)
                 encoded[key] = Once(encode.remote, *args)  # started with the first fit task that reads it
             hp = HParams.from_dict(rest)
-            fit_it = deferred(fit.remote, hp, encoded[key], fold, f"{c.trial_id}-{k}")
+            fit_it = deferred(fit.remote, hp, encoded[key], fold)
             window.add(fit_it, (c.trial_id, RNN, c.rank, CV, k))
         todo_baselines = [b for b in baselines if (b, CV, k) not in done]
         if todo_baselines:
@@ -272,7 +269,7 @@ def run_final_model(
         hp = HParams.from_dict(rest)
         train = ray.remote(final_model_task).options(**resources)
         winner_data = replace(data, vectors=with_params(data.vectors, representation))
-        ref = window.submit(deferred(train.remote, hp, winner_data, winner["epochs"], winner["trial_id"]))
+        ref = window.submit(deferred(train.remote, hp, winner_data, winner["epochs"]))
         log.info(
             "Final model: trial %s retrained on %d rows for %d epochs",
             winner["trial_id"],
@@ -310,8 +307,8 @@ def run_final_model(
         on_row(_row(*key, **ray.get(ref)))
 
 
-def final_model_task(hp, data: StudyData, epochs: int, label: str = ""):
-    """`train_final_model` as a Ray task; `label` (the winner's trial) names it for tests/faults/."""
+def final_model_task(hp, data: StudyData, epochs: int):
+    """`train_final_model` as a Ray task."""
     from trainables.saved_model import train_final_model
 
     parts = (data.labelled, data.unlabelled, data.spec, data.clean, data.vectors)

@@ -20,9 +20,8 @@ Points, and the function wrapped:
 - `start`: the trial function starts, before it loads a checkpoint or reports (`train_sentiment`);
 - `checkpoint-<k>`: epoch k's checkpoint is written to its folder, not yet handed to Ray (`tune.report`);
 - `reported-<k>`: epoch k is reported and its checkpoint saved, before epoch k+1 (`tune.report` has returned);
-- `final-fold`: a final-stage fold task starts (`study.final.stage.fit_fold_task`; the id is its `label`,
-  "<candidate>-<fold>");
-- `final-model`: the task that retrains the winner on every labelled row starts (`final_model_task`; the winner's id);
+- `final-fold`: a final-stage fold task starts (`study.final.stage.fit_fold_task`; the id is "fold<k>", its fold);
+- `final-model`: the task that retrains the winner on every labelled row starts (`final_model_task`; id "model");
 - `final-save`: the DRIVER holds the retrained model and is about to save it (`save_model`; the winner's id).
 """
 
@@ -134,12 +133,13 @@ def _patch_trainable(module) -> None:
 
 
 def _held_at_start(task: Callable, point: str) -> Callable:
-    """`task`, stopping at `point` first under the id in its `label` argument."""
+    """`task`, stopping at `point` first under its fold's id ("fold<k>"), or "model" for a task without a fold."""
     signature = inspect.signature(task)
 
     @functools.wraps(task)
     def held_task(*args, **kwargs):
-        hold(point, signature.bind(*args, **kwargs).arguments.get("label", ""))
+        fold = signature.bind(*args, **kwargs).arguments.get("fold")
+        hold(point, f"fold{fold.number}" if fold is not None else "model")
         return task(*args, **kwargs)
 
     return held_task
