@@ -65,12 +65,20 @@ def test_autoscaler_capacity_counts_every_worker_the_launcher_may_start(tmp_path
     assert concurrency(cfg, [HEAD, *capacity]) == 64
 
 
-def test_a_launcher_cluster_without_storage_is_refused_unless_nothing_is_checkpointed(tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def local_ray():
     import ray
 
     started = not ray.is_initialized()
-    if started:  # before HOME moves: Ray's own processes keep the real one
-        ray.init(num_cpus=1, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+    if started:
+        ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+    yield ray
+    if started:
+        ray.shutdown()
+
+
+def test_a_launcher_cluster_without_storage_is_refused_unless_nothing_is_checkpointed(local_ray, tmp_path, monkeypatch):
+    ray = local_ray  # the module's Ray, started before HOME moves: Ray's own processes keep the real one
     monkeypatch.setenv("HOME", str(tmp_path))  # where autoscaler_capacity looks for the launcher's config
     (tmp_path / "ray_bootstrap_config.yaml").write_text(
         "head_node_type: head\n"
@@ -78,15 +86,11 @@ def test_a_launcher_cluster_without_storage_is_refused_unless_nothing_is_checkpo
         "  head: {resources: {CPU: 1}, max_workers: 0}\n"
         "  gpu: {resources: {CPU: 4, GPU: 1}, max_workers: 2}\n"
     )
-    try:
-        cfg = StudyConfig.from_settings(address="auto")  # no `storage`
-        with pytest.raises(ConfigError, match="`storage` is not set"):
-            cluster_nodes(cfg)
-        nodes = cluster_nodes(cfg, checkpoints=False)  # an ablation's fold tasks keep nothing on the nodes
-        assert nodes[-2:] == [GPU_NODE, GPU_NODE] and len(nodes) == len(ray.nodes()) + 2
-    finally:
-        if started:
-            ray.shutdown()
+    cfg = StudyConfig.from_settings(address="auto")  # no `storage`
+    with pytest.raises(ConfigError, match="`storage` is not set"):
+        cluster_nodes(cfg)
+    nodes = cluster_nodes(cfg, checkpoints=False)  # an ablation's fold tasks keep nothing on the nodes
+    assert nodes[-2:] == [GPU_NODE, GPU_NODE] and len(nodes) == len(ray.nodes()) + 2
 
 
 def test_a_trials_cpus_and_gpus_must_fit_one_node_together():
@@ -109,18 +113,6 @@ def test_a_trials_cpus_and_gpus_must_fit_one_node_together():
 )
 def test_tasks_at_once_counts_whole_requests_per_node(request_, nodes, expected):
     assert tasks_at_once(request_, nodes) == expected
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    import ray
-
-    started = not ray.is_initialized()
-    if started:
-        ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
-    yield ray
-    if started:
-        ray.shutdown()
 
 
 def _tasks():
