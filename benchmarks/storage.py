@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("step", choices=["run", "publish", "ratio"])
     p.add_argument("side", nargs="?", default="after", help="a label for this checkout: before | after")
     p.add_argument("--repo", type=Path, default=REPO, help="the checkout to run (default: this one)")
-    p.add_argument("--studies", default="default,wide,fasttext")
+    p.add_argument("--studies", default="default,wide,fasttext", help="run: the studies; ratio: those to run again")
     p.add_argument("--num-samples", type=int, default=16)
     p.add_argument("--max-epochs", type=int, default=6)
     p.add_argument("--final-top", type=int, default=2)
@@ -182,6 +182,9 @@ def ratio(args: argparse.Namespace, console: Console) -> int:
     RUNS.mkdir(parents=True, exist_ok=True)
     for seed in [int(s) for s in args.seeds.split(",")]:
         for kind in ("default", "wide"):
+            if kind not in args.studies.split(","):  # this seed's earlier run of it (e.g. its space did not change)
+                rows.append(json.loads((RUNS / f"ratio-{kind}-{seed}.json").read_text()))
+                continue
             args.seed, args.side, work = seed, "ratio", Path(tempfile.mkdtemp(prefix=f"storage-{kind}-"))
             try:
                 row = run_study(kind, args, REPO, greek, work)
@@ -195,10 +198,12 @@ def ratio(args: argparse.Namespace, console: Console) -> int:
     by = df.pivot(index="seed", columns="study", values="wall_s")
     epochs = df.pivot(index="seed", columns="study", values="trial_epochs")
     size = df.pivot(index="seed", columns="study", values="folder_bytes")
+    commit = df.pivot(index="seed", columns="study", values="commit")
     ratios = by["wide"] / by["default"]
     table_rows = [(str(seed), f"{by.loc[seed, 'default'] / 60:.2f}", f"{by.loc[seed, 'wide'] / 60:.2f}",
                    f"{ratios[seed]:.2f}", f"{epochs.loc[seed, 'default']} / {epochs.loc[seed, 'wide']}",
-                   f"{mb(size.loc[seed, 'default'])} / {mb(size.loc[seed, 'wide'])}") for seed in by.index]  # fmt: skip
+                   f"{mb(size.loc[seed, 'default'])} / {mb(size.loc[seed, 'wide'])}",
+                   f"{commit.loc[seed, 'default']} / {commit.loc[seed, 'wide']}") for seed in by.index]  # fmt: skip
     lines = [
         "## Wall time: `wide` against `default`, a pair of studies per seed (`python benchmarks/storage.py ratio`)",
         "",
@@ -215,12 +220,14 @@ def ratio(args: argparse.Namespace, console: Console) -> int:
                 "wide / default",
                 "trial-epochs (default / wide)",
                 "folder (default / wide)",
+                "commit (default / wide)",
             ),
             table_rows,
         ),  # fmt: skip
         "",
         f"Median wide / default: **{ratios.median():.2f}x** (goal: at most 1.5x); range {ratios.min():.2f}-"
-        f"{ratios.max():.2f}.",
+        f"{ratios.max():.2f}; all {len(by)} wide studies took {by['wide'].sum() / by['default'].sum():.2f}x the time "
+        "of the default ones.",
         *closing(args, 1),
     ]
     console.print("\n".join(lines))

@@ -63,12 +63,23 @@ def test_the_store_builds_each_representation_once_however_many_trials_ask_at_on
 
 
 @pytest.mark.slow
-def test_a_tiny_wide_study_searches_the_representation_and_saves_the_winners(ray_2_cpus, tmp_path):
+def test_a_tiny_study_searches_the_representation_and_saves_the_winners(ray_2_cpus, tmp_path):
     from study.search.driver import run_study
     from trainables.saved_model import load_model
 
+    space = tmp_path / "representations.toml"  # every representation setting but the window, and two options
+    space.write_text(
+        'description = "the representation in the search"\n[params]\n'
+        'hidden_size = { type = "int", low = 8, high = 16 }\n'
+        'vectorizer = { type = "categorical", choices = ["word2vec", "fasttext"] }\n'
+        'vector_size = { type = "categorical", choices = [8, 12] }\n'
+        'sg = { type = "categorical", choices = [false, true] }\n'
+        'min_count = { type = "categorical", choices = [1, 2] }\n'
+        'lr_schedule = { type = "categorical", choices = ["none", "cosine"] }\n'
+        'weight_decay = { type = "float", low = 1e-6, high = 1e-2, log = true }\n'
+    )
     cfg = StudyConfig.from_settings(
-        space="wide",
+        space=str(space),
         num_samples=3,
         n_startup_trials=3,
         max_epochs=1,
@@ -93,7 +104,7 @@ def test_a_tiny_wide_study_searches_the_representation_and_saves_the_winners(ray
     model = load_model(outcome.folder / "model")
     p = winner["params"]
     assert model.vectors.kind == p["vectorizer"] and model.vectors.vector_size == p["vector_size"]
-    assert model.vectors.window == 5  # the study's own: wide does not search the window
+    assert model.vectors.window == 5  # the study's own: the space does not search the window
     assert (model.vectors.sg, model.vectors.min_count) == (p["sg"], p["min_count"])
     assert model.hp.lr_schedule == p["lr_schedule"] and model.hp.weight_decay == pytest.approx(p["weight_decay"])
     assert model.network.embedding.weight.shape[1] == p["vector_size"]

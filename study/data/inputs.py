@@ -67,12 +67,11 @@ def study_data(ds: Dataset, s: DataSettings, cache_dir: Path | None = None) -> S
     return StudyData(ds.labelled, ds.unlabelled, s.clean_config(), s.vector_config, cache_dir, ds.spec, ds.test)
 
 
-def _pretrained(s: DataSettings, train: LabelledData, valid: LabelledData, unlabelled: Unlabelled):
+def _pretrained(vectors: VectorConfig, clean, train: LabelledData, valid: LabelledData, unlabelled: Unlabelled):
     """The vectors file read and checked, kept to the words of the labelled and unlabelled texts, and its coverage."""
     from trainables.pretrained import coverage, read_vectors_file, restrict
 
-    clean = s.clean_config()
-    vectors_file = read_vectors_file(s.vector_config.pretrained, s.vector_config.vector_size)
+    vectors_file = read_vectors_file(vectors.pretrained, vectors.vector_size)
     tokens = clean_corpus(train.texts, clean)
     words = {w for t in tokens + clean_corpus(valid.texts, clean) for w in t}
     if unlabelled.corpus is not None:
@@ -80,7 +79,7 @@ def _pretrained(s: DataSettings, train: LabelledData, valid: LabelledData, unlab
     table = restrict(vectors_file, words)
     cover = coverage(table, tokens)
     info = {
-        "path": s.vector_config.pretrained,
+        "path": vectors.pretrained,
         "format": vectors_file.format,
         "dimension": vectors_file.dimension,
         "words_in_file": len(vectors_file.keyed.index_to_key),
@@ -89,8 +88,7 @@ def _pretrained(s: DataSettings, train: LabelledData, valid: LabelledData, unlab
         "coverage": cover,
     }
     line = (
-        f"Pretrained vectors {s.vector_config.pretrained} ({vectors_file.format}, {vectors_file.dimension}-d): they "
-        "cover "
+        f"Pretrained vectors {vectors.pretrained} ({vectors_file.format}, {vectors_file.dimension}-d): they cover "
         f"{cover['tokens_found']:.1%} of the training texts' tokens and {cover['types_found']:.1%} of their words"
     )
     if table.ngrams is not None:
@@ -110,7 +108,7 @@ def load_dataset(s: DataSettings, cache_dir: Path | None = None) -> Dataset:
     if demo and (s.valid or s.unlabelled or s.test):
         raise ConfigError("`valid`, `unlabelled` and `test` need `train`; give `--train FILE` too, or none of them.")
     cache_dir = default_cache_dir() if cache_dir is None else cache_dir
-    spec, unlabelled_spec = s.data_spec, s.unlabelled_spec()
+    spec, unlabelled_spec, clean = s.data_spec, s.unlabelled_spec(), s.clean_config()
     if demo:
         folder = default_cache_dir() / "demo" / f"rows{s.demo_rows}-seed{s.data_seed}"
         train_path, unlabelled_path = write_demo(folder, n_rows=s.demo_rows, seed=s.data_seed)
@@ -118,7 +116,6 @@ def load_dataset(s: DataSettings, cache_dir: Path | None = None) -> Dataset:
         unlabelled_paths = (str(unlabelled_path),)
     else:
         train_path, unlabelled_paths = Path(s.train), tuple(s.unlabelled)
-    clean = s.clean_config()
     full = read_labelled(train_path, spec)
     test = read_labelled(s.test, spec, classes=full.classes) if s.test else None
     files = {"train": full}
@@ -132,10 +129,10 @@ def load_dataset(s: DataSettings, cache_dir: Path | None = None) -> Dataset:
     if s.test:
         files["test"] = test
     test, accounting = account(files, train, valid, test, clean)
-    corpus = token_corpus(unlabelled_paths, unlabelled_spec, s.clean_config(), cache_dir) if unlabelled_paths else None
+    corpus = token_corpus(unlabelled_paths, unlabelled_spec, clean, cache_dir) if unlabelled_paths else None
     unlabelled, vectors = Unlabelled(corpus), None
     if s.vector_config.pretrained:
-        unlabelled, vectors = _pretrained(s, train, valid, unlabelled)
+        unlabelled, vectors = _pretrained(s.vector_config, clean, train, valid, unlabelled)
     paths = (str(train_path), unlabelled_paths)
     return Dataset(train, valid, test, unlabelled, spec, *paths, demo, vectors, accounting)
 
