@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from study.cli import EXIT_ERROR
-from study.config import ConfigError, DataSettings, StudyConfig
+from study.config import ConfigError, DataSettings, StudyConfig, flat_settings
 from study.final.cv import DEFAULT_FOLDS, FoldResult, given_fold, plan_folds, summarise
 from study.final.stage import FinalPlan, run_cv
 from study.final.summary import Candidate
@@ -86,7 +86,7 @@ def evaluate(cfg: StudyConfig, hp: HParams, folds: int | None) -> dict[str, Any]
         "n_rows": len(data.labelled),
         "train_path": ds.train_path,
         "unlabelled_rows": len(ds.unlabelled),
-        "settings": {"data": {f.name: getattr(cfg, f.name) for f in fields(DataSettings)}, "hparams": asdict(hp)},
+        "settings": {"data": flat_settings(cfg, DataSettings), "hparams": asdict(hp)},
     }
 
 
