@@ -41,7 +41,6 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -99,7 +98,7 @@ ORIGINAL = {
 
 def run_original(args: argparse.Namespace) -> None:
     """The original's best configuration, `study.evaluate`'s protocol: Greek 5-fold CV, vaccine train -> valid."""
-    from study.config import StudyConfig
+    from study.config import StudyConfig, flat_settings
     from study.final.evaluation import evaluate
     from trainables.hparams import HParams
 
@@ -112,15 +111,17 @@ def run_original(args: argparse.Namespace) -> None:
     )
     t0 = time.perf_counter()
     out["greek"] = {**_summary(evaluate(greek, hp, 2 if args.quick else 5)), "wall_s": time.perf_counter() - t0}
-    vaccine = replace(
-        greek,
-        train=str(v / "vaccine_train_set.csv"),
-        valid=str(v / "vaccine_validation_set.csv"),
-        unlabelled=(),
-        text_column="tweet",
-        label_column="label",
-        party_column="",
-        label_map="0=neutral,1=anti,2=pro",
+    vaccine = StudyConfig.from_settings(
+        **{
+            **flat_settings(greek),
+            "train": str(v / "vaccine_train_set.csv"),
+            "valid": str(v / "vaccine_validation_set.csv"),
+            "unlabelled": (),
+            "text_column": "tweet",
+            "label_column": "label",
+            "party_column": "",
+            "label_map": "0=neutral,1=anti,2=pro",
+        }
     )
     t0 = time.perf_counter()
     out["vaccine"] = {**_summary(evaluate(vaccine, hp, None)), "wall_s": time.perf_counter() - t0}
