@@ -6,7 +6,9 @@ the pinned Ray (2.60.x) changes it:
   setting for (its rungs live in `_Bracket` objects that it builds into `_brackets` itself);
 - `set_restored_callbacks`: `Tuner.restore` takes no callbacks and brings back the pickled ones;
 - `ray_address_file` / `canonical_address`: where the last cluster started on this machine is recorded, and an
-  address as Ray writes it (study/resources.py).
+  address as Ray writes it (study/resources.py);
+- `saved_trial_statuses`: each trial's status in the experiment state Ray last saved to storage, the state a
+  `--resume` restores (study/search/checkpoints.py prunes a trial only once that state records its end).
 
 The controller fix. With `reuse_actors`, a finished trial's worker process is kept and reset (`Trainable.reset`)
 for the next trial. If that process dies while it is being reset (killed, out of memory, its node lost), or
@@ -26,8 +28,10 @@ exactly that moment.
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
+from typing import Any
 
 from ray.tune.schedulers.async_hyperband import _Bracket
 
@@ -103,3 +107,28 @@ def canonical_address(address: str) -> str | None:
     from ray._private.services import canonicalize_bootstrap_address
 
     return canonicalize_bootstrap_address(address)
+
+
+def saved_trial_statuses(filesystem: Any, experiment_path: str) -> dict[str, str] | None:
+    """Trial id -> status (e.g. TERMINATED, ERROR, RUNNING) in the newest experiment state Ray saved to storage.
+
+    Args:
+        filesystem: pyarrow.fs.FileSystem of the storage.
+        experiment_path: the experiment's folder in `filesystem`.
+
+    Returns:
+        The statuses, or None where no state is saved yet or it cannot be read now (e.g. being written).
+    """
+    from ray.tune.execution.experiment_state import _find_newest_experiment_checkpoint
+
+    try:
+        path = _find_newest_experiment_checkpoint(experiment_path, filesystem)
+        if path is None:
+            return None
+        with filesystem.open_input_stream(path) as f:
+            state = json.loads(f.readall())
+        # each trial: [its state as JSON text, its run metadata as JSON text]
+        trials = (json.loads(trial_state) for trial_state, _ in state["trial_data"])
+        return {t["trial_id"]: t["status"] for t in trials}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

@@ -22,8 +22,9 @@ import pytest
 from faults.fault_points import ALL, FAULT_HOOK_VARIABLE, arm, environment, held_trials, hold, kill_held_trial, let_go
 
 from study.results import TrialStatus, read_table
-from study.search.rows import retries
+from study.search.rows import retries, top_trials
 from trainables.baseline import BASELINES
+from trainables.trainable import HISTORY_FILE, PROBS_FILE, STATE_FILE
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--smoke", "--vector-size", "16", "--max-concurrent", "1", "--final-top", "0"]  # the search alone
@@ -321,6 +322,44 @@ def test_driver_killed_then_resumed(tmp_path, ray_tmp):
     out, err = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, err[-3000:]
     _check_complete(folder, 4, max_epochs=3)
+
+
+def _checkpoint_files(trial_dir):
+    """checkpoint folder -> the names of the files in it, of one trial's folder."""
+    return {c.name: sorted(f.name for f in c.iterdir()) for c in Path(trial_dir).glob("checkpoint_*")}
+
+
+@pytest.mark.slow
+def test_an_ended_trial_is_pruned_while_the_study_runs_and_a_running_one_keeps_every_checkpoint(tmp_path, ray_tmp):
+    """While the second trial is held before its first epoch, the first (ended) trial's checkpoints shrink to its
+    best whole (`--keep-checkpoints 1`) and its latest's history, once Ray's saved state records its end."""
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    arm(hook, "reported-2")  # the first trial, after its second epoch's checkpoint
+    arm(hook, "start", 2)  # the second trial, before its first report
+    args = [*TINY, *MATRIX_ARGS, "--keep-checkpoints", "1", "--name", "p", "--results-dir", str(tmp_path)]
+    proc = _run(args, ray_tmp, hook)
+    running = lambda: proc.poll() is None  # noqa: E731
+    try:
+        (first,) = held_trials(hook, "reported-2", running, timeout_s=300)
+        (trial_dir,) = (tmp_path / "p" / "ray" / "p").glob(f"train_sentiment_{first}_*")
+        assert list(_checkpoint_files(trial_dir)) == ["checkpoint_000000", "checkpoint_000001"]  # running: all kept
+        let_go(hook, "reported-2")
+        (second,) = held_trials(hook, "start", running, timeout_s=300)
+        history = json.loads((trial_dir / "checkpoint_000002" / HISTORY_FILE).read_text())  # the latest's: kept
+        best = max(history, key=lambda r: (r["val_macro_f1"], -r["epoch"]))["epoch"]
+        whole = sorted([HISTORY_FILE, PROBS_FILE, STATE_FILE])
+        expected = {f"checkpoint_{best - 1:06d}": whole, **({"checkpoint_000002": [HISTORY_FILE]} if best != 3 else {})}
+        _wait(lambda: _checkpoint_files(trial_dir) == expected, proc, timeout=120, what="the ended trial pruned")
+    finally:
+        let_go(hook, "start")
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-3000:]
+    assert second != first and [r["epoch"] for r in history] == [1, 2, 3]
+    trials, _ = _check_complete(tmp_path / "p", 2, max_epochs=3)
+    if top_trials(trials.to_dict("records"), 1) != [first]:  # not the top trial: the study's end trims it further
+        expected[f"checkpoint_{best - 1:06d}"] = sorted([PROBS_FILE, *([HISTORY_FILE] if best == 3 else [])])
+    assert _checkpoint_files(trial_dir) == expected
 
 
 @pytest.mark.slow

@@ -1,11 +1,15 @@
 """What a study keeps of its trials' checkpoints, and what they cost on disk.
 
-While a trial runs, Ray keeps its latest checkpoint (what a retry needs) and its best one (`checkpoint_config`).
-Once every trial has ended, `prune` leaves of each trial only what the results need: its latest checkpoint's
-`history.json` (the epochs a killed worker never got logged, which `rows.rows_from_storage` reads again on a
-`--resume`), the best checkpoint's `val_probs.npy` for the trials predictions.parquet holds, and the best
-checkpoint whole for the top `--keep-checkpoints` trials. Model and optimiser states of every other trial go.
-`disk_block` is study.json's `disk` block: checkpoint bytes written per trial-epoch and the folder's size.
+While a trial runs, it keeps every checkpoint it writes (at most `max_epochs`): a `--resume` after the driver
+dies restores it from the latest checkpoint named in the experiment state Ray last saved, which can be older than
+its last one. (Ray's own `num_to_keep` deletes a superseded checkpoint before that state stops naming it: a driver
+killed in between left a trial that could not be resumed.) Once a trial has ended and the saved state says so,
+`EndedTrialPruner` leaves of it only what the results need: its latest checkpoint's `history.json` (the epochs a
+killed worker never got logged, which `rows.rows_from_storage` reads again on a `--resume`), the best
+checkpoint's `val_probs.npy` while the trial is among the top `--keep-predictions`, and the best checkpoint whole
+while among the top `--keep-checkpoints`. `prune` does the same for every ended trial at the study's end, when the
+top trials are final. `disk_block` is study.json's `disk` block: checkpoint bytes written per trial-epoch and the
+folder's size.
 
 Not here: writing checkpoints (trainables/trainable.py), reading them into rows (rows.py).
 """
@@ -13,27 +17,33 @@ Not here: writing checkpoints (trainables/trainable.py), reading them into rows 
 from __future__ import annotations
 
 import logging
+import math
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ray import tune
+
+from study.compat import saved_trial_statuses
+from study.results import BEST_METRIC
 from study.search.rows import StoredTrial, top_trials
-from trainables.metrics import MODE
+from trainables.metrics import METRIC, MODE
 from trainables.trainable import CHECKPOINT_SCORE, HISTORY_FILE, PROBS_FILE, STATE_FILE
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_PREFIX = "checkpoint_"  # Ray's name of a checkpoint folder inside a trial's folder
+CHECKPOINT_DIR_NAME = "checkpoint_dir_name"  # the result's key Ray adds: the folder of the result's checkpoint
+ENDED = ("TERMINATED", "ERROR")  # Ray's statuses of a trial that `--resume` does not run again
 
 
 def checkpoint_config():
-    """Ray's CheckpointConfig of a study: a trial's best checkpoint by validation macro-F1, and its latest."""
-    from ray import tune
-
-    # Ray always keeps the latest beside the `num_to_keep` best
+    """Ray's CheckpointConfig of a study: every checkpoint kept (the module docstring says why), ranked by
+    validation macro-F1 (ties: the earlier epoch), so that a trial's best checkpoint is its best epoch's."""
     return tune.CheckpointConfig(
-        num_to_keep=1, checkpoint_score_attribute=CHECKPOINT_SCORE, checkpoint_score_order=MODE
+        num_to_keep=None, checkpoint_score_attribute=CHECKPOINT_SCORE, checkpoint_score_order=MODE
     )
 
 
@@ -86,16 +96,33 @@ def _name(checkpoint: Any) -> str | None:
     return None if checkpoint is None else checkpoint.path.rstrip("/").rsplit("/", 1)[-1]
 
 
-def _folders(stored: StoredTrial) -> tuple[str, ...]:
+def _folders(filesystem: Any, path: str) -> tuple[str, ...]:
+    """The checkpoint folders in a trial's folder `path` on `filesystem` (pyarrow)."""
     from pyarrow import fs as pafs
 
     try:
-        infos = stored.filesystem.get_file_info(pafs.FileSelector(stored.path, allow_not_found=True))
+        infos = filesystem.get_file_info(pafs.FileSelector(path, allow_not_found=True))
     except OSError as e:
-        log.warning("Cannot list the checkpoints of %s: %s", stored.path, e)
+        log.warning("Cannot list the checkpoints of %s: %s", path, e)
         return ()
     dirs = (i.base_name for i in infos if i.type == pafs.FileType.Directory)
     return tuple(sorted(d for d in dirs if d.startswith(CHECKPOINT_PREFIX)))
+
+
+def remove(plan: list[Removal], where: dict[str, tuple[Any, str]]) -> None:
+    """Carry out `plan`; `where`: trial id -> (its storage's pyarrow filesystem, its folder there)."""
+    for r in plan:
+        filesystem, folder = where[r.trial_id]
+        path = f"{folder.rstrip('/')}/{r.folder}"
+        try:
+            if r.files is None:
+                filesystem.delete_dir(path)
+            else:
+                for f in r.files:
+                    if filesystem.get_file_info(f"{path}/{f}").is_file:
+                        filesystem.delete_file(f"{path}/{f}")
+        except OSError as e:  # what is left costs disk, not results
+            log.warning("Could not remove checkpoint files <path=%s>: %s", path, e)
 
 
 def prune(trials: list[dict], stored: dict[str, StoredTrial], keep_checkpoints: int, keep_predictions: int) -> int:
@@ -114,20 +141,73 @@ def prune(trials: list[dict], stored: dict[str, StoredTrial], keep_checkpoints: 
 
     ended = [t["trial_id"] for t in trials if t["status"] != TrialStatus.RUNNING and t["trial_id"] in stored]
     whole = [t for t in top_trials(trials, keep_checkpoints) if t in ended and stored[t].best is not None]
-    found = [TrialCheckpoints(t, _folders(stored[t]), _name(stored[t].latest), _name(stored[t].best)) for t in ended]
-    for r in plan_removals(found, whole, top_trials(trials, keep_predictions)):
-        s = stored[r.trial_id]
-        path = f"{s.path.rstrip('/')}/{r.folder}"
-        try:
-            if r.files is None:
-                s.filesystem.delete_dir(path)
-            else:
-                for f in r.files:
-                    if s.filesystem.get_file_info(f"{path}/{f}").is_file:
-                        s.filesystem.delete_file(f"{path}/{f}")
-        except OSError as e:  # what is left costs disk, not results
-            log.warning("Could not remove checkpoint files <path=%s>: %s", path, e)
+    found = [
+        TrialCheckpoints(t, _folders(s.filesystem, s.path), _name(s.latest), _name(s.best))
+        for t, s in ((t, stored[t]) for t in ended)
+    ]
+    plan = plan_removals(found, whole, top_trials(trials, keep_predictions))
+    remove(plan, {t: (stored[t].filesystem, stored[t].path) for t in ended})
     return len(whole)
+
+
+class EndedTrialPruner(tune.Callback):
+    """Prunes a trial's checkpoints as `prune` does, soon after it ends: once Ray's saved experiment state records
+    the end (the module docstring says why not sooner).
+
+    It ranks the ended trials it has seen: a trial outside their top `keep` can never be among the study's (an
+    ended trial's best is final). It prunes only trials whose every checkpoint it saw reported; a trial resumed
+    from an earlier run's checkpoint waits for `prune` at the study's end.
+    """
+
+    def __init__(self, keep_checkpoints: int, keep_predictions: int, every_s: float = 2.0):
+        self.keep_checkpoints, self.keep_predictions, self.every_s = keep_checkpoints, keep_predictions, every_s
+        self.scores: dict[str, dict[str, float] | None] = {}  # trial id -> folder -> score (None: seen in part)
+        self.best: dict[str, float] = {}  # trial id -> its best validation macro-F1 so far
+        self.ended: dict[str, Any] = {}  # ended trial id -> its Ray Trial, not pruned yet
+        self.pruned: list[dict] = []  # the pruned trials as top_trials reads them
+        self._last = 0.0
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        tid = trial.trial_id
+        if tid not in self.scores:  # its first report in this run: the whole trial only if it is epoch 1's
+            self.scores[tid] = {} if int(result.get("epoch", 0)) == 1 else None
+        if self.scores[tid] is not None and result.get(CHECKPOINT_DIR_NAME):
+            self.scores[tid].pop(result[CHECKPOINT_DIR_NAME], None)  # the last report of a folder counts
+            score, metric = float(result[CHECKPOINT_SCORE]), float(result[METRIC])
+            self.scores[tid][result[CHECKPOINT_DIR_NAME]] = -math.inf if math.isnan(score) else score  # as Ray ranks
+            self.best[tid] = max(self.best.get(tid, -math.inf), -math.inf if math.isnan(metric) else metric)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        if self.scores.get(trial.trial_id):
+            self.ended[trial.trial_id] = trial
+
+    on_trial_error = on_trial_complete
+
+    def on_step_end(self, iteration, trials, **info):
+        if self.ended and time.monotonic() - self._last >= self.every_s:
+            self._last = time.monotonic()
+            self.prune_ended()
+
+    def prune_ended(self) -> None:
+        """Prune the ended trials whose end the saved experiment state records."""
+        storage = next(iter(self.ended.values())).storage
+        saved = saved_trial_statuses(storage.storage_filesystem, storage.experiment_fs_path) or {}
+        ready = {tid: trial for tid, trial in self.ended.items() if saved.get(tid) in ENDED}
+        self.pruned += [{"trial_id": t, BEST_METRIC: self.best[t]} for t in ready]
+        found = []
+        for tid, trial in ready.items():
+            by_folder = self.scores[tid]
+            best = max(by_folder, key=lambda f: (by_folder[f], -int(f.removeprefix(CHECKPOINT_PREFIX))))
+            folders = _folders(trial.storage.storage_filesystem, trial.path)
+            found.append(TrialCheckpoints(tid, folders, list(by_folder)[-1], best))
+            del self.ended[tid]
+        plan = plan_removals(
+            found, top_trials(self.pruned, self.keep_checkpoints), top_trials(self.pruned, self.keep_predictions)
+        )
+        remove(plan, {tid: (t.storage.storage_filesystem, t.path) for tid, t in ready.items()})
+
+    def __getstate__(self) -> dict[str, Any]:  # Ray pickles callbacks into tuner.pkl: keep it small
+        return {**self.__dict__, "scores": {}, "best": {}, "ended": {}, "pruned": []}
 
 
 def folder_bytes(folder: str | Path) -> int:

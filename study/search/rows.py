@@ -174,7 +174,11 @@ def rows_from_storage(
         if trial_id is None:
             continue
         reported = read_result_json(result.filesystem, result.path)
-        saved = load_history(result.checkpoint) if result.checkpoint else []
+        try:
+            saved = load_history(result.checkpoint) if result.checkpoint else []
+        except (OSError, ValueError) as e:  # gone from storage: result.json's epochs are the record
+            log.warning("No epoch history for trial %s: %s", trial_id, e)
+            saved = []
         # result.json first, then the latest checkpoint's history fills epochs a killed worker never got logged
         by_epoch = {int(r["epoch"]): epoch_row(trial_id, r) for r in saved if "epoch" in r}
         by_epoch.update({int(r["epoch"]): epoch_row(trial_id, r) for r in reported if "epoch" in r})
