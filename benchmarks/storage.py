@@ -12,6 +12,7 @@ of an older commit) as the "before" side, with this machine's installed packages
     python benchmarks/storage.py publish                        # the table of every side run (BENCHMARKS.md)
     python benchmarks/storage.py run after --quick              # 2 tiny studies; writes nothing
     python benchmarks/storage.py ratio --seeds 0,1,2             # wide / default wall time, a pair per seed
+    python benchmarks/storage.py peak --repo /tmp/old            # Ray's storage at its largest during a study
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ SECTION = "storage"
 REPO = BENCHMARKS.parent
 RUNS = REPO / "benchmarks" / "runs" / "storage"  # one JSON per side and study (git-ignored)
 STUDIES = {"default": ["--space", "default"], "wide": ["--space", "wide"], "fasttext": ["--vectorizer", "fasttext"]}
+STUDY_LIST = ",".join(STUDIES)
 
 
 def tree_bytes(folder: Path, pattern: str = "*") -> int:
@@ -52,12 +54,20 @@ def run_study(kind: str, args: argparse.Namespace, repo: Path, greek: Path, work
            "--max-epochs", str(args.max_epochs), "--final-top", str(args.final_top), "--final-folds",
            str(args.final_folds), "--seed", str(args.seed), "--name", name, "--results-dir", str(results)]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(repo), "RNN_STUDY_CACHE": str(work / f"cache-{kind}")}
+    folder, peak = results / name, 0
     t0 = time.perf_counter()
-    done = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr[-4000:]}")
-    folder = results / name
+    with tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, cwd=repo, env=env, stdout=subprocess.DEVNULL, stderr=err, text=True)
+        while proc.poll() is None:  # Ray's storage of the trials (checkpoints, results), sampled twice a second
+            try:
+                peak = max(peak, tree_bytes(folder / "ray"))
+            except OSError:  # a file removed while counted
+                pass
+            time.sleep(0.5)
+        wall = time.perf_counter() - t0
+        if proc.returncode != 0:
+            err.seek(0)
+            raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err.read()[-4000:]}")
     info = json.loads((folder / "study.json").read_text())
     kept = checkpoints(folder)
     kept_bytes = sum(tree_bytes(c) for c in kept)
@@ -75,6 +85,7 @@ def run_study(kind: str, args: argparse.Namespace, repo: Path, greek: Path, work
         "trials": args.num_samples,
         "trial_epochs": epochs,
         "folder_bytes": tree_bytes(folder),
+        "peak_storage_bytes": peak,
         "model_bytes": tree_bytes(folder / "model") if (folder / "model").is_dir() else 0,
         "checkpoints_left": len(kept),
         "checkpoint_bytes_left": kept_bytes,
@@ -106,10 +117,14 @@ ORDER = {"default": 0, "wide": 1, "fasttext": 2, "before": 0, "after": 1}
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("step", choices=["run", "publish", "ratio"])
+    p.add_argument("step", choices=["run", "publish", "ratio", "peak"])
     p.add_argument("side", nargs="?", default="after", help="a label for this checkout: before | after")
     p.add_argument("--repo", type=Path, default=REPO, help="the checkout to run (default: this one)")
-    p.add_argument("--studies", default="default,wide,fasttext", help="run: the studies; ratio: those to run again")
+    p.add_argument(
+        "--studies",
+        default=STUDY_LIST,
+        help="run: the studies; ratio: those to run again; peak: the studies (default: default,wide)",
+    )
     p.add_argument("--num-samples", type=int, default=16)
     p.add_argument("--max-epochs", type=int, default=6)
     p.add_argument("--final-top", type=int, default=2)
@@ -139,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.step == "ratio":
         return ratio(args, console)
+    if args.step == "peak":
+        return peak(args, console)
     df = pd.DataFrame([json.loads(f.read_text()) for f in sorted(RUNS.glob("[ab]*.json"))])
     if df.empty:
         console.print(f"[bold red]error:[/] no runs in {RUNS}; run `python benchmarks/storage.py run after` first.")
@@ -232,6 +249,39 @@ def ratio(args: argparse.Namespace, console: Console) -> int:
     ]
     console.print("\n".join(lines))
     publish("storage-ratio", "\n".join(lines), args, console)
+    return 0
+
+
+def peak(args: argparse.Namespace, console: Console) -> int:
+    """The `--studies` (default and wide unless set) of `--repo` ("before") and of this checkout ("after"), at one
+    seed; the section `storage-peak`: the trials' storage (`results/<name>/ray`) at its largest while each ran."""
+    greek, rows = args.data_dir / "greek-election-tweets-ys19-2023", []
+    kinds = ["default", "wide"] if args.studies == STUDY_LIST else args.studies.split(",")
+    for side, repo in (("before", args.repo.resolve()), ("after", REPO)):
+        for kind in kinds:
+            args.side, work = side, Path(tempfile.mkdtemp(prefix=f"storage-{kind}-"))
+            try:
+                rows.append(run_study(kind, args, repo, greek, work))
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+            console.print({k: rows[-1][k] for k in ("study", "side", "wall_s", "peak_storage_bytes", "folder_bytes")})
+    table_rows = [(r["study"], r["side"], r["commit"], f"{r['wall_s'] / 60:.1f}", str(r["trial_epochs"]),
+                   mb(r["peak_storage_bytes"]), mb(r["folder_bytes"])) for r in rows]  # fmt: skip
+    lines = [
+        "## Ray's storage at its largest while a study runs (`python benchmarks/storage.py peak`)",
+        "",
+        f"The studies of the storage section ({args.num_samples} trials of at most {args.max_epochs} epochs, seed "
+        f"{args.seed}), before and after a checkpoint change; `results/<name>/ray` (checkpoints and Ray's results) "
+        "sampled twice a second while `python -m study.run` ran, and the results folder at the end.",
+        "",
+        *markdown_table(
+            ("study", "side", "commit", "wall min", "trial-epochs", "storage peak", "folder at end"), table_rows
+        ),  # fmt: skip
+        *closing(args, 1),
+    ]
+    console.print("\n".join(lines))
+    if not args.quick:
+        publish("storage-peak", "\n".join(lines), args, console)
     return 0
 
 
