@@ -160,7 +160,7 @@ SECTIONS: dict[str, type] = {"data_spec": DataSpec, "vector_config": VectorConfi
 
 def searched_settings() -> dict[str, str]:
     """A search space's representation parameter -> the setting of the same thing (e.g. window -> w2v_window)."""
-    names = {f.name: f.metadata["name"] or f.name for f in fields(VectorConfig) if "group" in f.metadata}
+    names = {f.name: name for name, (section, f) in settings_fields(DataSettings).items() if section == "vector_config"}
     return {param: names[field] for param, field in SEARCHED.items()}
 
 
