@@ -4,8 +4,6 @@ import os
 import subprocess
 import sys
 
-import pytest
-
 from trainables.trainable import ONEDNN_CACHE_VARIABLE
 
 # what a trial process does: torch first (Ray Tune imports it), then the trial's setting, then training steps
@@ -23,19 +21,21 @@ for _ in range(2):
 """
 
 
-def _run(capacity: str | None) -> tuple[str, str]:
+def _start(capacity: str | None) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k != ONEDNN_CACHE_VARIABLE}
     env["ONEDNN_VERBOSE"] = "profile_create"  # a line per primitive created: cache_hit or cache_miss
     if capacity is not None:
         env[ONEDNN_CACHE_VARIABLE] = capacity
-    out = subprocess.run([sys.executable, "-c", TWO_STEPS], capture_output=True, text=True, env=env, timeout=120)
-    assert out.returncode == 0, out.stderr[-2000:]
-    return out.stdout.splitlines()[0], out.stdout
+    return subprocess.Popen([sys.executable, "-c", TWO_STEPS], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)  # fmt: skip
 
 
-@pytest.mark.parametrize(("given", "expected", "cached"), [(None, "0", False), ("1024", "1024", True)])
-def test_trial_process_switches_off_onednn_cache_unless_the_environment_sets_it(given, expected, cached):
-    value, log = _run(given)
-    assert value == expected
-    assert "create:cache_miss" in log  # oneDNN ran, and said so
-    assert ("create:cache_hit" in log) is cached  # the second step reused the first's kernels only with a cache
+def test_trial_process_switches_off_onednn_cache_unless_the_environment_sets_it():
+    cases = {None: ("0", False), "1024": ("1024", True)}  # given -> (the value the process runs with, cache hits)
+    procs = {given: _start(given) for given in cases}  # both at once: each is mostly torch's import
+    for given, (expected, cached) in cases.items():
+        out, err = procs[given].communicate(timeout=120)
+        assert procs[given].returncode == 0, err[-2000:]
+        assert out.splitlines()[0] == expected, given
+        assert "create:cache_miss" in out  # oneDNN ran, and said so
+        assert ("create:cache_hit" in out) is cached, given  # the second step reused the first step's kernels: a cache
