@@ -82,13 +82,15 @@ def worse_study(tmp_path_factory) -> Path:
 
     8 trials of the smoke space (t3 the search's best, t5 the final stage's winner and saved model), epochs and
     validation predictions, the final stage's rows over 5 folds, study.json with its `final` block and the data's
-    accounting (4 texts in both training and validation). Read-only: copy it to change it.
+    accounting (4 texts in both training and validation), a few tokens as its data summary. Read-only: copy it to
+    change it.
     """
     import json
 
     import numpy as np
 
     from search_spaces import get_space
+    from study.data.summary import CLEAN, DATA_FILE, DATA_SCHEMA, RAW
     from study.final import stats as cvstats
     from study.final.summary import BASELINE_NAMES, METRIC_NAMES
     from study.results import (
@@ -140,6 +142,10 @@ def worse_study(tmp_path_factory) -> Path:
     write_table(trials, folder / "trials.parquet", TRIALS_SCHEMA)
     write_table(epochs, folder / "epochs.parquet", EPOCHS_SCHEMA)
     write_table(predictions, folder / "predictions.parquet", PREDICTIONS_SCHEMA)
+    # the data summary: a few tokens before and after cleaning, no map points (the report says so)
+    tokens = {RAW: {"Η": 40, "ΝΔ": 30, "@user": 25, "εκλογές": 20}, CLEAN: {"νδ": 30, "εκλογες": 22, "ψηφος": 9}}
+    data = [{"kind": k, "token": t, "count": c} for k, counts in tokens.items() for t, c in counts.items()]
+    write_table(data, folder / DATA_FILE, DATA_SCHEMA)
 
     noise = np.array([0.01, -0.01, 0.005, -0.004, 0.0])
     folds = {SEARCH_BEST: 0.37 + noise, WINNER: 0.40 + noise}

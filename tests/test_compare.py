@@ -132,7 +132,7 @@ def test_validation_match_rules(small_studies, other_validation_set):
 
 
 def _frames(r):
-    return r.trials, r.epochs, r.predictions
+    return r.trials, r.epochs, r.predictions, r.data
 
 
 @pytest.mark.parametrize(

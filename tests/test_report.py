@@ -155,14 +155,11 @@ def test_final_section_says_when_the_study_has_no_final_stage(small_study, tmp_p
     assert not (tmp_path / "figures").exists()
 
 
-def test_data_section_says_when_the_study_kept_no_data_summary(small_study, tmp_path):
+def test_a_study_folder_without_its_data_summary_is_refused_by_name(small_study, tmp_path):
     folder = _copy_study(small_study, tmp_path / "study")
-    (folder / DATA_FILE).unlink()  # a study written before studies kept it
-    results = load_results(folder)
-    assert results.data is None
-    section = data_section(results, tmp_path / "figures")
-    assert f"This study has no {DATA_FILE}" in "".join(section.blocks)
-    assert not (tmp_path / "figures").exists()
+    (folder / DATA_FILE).unlink()
+    with pytest.raises(ResultsError, match=f"{DATA_FILE}' does not exist"):
+        load_results(folder)
 
 
 def test_data_section_reads_no_csv_and_no_word2vec(small_study, tmp_path, monkeypatch):

@@ -60,7 +60,7 @@ class StudyResults:
     trials: pd.DataFrame  # trials.parquet
     epochs: pd.DataFrame  # epochs.parquet
     predictions: pd.DataFrame  # predictions.parquet
-    data: pd.DataFrame | None = None  # data.parquet; None for a study written before it existed
+    data: pd.DataFrame  # data.parquet: the training tokens before and after cleaning, the map's mean vectors
 
     @property
     def name(self) -> str:
@@ -81,21 +81,20 @@ class StudyResults:
 
 
 def load_results(folder: str | Path) -> StudyResults:
-    """Read study.json, the three Parquet files of `folder` and, where the study wrote it, data.parquet.
+    """Read study.json and the four Parquet files of `folder` (trials, epochs, predictions, data).
 
     Raises:
         ResultsError: not a study folder, a missing or unreadable file, or an unknown schema version.
     """
     folder = Path(folder)
     study = read_study(folder)
-    data = folder / DATA_FILE
     return StudyResults(
         folder=folder,
         study=study,
         trials=read_table(folder / TRIALS_FILE),
         epochs=read_table(folder / EPOCHS_FILE),
         predictions=read_table(folder / PREDICTIONS_FILE),
-        data=read_table(data, DATA_SCHEMA) if data.is_file() else None,
+        data=read_table(folder / DATA_FILE, DATA_SCHEMA),
     )
 
 

@@ -15,7 +15,7 @@ import pandas as pd
 from optuna.distributions import BaseDistribution
 from optuna.trial import TrialState
 
-from study.data.summary import CLEAN, DATA_FILE, MAP, RAW
+from study.data.summary import CLEAN, MAP, RAW
 from study.report import plots, search
 from study.report.final import final_section, headline_text
 from study.report.load import (
@@ -323,18 +323,6 @@ def data_section(results: StudyResults, fig_dir: Path) -> Section:
     data.parquet the study wrote (no CSV is read)."""
     d = results.data
     accounting = accounting_blocks((results.study.get("data") or {}).get("accounting"))
-    if d is None:
-        return Section(
-            "data",
-            "The data",
-            (
-                *accounting,
-                note_html(
-                    f"This study has no {DATA_FILE}: it was written by an earlier version, before studies kept "
-                    "what this section draws. Run the study again to see word clouds, token frequencies and the map."
-                ),
-            ),
-        )
     before, after = (d.loc[d["kind"] == k, ["token", "count"]].astype({"count": int}) for k in (RAW, CLEAN))
     points = d[d["kind"] == MAP]
     n_train = (results.study.get("data") or {}).get("n_train") or "the"
