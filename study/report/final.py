@@ -210,7 +210,7 @@ def final_section(results: StudyResults, fig_dir: Path) -> Section:
         why = (
             "its final stage found no configuration that finished every fold"
             if block
-            else "it ran without a final stage (`--final-top 0`, an interrupted stage, or an earlier version)"
+            else "it ran without a final stage (`--final-top 0`, or an interrupted stage)"
         )
         return Section(
             "final",
