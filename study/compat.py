@@ -7,8 +7,8 @@ the pinned Ray (2.60.x) changes it:
 - `set_restored_callbacks`: `Tuner.restore` takes no callbacks and brings back the pickled ones;
 - `ray_address_file` / `canonical_address`: where the last cluster started on this machine is recorded, and an
   address as Ray writes it (study/resources.py);
-- `saved_trial_statuses`: each trial's status in the experiment state Ray last saved to storage, the state a
-  `--resume` restores (study/search/checkpoints.py prunes a trial only once that state records its end).
+- `saved_trials`: each trial's status and latest checkpoint in the experiment state Ray last saved to storage,
+  the state a `--resume` restores (study/search/checkpoints.py removes no checkpoint that state may need).
 
 The controller fix. With `reuse_actors`, a finished trial's worker process is kept and reset (`Trainable.reset`)
 for the next trial. If that process dies while it is being reset (killed, out of memory, its node lost), or
@@ -109,15 +109,16 @@ def canonical_address(address: str) -> str | None:
     return canonicalize_bootstrap_address(address)
 
 
-def saved_trial_statuses(filesystem: Any, experiment_path: str) -> dict[str, str] | None:
-    """Trial id -> status (e.g. TERMINATED, ERROR, RUNNING) in the newest experiment state Ray saved to storage.
+def saved_trials(filesystem: Any, experiment_path: str) -> dict[str, tuple[str, str | None]] | None:
+    """Trial id -> (status, e.g. TERMINATED, ERROR or RUNNING; the folder of its latest checkpoint) in the newest
+    experiment state Ray saved to storage: what a `--resume` restores each trial from.
 
     Args:
         filesystem: pyarrow.fs.FileSystem of the storage.
         experiment_path: the experiment's folder in `filesystem`.
 
     Returns:
-        The statuses, or None where no state is saved yet or it cannot be read now (e.g. being written).
+        The trials, or None where no state is saved yet or it cannot be read now (e.g. being written).
     """
     from ray.tune.execution.experiment_state import _find_newest_experiment_checkpoint
 
@@ -127,8 +128,11 @@ def saved_trial_statuses(filesystem: Any, experiment_path: str) -> dict[str, str
             return None
         with filesystem.open_input_stream(path) as f:
             state = json.loads(f.readall())
-        # each trial: [its state as JSON text, its run metadata as JSON text]
-        trials = (json.loads(trial_state) for trial_state, _ in state["trial_data"])
-        return {t["trial_id"]: t["status"] for t in trials}
-    except (OSError, ValueError, KeyError, TypeError):
+        out = {}
+        for trial_state, run_metadata in state["trial_data"]:  # each: two JSON texts
+            trial, last = json.loads(trial_state), json.loads(run_metadata).get("last_result") or {}
+            # the last result's checkpoint is the latest: Ray registers it as it takes in the result
+            out[trial["trial_id"]] = (trial["status"], last.get("checkpoint_dir_name"))
+        return out
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None

@@ -79,22 +79,23 @@ def test_the_address_file_and_canonical_addresses_are_rays(tmp_path, monkeypatch
         canonical_address("nonsense")
 
 
-def test_the_saved_trial_statuses_are_those_of_rays_newest_experiment_state(small_study, tmp_path):
-    """`saved_trial_statuses` reads Ray's experiment state file (its format is Ray's): the real study's trials, all
-    ended; a state being written (cut short) or none at all reads as None, so the pruner waits."""
+def test_the_saved_trials_are_those_of_rays_newest_experiment_state(small_study, tmp_path):
+    """`saved_trials` reads Ray's experiment state file (its format is Ray's): the real study's trials, all ended,
+    each with its last epoch's checkpoint; a state being written (cut short) or none at all reads as None."""
     import shutil
 
     from pyarrow import fs
 
-    from study.compat import saved_trial_statuses
+    from study.compat import saved_trials
     from study.results import read_table
 
     experiment = small_study / "ray" / small_study.name
     local = fs.LocalFileSystem()
     trials = read_table(small_study / "trials.parquet")
-    assert saved_trial_statuses(local, str(experiment)) == dict.fromkeys(trials["trial_id"], "TERMINATED")
+    expected = {t: ("TERMINATED", f"checkpoint_{n - 1:06d}") for t, n in zip(trials["trial_id"], trials["epochs_run"])}
+    assert saved_trials(local, str(experiment)) == expected
     copy = Path(shutil.copytree(experiment, tmp_path / "copy", ignore=shutil.ignore_patterns("train_*")))
     (state,) = copy.glob("experiment_state-*.json")
     state.write_text(state.read_text()[:200])
-    assert saved_trial_statuses(local, str(copy)) is None
-    assert saved_trial_statuses(local, str(tmp_path / "none")) is None
+    assert saved_trials(local, str(copy)) is None
+    assert saved_trials(local, str(tmp_path / "none")) is None

@@ -329,36 +329,45 @@ def _checkpoint_files(trial_dir):
     return {c.name: sorted(f.name for f in c.iterdir()) for c in Path(trial_dir).glob("checkpoint_*")}
 
 
+def _best_epoch(history, epochs):
+    return max((r for r in history if r["epoch"] <= epochs), key=lambda r: (r["val_macro_f1"], -r["epoch"]))["epoch"]
+
+
 @pytest.mark.slow
-def test_an_ended_trial_is_pruned_while_the_study_runs_and_a_running_one_keeps_every_checkpoint(tmp_path, ray_tmp):
-    """While the second trial is held before its first epoch, the first (ended) trial's checkpoints shrink to its
-    best whole (`--keep-checkpoints 1`) and its latest's history, once Ray's saved state records its end."""
+def test_checkpoints_leave_while_the_study_runs_once_rays_saved_state_no_longer_needs_them(tmp_path, ray_tmp):
+    """A running trial held after epoch 3 loses its checkpoints older than the latest that Ray's saved state names,
+    its best excepted; once ended, its best stays whole (`--keep-checkpoints 1`) beside its latest's history."""
     hook = tmp_path / "hook"
     hook.mkdir()
-    arm(hook, "reported-2")  # the first trial, after its second epoch's checkpoint
+    arm(hook, "reported-3")  # the first trial, after its third epoch's checkpoint
     arm(hook, "start", 2)  # the second trial, before its first report
-    args = [*TINY, *MATRIX_ARGS, "--keep-checkpoints", "1", "--name", "p", "--results-dir", str(tmp_path)]
+    args = [*TINY, "--num-samples", "2", "--max-epochs", "4", "--grace-period", "4", "--demo-rows", "300",
+            "--keep-checkpoints", "1", "--name", "p", "--results-dir", str(tmp_path)]  # fmt: skip
     proc = _run(args, ray_tmp, hook)
     running = lambda: proc.poll() is None  # noqa: E731
+    whole = sorted([HISTORY_FILE, PROBS_FILE, STATE_FILE])
     try:
-        (first,) = held_trials(hook, "reported-2", running, timeout_s=300)
+        (first,) = held_trials(hook, "reported-3", running, timeout_s=300)
         (trial_dir,) = (tmp_path / "p" / "ray" / "p").glob(f"train_sentiment_{first}_*")
-        assert list(_checkpoint_files(trial_dir)) == ["checkpoint_000000", "checkpoint_000001"]  # running: all kept
-        let_go(hook, "reported-2")
+        history = json.loads((trial_dir / "checkpoint_000002" / HISTORY_FILE).read_text())
+        kept = {f"checkpoint_{_best_epoch(history, 3) - 1:06d}", "checkpoint_000002"}  # the best, the latest
+        _wait(lambda: _checkpoint_files(trial_dir) == dict.fromkeys(sorted(kept), whole), proc, timeout=120,
+              what="the running trial's older checkpoints removed")  # fmt: skip
+        let_go(hook, "reported-3")
         (second,) = held_trials(hook, "start", running, timeout_s=300)
-        history = json.loads((trial_dir / "checkpoint_000002" / HISTORY_FILE).read_text())  # the latest's: kept
-        best = max(history, key=lambda r: (r["val_macro_f1"], -r["epoch"]))["epoch"]
-        whole = sorted([HISTORY_FILE, PROBS_FILE, STATE_FILE])
-        expected = {f"checkpoint_{best - 1:06d}": whole, **({"checkpoint_000002": [HISTORY_FILE]} if best != 3 else {})}
+        history = json.loads((trial_dir / "checkpoint_000003" / HISTORY_FILE).read_text())  # the latest's: kept
+        best = _best_epoch(history, 4)
+        expected = {f"checkpoint_{best - 1:06d}": whole, **({"checkpoint_000003": [HISTORY_FILE]} if best != 4 else {})}
         _wait(lambda: _checkpoint_files(trial_dir) == expected, proc, timeout=120, what="the ended trial pruned")
     finally:
+        let_go(hook, "reported-3")
         let_go(hook, "start")
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err[-3000:]
-    assert second != first and [r["epoch"] for r in history] == [1, 2, 3]
-    trials, _ = _check_complete(tmp_path / "p", 2, max_epochs=3)
+    assert second != first and [r["epoch"] for r in history] == [1, 2, 3, 4]
+    trials, _ = _check_complete(tmp_path / "p", 2, max_epochs=4)
     if top_trials(trials.to_dict("records"), 1) != [first]:  # not the top trial: the study's end trims it further
-        expected[f"checkpoint_{best - 1:06d}"] = sorted([PROBS_FILE, *([HISTORY_FILE] if best == 3 else [])])
+        expected[f"checkpoint_{best - 1:06d}"] = sorted([PROBS_FILE, *([HISTORY_FILE] if best == 4 else [])])
     assert _checkpoint_files(trial_dir) == expected
 
 

@@ -1,15 +1,16 @@
 """What a study keeps of its trials' checkpoints, and what they cost on disk.
 
-While a trial runs, it keeps every checkpoint it writes (at most `max_epochs`): a `--resume` after the driver
-dies restores it from the latest checkpoint named in the experiment state Ray last saved, which can be older than
-its last one. (Ray's own `num_to_keep` deletes a superseded checkpoint before that state stops naming it: a driver
-killed in between left a trial that could not be resumed.) Once a trial has ended and the saved state says so,
-`EndedTrialPruner` leaves of it only what the results need: its latest checkpoint's `history.json` (the epochs a
-killed worker never got logged, which `rows.rows_from_storage` reads again on a `--resume`), the best
-checkpoint's `val_probs.npy` while the trial is among the top `--keep-predictions`, and the best checkpoint whole
-while among the top `--keep-checkpoints`. `prune` does the same for every ended trial at the study's end, when the
-top trials are final. `disk_block` is study.json's `disk` block: checkpoint bytes written per trial-epoch and the
-folder's size.
+A `--resume` after the driver dies restores each unfinished trial from the latest checkpoint named in the
+experiment state Ray last saved, which can be older than the trial's last one. So no checkpoint leaves while that
+state may still restore it. (Ray's own `num_to_keep` deletes a superseded checkpoint before that state stops naming
+it: a driver killed in between left a trial that could not be resumed. `checkpoint_config` has Ray keep them all.)
+`CheckpointPruner` removes, while the study runs, a running trial's checkpoints older than the one that state
+names (its best stays), and once the state records a trial's end, all but what the results need: its latest
+checkpoint's `history.json` (the epochs a killed worker never got logged, which `rows.rows_from_storage` reads
+again on a `--resume`), the best checkpoint's `val_probs.npy` while the trial is among the top
+`--keep-predictions`, and the best checkpoint whole while among the top `--keep-checkpoints`. `prune` does the
+same for every ended trial at the study's end, when the top trials are final. `disk_block` is study.json's `disk`
+block: checkpoint bytes written per trial-epoch and the folder's size.
 
 Not here: writing checkpoints (trainables/trainable.py), reading them into rows (rows.py).
 """
@@ -26,7 +27,7 @@ from typing import Any
 
 from ray import tune
 
-from study.compat import saved_trial_statuses
+from study.compat import saved_trials
 from study.results import BEST_METRIC
 from study.search.rows import StoredTrial, top_trials
 from trainables.metrics import METRIC, MODE
@@ -150,64 +151,84 @@ def prune(trials: list[dict], stored: dict[str, StoredTrial], keep_checkpoints: 
     return len(whole)
 
 
-class EndedTrialPruner(tune.Callback):
-    """Prunes a trial's checkpoints as `prune` does, soon after it ends: once Ray's saved experiment state records
-    the end (the module docstring says why not sooner).
+def _best(scores: dict[str, float], folders: list[str]) -> str:
+    """The folder of the highest score among `folders` (ties: the earlier checkpoint), as Ray ranks them."""
+    return max(folders, key=lambda f: (scores[f], -int(f.removeprefix(CHECKPOINT_PREFIX))))
 
-    It ranks the ended trials it has seen: a trial outside their top `keep` can never be among the study's (an
-    ended trial's best is final). It prunes only trials whose every checkpoint it saw reported; a trial resumed
-    from an earlier run's checkpoint waits for `prune` at the study's end.
+
+class CheckpointPruner(tune.Callback):
+    """Removes trials' checkpoints while the study runs, never one that Ray's saved experiment state may restore
+    (the module docstring says why that state, not the trial's last report, decides):
+
+    - of a running trial: the checkpoints older than the latest that the saved state names, except the best (the
+      best so far, and the best up to that latest, which a restored run would rank best);
+    - of an ended trial, once the saved state records its end: as `prune` does at the study's end. It ranks the
+      ended trials it has seen: a trial outside their top `keep` can never be among the study's top (an ended
+      trial's best is final).
+
+    Only trials whose every checkpoint it saw reported in this run; a trial resumed from an earlier run's
+    checkpoint waits for `prune` at the study's end. It reads the saved state every `every_s` seconds at most.
     """
 
-    def __init__(self, keep_checkpoints: int, keep_predictions: int, every_s: float = 2.0):
+    def __init__(self, keep_checkpoints: int, keep_predictions: int, every_s: float = 5.0):
         self.keep_checkpoints, self.keep_predictions, self.every_s = keep_checkpoints, keep_predictions, every_s
         self.scores: dict[str, dict[str, float] | None] = {}  # trial id -> folder -> score (None: seen in part)
         self.best: dict[str, float] = {}  # trial id -> its best validation macro-F1 so far
-        self.ended: dict[str, Any] = {}  # ended trial id -> its Ray Trial, not pruned yet
-        self.pruned: list[dict] = []  # the pruned trials as top_trials reads them
+        self.trials: dict[str, Any] = {}  # trial id -> its Ray Trial, for the trials pruned here and not done
+        self.ended: set[str] = set()  # of `trials`, those that have ended
+        self.removed: dict[str, set[str]] = {}  # trial id -> its folders removed while it ran
+        self.pruned: list[dict] = []  # the ended trials pruned, as top_trials reads them
         self._last = 0.0
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        tid = trial.trial_id
+        tid, folder = trial.trial_id, result.get(CHECKPOINT_DIR_NAME)
         if tid not in self.scores:  # its first report in this run: the whole trial only if it is epoch 1's
             self.scores[tid] = {} if int(result.get("epoch", 0)) == 1 else None
-        if self.scores[tid] is not None and result.get(CHECKPOINT_DIR_NAME):
-            self.scores[tid].pop(result[CHECKPOINT_DIR_NAME], None)  # the last report of a folder counts
+        if self.scores[tid] is not None and folder:
+            self.trials[tid] = trial
+            self.scores[tid].pop(folder, None)  # the last report of a folder counts
             score, metric = float(result[CHECKPOINT_SCORE]), float(result[METRIC])
-            self.scores[tid][result[CHECKPOINT_DIR_NAME]] = -math.inf if math.isnan(score) else score  # as Ray ranks
+            self.scores[tid][folder] = -math.inf if math.isnan(score) else score  # NaN ranks last, as in Ray
             self.best[tid] = max(self.best.get(tid, -math.inf), -math.inf if math.isnan(metric) else metric)
+            self.removed.setdefault(tid, set()).discard(folder)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        if self.scores.get(trial.trial_id):
-            self.ended[trial.trial_id] = trial
+        if trial.trial_id in self.trials:
+            self.ended.add(trial.trial_id)
 
     on_trial_error = on_trial_complete
 
     def on_step_end(self, iteration, trials, **info):
-        if self.ended and time.monotonic() - self._last >= self.every_s:
+        if self.trials and time.monotonic() - self._last >= self.every_s:
             self._last = time.monotonic()
-            self.prune_ended()
+            self.prune_saved()
 
-    def prune_ended(self) -> None:
-        """Prune the ended trials whose end the saved experiment state records."""
-        storage = next(iter(self.ended.values())).storage
-        saved = saved_trial_statuses(storage.storage_filesystem, storage.experiment_fs_path) or {}
-        ready = {tid: trial for tid, trial in self.ended.items() if saved.get(tid) in ENDED}
-        self.pruned += [{"trial_id": t, BEST_METRIC: self.best[t]} for t in ready]
-        found = []
-        for tid, trial in ready.items():
-            by_folder = self.scores[tid]
-            best = max(by_folder, key=lambda f: (by_folder[f], -int(f.removeprefix(CHECKPOINT_PREFIX))))
-            folders = _folders(trial.storage.storage_filesystem, trial.path)
-            found.append(TrialCheckpoints(tid, folders, list(by_folder)[-1], best))
-            del self.ended[tid]
-        plan = plan_removals(
+    def prune_saved(self) -> None:
+        """Remove what the saved experiment state no longer needs (see the class docstring)."""
+        storage = next(iter(self.trials.values())).storage
+        saved = saved_trials(storage.storage_filesystem, storage.experiment_fs_path) or {}
+        plan, found = [], []
+        for tid, trial in list(self.trials.items()):
+            status, latest = saved.get(tid, (None, None))
+            scores, folders = self.scores[tid], list(self.scores[tid])
+            if tid in self.ended and status in ENDED:
+                path = (trial.storage.storage_filesystem, trial.path)
+                found.append(TrialCheckpoints(tid, _folders(*path), folders[-1], _best(scores, folders)))
+                self.pruned.append({"trial_id": tid, BEST_METRIC: self.best[tid]})
+            elif latest in scores:  # running, or its end not saved yet
+                upto = folders[: folders.index(latest) + 1]
+                keep = {latest, _best(scores, upto), _best(scores, folders)} | self.removed[tid]
+                plan += [Removal(tid, f, None) for f in upto if f not in keep]
+                self.removed[tid] |= {r.folder for r in plan if r.trial_id == tid}
+        plan += plan_removals(
             found, top_trials(self.pruned, self.keep_checkpoints), top_trials(self.pruned, self.keep_predictions)
         )
-        remove(plan, {tid: (t.storage.storage_filesystem, t.path) for tid, t in ready.items()})
+        remove(plan, {tid: (t.storage.storage_filesystem, t.path) for tid, t in self.trials.items()})
+        for t in found:
+            del self.trials[t.trial_id]
 
     def __getstate__(self) -> dict[str, Any]:  # Ray pickles callbacks into tuner.pkl: keep it small
-        return {**self.__dict__, "scores": {}, "best": {}, "ended": {}, "pruned": []}
+        return {**self.__dict__, "scores": {}, "best": {}, "trials": {}, "ended": set(), "removed": {}, "pruned": []}
 
 
 def folder_bytes(folder: str | Path) -> int:

@@ -486,7 +486,7 @@ def _run_study(
     phase("ray")
     import ray
 
-    from study.search.checkpoints import EndedTrialPruner
+    from study.search.checkpoints import CheckpointPruner
     from study.search.progress import RichProgress
     from study.search.recorder import ResultsRecorder
 
@@ -499,7 +499,7 @@ def _run_study(
             progress = RichProgress(cfg.num_samples, recorder, console)
             if trainable is None:
                 from trainables.trainable import train_sentiment as trainable
-            pruner = EndedTrialPruner(cfg.keep_checkpoints, cfg.keep_predictions)
+            pruner = CheckpointPruner(cfg.keep_checkpoints, cfg.keep_predictions)
             tuner = build_tuner(study, [recorder, progress, pruner], trainable, reuse_actors)
             plan = (cfg.name, cfg.num_samples, study.info["ray"]["max_concurrent"], study.experiment_path)
             log.info("Running study <name=%s, trials=%d, at once=%d, storage=%s>", *plan)
