@@ -110,3 +110,32 @@ def test_a_tiny_study_searches_the_representation_and_saves_the_winners(ray_2_cp
     assert model.network.embedding.weight.shape[1] == p["vector_size"]
     assert (model.words.ngrams is not None) == (p["vectorizer"] == "fasttext")
     assert model.predict_proba(["Καλή μέρα σε όλους"]).shape == (1, 3)
+
+
+@pytest.mark.slow
+def test_a_wide_study_with_fasttext_searches_fasttext_representations(ray_2_cpus, tmp_path):
+    """`--vectorizer fasttext --space wide`: wide's grid (min_count at 100-d) is built with FastText, as the space
+    file says, and the saved model carries the n-gram vectors."""
+    from study.search.driver import run_study
+    from trainables.saved_model import load_model
+
+    cfg = StudyConfig.from_settings(
+        space="wide",
+        vectorizer="fasttext",
+        num_samples=2,
+        n_startup_trials=2,
+        max_epochs=1,
+        demo_rows=300,
+        w2v_epochs=1,
+        final_top=1,
+        final_folds=2,
+        name="wide-fasttext",
+        results_dir=str(tmp_path),
+    )
+    outcome = run_study(cfg)
+    trials = pd.read_parquet(outcome.folder / "trials.parquet")
+    assert (trials["status"] != "errored").all() and set(trials["params_min_count"]) <= {1, 2}
+    winner = json.loads((outcome.folder / "study.json").read_text())["final"]["winner"]["params"]
+    model = load_model(outcome.folder / "model")
+    assert model.vectors.kind == "fasttext" and model.words.ngrams is not None
+    assert (model.vectors.vector_size, model.vectors.min_count) == (100, winner["min_count"])
