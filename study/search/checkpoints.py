@@ -207,23 +207,24 @@ class CheckpointPruner(tune.Callback):
         """Remove what the saved experiment state no longer needs (see the class docstring)."""
         storage = next(iter(self.trials.values())).storage
         saved = saved_trials(storage.storage_filesystem, storage.experiment_fs_path) or {}
+        where = {tid: (t.storage.storage_filesystem, t.path) for tid, t in self.trials.items()}
         plan, found = [], []
-        for tid, trial in list(self.trials.items()):
+        for tid in where:
             status, latest = saved.get(tid, (None, None))
             scores, folders = self.scores[tid], list(self.scores[tid])
             if tid in self.ended and status in ENDED:
-                path = (trial.storage.storage_filesystem, trial.path)
-                found.append(TrialCheckpoints(tid, _folders(*path), folders[-1], _best(scores, folders)))
+                found.append(TrialCheckpoints(tid, _folders(*where[tid]), folders[-1], _best(scores, folders)))
                 self.pruned.append({"trial_id": tid, BEST_METRIC: self.best[tid]})
             elif latest in scores:  # running, or its end not saved yet
                 upto = folders[: folders.index(latest) + 1]
-                keep = {latest, _best(scores, upto), _best(scores, folders)} | self.removed[tid]
-                plan += [Removal(tid, f, None) for f in upto if f not in keep]
-                self.removed[tid] |= {r.folder for r in plan if r.trial_id == tid}
+                keep = {latest, _best(scores, upto), _best(scores, folders)}
+                gone = [f for f in upto if f not in keep and f not in self.removed[tid]]
+                plan += [Removal(tid, f, None) for f in gone]
+                self.removed[tid].update(gone)
         plan += plan_removals(
             found, top_trials(self.pruned, self.keep_checkpoints), top_trials(self.pruned, self.keep_predictions)
         )
-        remove(plan, {tid: (t.storage.storage_filesystem, t.path) for tid, t in self.trials.items()})
+        remove(plan, where)
         for t in found:
             del self.trials[t.trial_id]
 
