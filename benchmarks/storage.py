@@ -35,7 +35,6 @@ SECTION = "storage"
 REPO = BENCHMARKS.parent
 RUNS = REPO / "benchmarks" / "runs" / "storage"  # one JSON per side and study (git-ignored)
 STUDIES = {"default": ["--space", "default"], "wide": ["--space", "wide"], "fasttext": ["--vectorizer", "fasttext"]}
-STUDY_LIST = ",".join(STUDIES)
 
 
 def tree_bytes(folder: Path, pattern: str = "*") -> int:
@@ -122,8 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repo", type=Path, default=REPO, help="the checkout to run (default: this one)")
     p.add_argument(
         "--studies",
-        default=STUDY_LIST,
-        help="run: the studies; ratio: those to run again; peak: the studies (default: default,wide)",
+        default=None,
+        help="run: the studies (default: all three); ratio: those to run again (default: both); peak: the studies "
+        "(default: default,wide)",
     )
     p.add_argument("--num-samples", type=int, default=16)
     p.add_argument("--max-epochs", type=int, default=6)
@@ -134,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="2 trials of 2 epochs, 2 folds; writes nothing")
     add_output_arguments(p, SECTION, "a paragraph added under the table")
     args = p.parse_args(argv)
+    args.studies = args.studies or ("default,wide" if args.step == "peak" else ",".join(STUDIES))
     console = Console()
     if data_folder_missing(args.data_dir, console):
         return 2
@@ -256,9 +257,8 @@ def peak(args: argparse.Namespace, console: Console) -> int:
     """The `--studies` (default and wide unless set) of `--repo` ("before") and of this checkout ("after"), at one
     seed; the section `storage-peak`: the trials' storage (`results/<name>/ray`) at its largest while each ran."""
     greek, rows = args.data_dir / "greek-election-tweets-ys19-2023", []
-    kinds = ["default", "wide"] if args.studies == STUDY_LIST else args.studies.split(",")
     for side, repo in (("before", args.repo.resolve()), ("after", REPO)):
-        for kind in kinds:
+        for kind in args.studies.split(","):
             args.side, work = side, Path(tempfile.mkdtemp(prefix=f"storage-{kind}-"))
             try:
                 rows.append(run_study(kind, args, repo, greek, work))
