@@ -72,34 +72,51 @@ def greek(shared_data_dir):
     return frame, data, rows[:450], rows[450:]
 
 
-PREDICT_IN_FRESH_PROCESS = """
+PREDICT_ELSEWHERE = """
 import json, sys
 import numpy as np
 from trainables.saved_model import load_model
-model = load_model(sys.argv[1])
-rows = json.loads(open(sys.argv[2], encoding="utf-8").read())
-np.save(sys.argv[3], model.predict_proba(rows["texts"], rows["parties"]))
+for line in sys.stdin:  # a request a line: [model folder, rows.json, out.npy]
+    folder, rows, out = json.loads(line)
+    rows = json.loads(open(rows, encoding="utf-8").read())
+    np.save(out, load_model(folder).predict_proba(rows["texts"], rows["parties"]))
+    print(out, flush=True)
 """
 
 
-def _predict_elsewhere(folder: Path, texts: list[str], parties: list[str], tmp: Path) -> np.ndarray:
-    """`load_model(folder).predict_proba(texts, parties)` in a new Python process."""
-    rows, out = tmp / "rows.json", tmp / "probs.npy"
-    rows.write_text(json.dumps({"texts": texts, "parties": parties}, ensure_ascii=False), encoding="utf-8")
+@pytest.fixture(scope="module")
+def predict_elsewhere(tmp_path_factory):
+    """`load_model(folder).predict_proba(texts, parties)` in another Python process, started once for the module
+    (it shares nothing with this one; each call loads its folder afresh there)."""
+    log = tmp_path_factory.mktemp("elsewhere") / "stderr.txt"
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(
-        [sys.executable, "-c", PREDICT_IN_FRESH_PROCESS, str(folder), str(rows), str(out)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return np.load(out)
+    with open(log, "w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", PREDICT_ELSEWHERE],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+            env=env,
+        )
+
+    def predict(folder: Path, texts: list[str], parties: list[str], tmp: Path) -> np.ndarray:
+        rows, out = tmp / "rows.json", tmp / "probs.npy"
+        rows.write_text(json.dumps({"texts": texts, "parties": parties}, ensure_ascii=False), encoding="utf-8")
+        proc.stdin.write(json.dumps([str(folder), str(rows), str(out)]) + "\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline().strip() == str(out), log.read_text()[-3000:]
+        return np.load(out)
+
+    yield predict
+    proc.stdin.close()
+    assert proc.wait(timeout=60) == 0, log.read_text()[-3000:]
 
 
 @pytest.mark.parametrize("mode", ["sequence", "mean", "fasttext"])
-def test_saved_model_reloaded_elsewhere_gives_the_validation_probabilities_of_its_weights(greek, mode, tmp_path):
+def test_saved_model_reloaded_elsewhere_gives_the_validation_probabilities_of_its_weights(
+    greek, predict_elsewhere, mode, tmp_path
+):
     frame, data, train_rows, valid_rows = greek
     hp, vectors = SETTINGS[mode]
     train, valid = subset(data, train_rows[:200]), subset(data, valid_rows)  # as `saved`: 200 rows train it
@@ -113,7 +130,7 @@ def test_saved_model_reloaded_elsewhere_gives_the_validation_probabilities_of_it
     raw = frame.iloc[valid_rows]
     texts, parties = raw["Text"].tolist(), raw["Party"].tolist()
     assert load_model(folder).compose(texts, parties) == list(valid.texts)  # the party prefix as in training
-    probs = _predict_elsewhere(folder, texts, parties, tmp_path)
+    probs = predict_elsewhere(folder, texts, parties, tmp_path)
 
     assert probs.shape == (len(valid), 3)
     # the saved float16 vectors: as the `mean` input, or as the frozen embedding matrix
@@ -263,7 +280,7 @@ def test_final_model_trains_in_a_ray_task_as_in_the_driver(greek):
         np.testing.assert_array_equal(there.weights[name].numpy(), tensor.numpy(), err_msg=name)
 
 
-def test_a_fasttext_model_gives_a_new_tweets_unseen_words_their_ngram_vectors(greek, tmp_path):
+def test_a_fasttext_model_gives_a_new_tweets_unseen_words_their_ngram_vectors(greek, predict_elsewhere, tmp_path):
     from trainables.saved_model import NGRAMS_FILE
 
     _, data, train_rows, _ = greek
@@ -287,7 +304,7 @@ def test_a_fasttext_model_gives_a_new_tweets_unseen_words_their_ngram_vectors(gr
     assert not np.allclose(with_rows, as_unknown)  # the n-gram vector reached the network
     text = f"ψηφίζουμε {unseen}"
     here = loaded.predict_proba([text], ["ND"])
-    np.testing.assert_allclose(_predict_elsewhere(folder, [text], ["ND"], tmp_path), here, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(predict_elsewhere(folder, [text], ["ND"], tmp_path), here, rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize("mode", ["sequence", "mean", "fasttext"])
