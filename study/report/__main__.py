@@ -7,6 +7,7 @@ import sys
 
 from study.cli import EXIT_CODES_HELP, run_command
 from study.report.load import ReportError
+from study.results import read_study
 
 
 def _positive_int(text: str) -> int:
@@ -34,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
 
     def work(console) -> None:
+        read_study(args.folder)  # a bad folder is refused before the plotting stack loads (seconds)
         import matplotlib
 
         matplotlib.use("Agg")  # Optuna draws through pyplot; a report never opens a window
