@@ -1,10 +1,29 @@
-"""Shared pytest fixtures: the real (never committed) data, two tiny real studies, a study written without Ray
-whose final model is worse than its baseline, headless Chromium."""
+"""The default suite (the fast tier: a plain run leaves the slow tests out), and shared pytest fixtures: the real
+(never committed) data, two tiny real studies, a study written without Ray whose final model is worse than its
+baseline, headless Chromium."""
 
 import os
 from pathlib import Path
 
 import pytest
+
+
+def pytest_addoption(parser):
+    parser.addoption("--slow", action="store_true", help="run the slow end-to-end tier too (CI runs it: .ci/run)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """A plain `python -m pytest` is the default suite, the fast tier: the tests marked slow are left out.
+
+    Naming files or tests, `-m`, or `--slow` runs what is named; CI runs the slow tier with `-m slow`.
+    """
+    named = config.args_source == pytest.Config.ArgsSource.ARGS
+    if named or config.option.markexpr or config.getoption("--slow"):
+        return
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if not item.get_closest_marker("slow")]
 
 
 @pytest.fixture(scope="session")
