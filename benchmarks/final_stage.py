@@ -66,11 +66,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import ray
 
-    from study.config import DataSettings
-    from study.data.inputs import load_dataset, study_data
     from study.final.stage import FinalPlan, run_cv
     from study.final.summary import Candidate
     from trainables.baseline import BASELINES
+    from trainables.data_settings import DataSettings
+    from trainables.inputs import load_dataset, study_data
 
     folds, epochs, size = (2, 1, 32) if args.quick else (5, 6, 300)
     repeats = 1 if args.quick else args.repeats

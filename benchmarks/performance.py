@@ -67,9 +67,9 @@ from sections import (  # benchmarks/ on sys.path
 import search_spaces
 from search_spaces import SearchSpace
 from study.config import ASHA_METRICS, StudyConfig
-from study.data.inputs import encode, load_dataset
 from study.results import EPOCHS_FILE, read_table
 from trainables.hparams import HParams
+from trainables.inputs import encode, load_dataset
 from trainables.metrics import METRIC
 from trainables.prepare import EncodedData
 from trainables.train import NonFiniteLossError, fit

@@ -213,9 +213,9 @@ def run_old_baselines(which: str, args: argparse.Namespace) -> None:
     import numpy as np
 
     from study.config import StudyConfig, saved_settings
-    from study.data.inputs import load_dataset
-    from study.final.cv import plan_folds
     from trainables.data import text_groups
+    from trainables.folds import plan_folds
+    from trainables.inputs import load_dataset
     from trainables.metrics import classification_metrics
     from trainables.preprocess import clean_corpus
 

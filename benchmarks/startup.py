@@ -93,7 +93,7 @@ def study_phases(greek: Path, work: Path, repeat: int) -> dict[str, float]:
 def measure(args: argparse.Namespace, greek: Path, console: Console) -> dict[str, list[float]]:
     from performance import Budget, study_config
 
-    from study.data.inputs import encode, load_dataset
+    from trainables.inputs import encode, load_dataset
 
     work = Path(tempfile.mkdtemp(prefix="startup-"))
     warm = study_config(greek, Budget(2, 1, 1, 3, 2, 1), 0, "warm", work, fifo=False)

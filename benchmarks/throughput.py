@@ -38,9 +38,9 @@ from sections import (  # benchmarks/ on sys.path
     publish,
 )
 
-from study.config import DataSettings
-from study.data.inputs import encode, load_dataset
+from trainables.data_settings import DataSettings
 from trainables.hparams import HParams
+from trainables.inputs import encode, load_dataset
 from trainables.prepare import EncodedData
 from trainables.train import build_model, fit
 

@@ -79,8 +79,8 @@ def child(mode: str, trials: int, epochs: int, seed: int, data_dir: Path) -> dic
     import optuna
     from performance import PERF_SPACE, Budget, process_memory, study_config
 
-    from study.data.inputs import encode, load_dataset
     from trainables.hparams import HParams
+    from trainables.inputs import encode, load_dataset
     from trainables.train import fit
     from trainables.trainable import release_freed_memory
 

@@ -10,8 +10,8 @@ import datetime as dt
 import sys
 
 from study.cli import CommandParser, run_command
-from study.config import ConfigError
 from trainables import cache
+from trainables.settings import ConfigError
 
 DESCRIPTION = """\
 The cache of word vectors, cleaned unlabelled corpora and the demo data ($RNN_STUDY_CACHE, else

@@ -15,10 +15,10 @@ from collections.abc import Callable, Sequence
 from rich.console import Console
 from rich.markup import escape
 
-from study.config import ConfigError
 from study.console import setup_console
 from study.results import ResultsError
 from trainables.data import DataError
+from trainables.settings import ConfigError
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 EXIT_CODES_HELP = "exit codes: 0 done, 2 bad input or settings (nothing written), 130 interrupted, 1 other errors"

@@ -12,21 +12,17 @@ import logging
 import math
 import re
 import tomllib
-from dataclasses import MISSING, Field, dataclass, field, fields, replace
+from dataclasses import MISSING, dataclass
 from pathlib import Path
 from typing import Any
 
-from trainables.data import DataSpec, format_label_map, parse_label_map
+from trainables.data import format_label_map
+from trainables.data_settings import LIST_SETTINGS, DataSettings, convert_value, field_types, settings_fields
 from trainables.metrics import METRIC, MODE
-from trainables.preprocess import CleanConfig
-from trainables.settings import setting
-from trainables.vectorize import SEARCHED, VectorConfig
+from trainables.settings import ConfigError, check, setting
+from trainables.vectorize import SEARCHED
 
 log = logging.getLogger(__name__)
-
-
-class ConfigError(ValueError):
-    """A bad setting; the message names it, the bad value and the fix."""
 
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -34,8 +30,6 @@ NAME_RULE = (
     "must be 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit (it names a folder inside "
     "`results_dir`)"
 )
-CLEAN_STEPS = tuple(f.name for f in fields(CleanConfig) if f.type in ("bool", bool))
-LIST_SETTINGS = ("clean_off", "unlabelled")  # comma-separated in a flag, a list in TOML
 
 
 # The flags' groups in `--help`, in this order; each field names its group.
@@ -63,118 +57,6 @@ SMOKE_PRESET: dict[str, Any] = {
 # minute and a half on 2 cores; flags, the TOML file and `--smoke` still win. Real data gets the defaults.
 DEMO_PRESET: dict[str, Any] = {"final_top": 2, "final_folds": 3}
 ASHA_METRICS: dict[str, str] = {METRIC: MODE, "val_loss": "min", "val_auc": "max", "val_accuracy": "max"}
-
-
-@dataclass(frozen=True)
-class DataSettings:
-    """Where the tweets come from and how they become arrays; shared by `study.run` and `study.evaluate`.
-
-    How the files are read (`data_spec`) and the word vectors (`vector_config`) are the trainables' own settings
-    objects, whose fields are flags too (`settings_fields`); `from_settings` builds one from flat setting names.
-    """
-
-    train: str = setting("data", "", "labelled training CSV (default: the built-in demo data)")
-    valid: str = setting("data", "", "labelled validation CSV (default: a seeded stratified split of --train)")
-    unlabelled: tuple[str, ...] = setting(
-        "data",
-        (),
-        "comma-separated files of extra texts for the word vectors only (CSV, or .txt: one text per line), e.g. the "
-        "original test_set.csv; streamed, never loaded whole",
-    )
-    unlabelled_text_column: str = setting(
-        "data", "", "text column of the --unlabelled CSV files (default: --text-column)"
-    )
-    valid_fraction: float = setting("data", 0.2, "validation share when --valid is not given")
-    test: str = setting(
-        "data", "", "labelled CSV held out from the search and the final stage; the final model's score on it"
-    )
-    test_fraction: float = setting(
-        "data", 0.0, "share of --train held out as the test set (a seeded stratified split taken first); 0: none"
-    )
-    demo_rows: int = setting("data", 2400, "rows of the built-in demo data")
-    data_seed: int = setting("data", 0, "seed of the split and of Word2Vec")
-    clean_off: tuple[str, ...] = setting(
-        "vectors", (), f"comma-separated cleaning steps to switch off, among: {', '.join(CLEAN_STEPS)}"
-    )
-    data_spec: DataSpec = field(default_factory=DataSpec)
-    vector_config: VectorConfig = field(default_factory=VectorConfig)
-
-    def __post_init__(self) -> None:
-        for name in LIST_SETTINGS:  # a comma-separated string given in code, as on the command line
-            if isinstance(getattr(self, name), str):
-                object.__setattr__(self, name, convert_value(name, getattr(self, name), tuple, "setting"))
-        if self.vector_config.seed != self.data_seed:  # one seed for the split and the vectors
-            object.__setattr__(self, "vector_config", replace(self.vector_config, seed=self.data_seed))
-        _check(0 < self.valid_fraction < 1, "valid_fraction", self.valid_fraction, "must be in (0, 1)")
-        _check(0 <= self.test_fraction < 1, "test_fraction", self.test_fraction, "must be in [0, 1) (0: no test set)")
-        _check(
-            not (self.test and self.test_fraction),
-            "test_fraction",
-            self.test_fraction,
-            "must be 0 when `test` names a test file (give one of them)",
-        )
-        _check(self.demo_rows >= 60, "demo_rows", self.demo_rows, "must be >= 60")
-        bad = [s for s in self.clean_off if s not in CLEAN_STEPS]
-        _check(not bad, "clean_off", ",".join(bad), f"must name cleaning steps among {', '.join(CLEAN_STEPS)}")
-
-    @classmethod
-    def from_settings(cls, **values: Any):
-        """`cls` from flat setting names (flags without dashes, TOML keys, study.json's `settings`).
-
-        Raises:
-            ConfigError: a name `cls` does not know, or a value a settings object refuses (its message names it).
-        """
-        where = settings_fields(cls)
-        unknown = sorted(set(values) - set(where))
-        if unknown:
-            raise ConfigError(f"`{unknown[0]}` is not a setting; known settings: {', '.join(where)}.")
-        nested: dict[str, dict[str, Any]] = {}
-        types = field_types(cls)
-        for name, value in values.items():
-            section, f = where[name]
-            nested.setdefault(section, {})[f.name] = convert_value(name, value, types[name], "setting")
-        try:
-            own = nested.pop("", {})
-            return cls(**own, **{section: SECTIONS[section](**v) for section, v in nested.items()})
-        except ConfigError:
-            raise
-        except ValueError as e:  # a settings object's own check, in the settings' names
-            raise ConfigError(str(e)) from None
-
-    def clean_config(self) -> CleanConfig:
-        return CleanConfig(**{step: False for step in self.clean_off})
-
-    def unlabelled_spec(self) -> DataSpec:
-        """How the unlabelled CSV files are read: their text column, and the party prefix where they have one."""
-        spec = self.data_spec
-        return DataSpec(
-            text_column=self.unlabelled_text_column or spec.text_column,
-            party_column=spec.party_column if spec.party_column != self.unlabelled_text_column else "",
-            prepend_party=spec.prepend_party,
-        )
-
-
-# The settings objects nested in DataSettings, by field: each of their fields declared with `setting` is a setting.
-SECTIONS: dict[str, type] = {"data_spec": DataSpec, "vector_config": VectorConfig}
-
-
-def searched_settings() -> dict[str, str]:
-    """A search space's representation parameter -> the setting of the same thing (e.g. window -> w2v_window)."""
-    names = {f.name: name for name, (section, f) in settings_fields(DataSettings).items() if section == "vector_config"}
-    return {param: names[field] for param, field in SEARCHED.items()}
-
-
-def settings_fields(cls: type) -> dict[str, tuple[str, Field]]:
-    """Setting name -> (the nested settings object's field in `cls`, or "" for `cls`'s own; the field)."""
-    out: dict[str, tuple[str, Field]] = {}
-    for f in fields(cls):
-        if f.name in SECTIONS:
-            for g in fields(SECTIONS[f.name]):
-                if "group" in g.metadata:
-                    out[g.metadata["name"] or g.name] = (f.name, g)
-        else:
-            out[f.name] = ("", f)
-    return out
 
 
 def flat_settings(cfg: DataSettings, cls: type | None = None) -> dict[str, Any]:
@@ -231,22 +113,22 @@ class StudyConfig(DataSettings):
     def __post_init__(self) -> None:
         super().__post_init__()
         for name in ("num_samples", "max_epochs", "grace_period", "reduction_factor"):
-            _check(getattr(self, name) >= 1, name, getattr(self, name), "must be >= 1")
-        _check(self.reduction_factor >= 2, "reduction_factor", self.reduction_factor, "must be >= 2")
+            check(getattr(self, name) >= 1, name, getattr(self, name), "must be >= 1")
+        check(self.reduction_factor >= 2, "reduction_factor", self.reduction_factor, "must be >= 2")
         asha, grace, gpus = self.asha_metric, self.grace_period, self.gpus_per_trial
-        _check(asha in ASHA_METRICS, "asha_metric", asha, f"must be one of {tuple(ASHA_METRICS)}")
-        _check(grace <= self.max_epochs, "grace_period", grace, f"must be <= `max_epochs` ({self.max_epochs})")
-        _check(self.final_folds >= 2, "final_folds", self.final_folds, "must be >= 2")
+        check(asha in ASHA_METRICS, "asha_metric", asha, f"must be one of {tuple(ASHA_METRICS)}")
+        check(grace <= self.max_epochs, "grace_period", grace, f"must be <= `max_epochs` ({self.max_epochs})")
+        check(self.final_folds >= 2, "final_folds", self.final_folds, "must be >= 2")
         counts = ("n_startup_trials", "max_concurrent", "keep_predictions", "keep_checkpoints", "max_failures")
         for name in (*counts, "final_top"):
-            _check(getattr(self, name) >= 0, name, getattr(self, name), "must be >= 0")
-        _check(self.cpus_per_trial > 0, "cpus_per_trial", self.cpus_per_trial, "must be > 0")
-        _check(gpus >= 0, "gpus_per_trial", gpus, "must be >= 0")
+            check(getattr(self, name) >= 0, name, getattr(self, name), "must be >= 0")
+        check(self.cpus_per_trial > 0, "cpus_per_trial", self.cpus_per_trial, "must be > 0")
+        check(gpus >= 0, "gpus_per_trial", gpus, "must be >= 0")
         whole = "must be a fraction of one GPU (<= 1) or a whole number of GPUs"
-        _check(gpus <= 1 or float(gpus).is_integer(), "gpus_per_trial", gpus, whole)
+        check(gpus <= 1 or float(gpus).is_integer(), "gpus_per_trial", gpus, whole)
         for name in ("name", "resume"):
             value = getattr(self, name)
-            _check(value == "" or (NAME_RE.match(value) is not None and ".." not in value), name, value, NAME_RULE)
+            check(value == "" or (NAME_RE.match(value) is not None and ".." not in value), name, value, NAME_RULE)
         from search_spaces import get_space
 
         try:
@@ -269,61 +151,8 @@ class StudyConfig(DataSettings):
         return flat_settings(self)
 
 
-def _check(ok: bool, name: str, value: Any, rule: str) -> None:
-    if not ok:
-        raise ConfigError(f"`{name}` {rule}, but got {value!r}.")
-
-
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
-
-
-def convert_value(name: str, value: Any, kind: type, source: str) -> Any:
-    """Turn a TOML or command-line value into the field's type, or raise ConfigError naming the setting."""
-    if name == "label_map":
-        if isinstance(value, list | tuple):  # pairs, as a settings object holds them
-            return tuple(tuple(pair) for pair in value)
-        try:
-            return parse_label_map(str(value))
-        except ValueError as e:
-            raise ConfigError(f"{e} ({source})") from None
-    if name in LIST_SETTINGS:
-        if isinstance(value, str):
-            value = value.split(",")
-        if not (isinstance(value, list | tuple) and all(isinstance(s, str) for s in value)):
-            raise ConfigError(
-                f"`{name}` ({source}) must be a comma-separated list or a list of strings, but got {value!r}."
-            )
-        return tuple(s.strip() for s in value if s.strip())
-    try:
-        if kind is bool:
-            if isinstance(value, bool):
-                return value
-            if str(value).lower() in ("true", "1", "yes"):
-                return True
-            if str(value).lower() in ("false", "0", "no"):
-                return False
-            raise ValueError
-        if kind is int:
-            if isinstance(value, float) and not value.is_integer():
-                raise ValueError
-            return int(value)
-        if kind is float:
-            number = float(value)
-            if not math.isfinite(number):
-                raise ValueError
-            return number
-        return str(value)
-    except (TypeError, ValueError):
-        expected = {bool: "true or false", int: "an integer", float: "a finite number"}.get(kind, "a string")
-        raise ConfigError(f"`{name}` ({source}) must be {expected}, but got {value!r}.") from None
-
-
-def field_types(cls: type) -> dict[str, type]:
-    """Setting name -> bool | int | float | str of a settings dataclass (tuples are read as comma lists)."""
-    types = {"bool": bool, "int": int, "float": float, "str": str}
-    return {name: types.get(f.type, str) if isinstance(f.type, str) else f.type
-            for name, (_, f) in settings_fields(cls).items()}  # fmt: skip
 
 
 def _known(cls: type) -> dict[str, type]:

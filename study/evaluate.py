@@ -21,20 +21,14 @@ from rich.console import Console
 from rich.table import Table
 
 from study.cli import CommandParser, run_command
-from study.config import (
-    ConfigError,
-    DataSettings,
-    StudyConfig,
-    add_arguments,
-    build_config,
-    convert_value,
-    field_types,
-    searched_settings,
-)
-from study.final.cv import DEFAULT_FOLDS, SCORED_BY
+from study.config import StudyConfig, add_arguments, build_config
+from study.final.cv import SCORED_BY
 from study.final.evaluation import evaluate
 from study.results import json_text
+from trainables.data_settings import DataSettings, convert_value, field_types, searched_settings
+from trainables.folds import DEFAULT_FOLDS
 from trainables.hparams import HParams
+from trainables.settings import ConfigError
 
 # One torch thread unless `--set num_threads=N`: a recurrent step is too small to split well, and on a busy
 # 2-core machine 2 threads ran 2-10x slower than 1 (threads spin while waiting for a core). A fixed default

@@ -31,11 +31,11 @@ from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
 from study.cli import EXIT_CODES_HELP, run_command
-from study.config import ConfigError
 from trainables.chunks import TextChunk, read_text_chunks
 from trainables.data import DataSpec
 from trainables.files import atomic_write
 from trainables.saved_model import MODEL_FOLDER, PREDICT_BATCH, LoadedModel, ModelError, load_model
+from trainables.settings import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from study.config import ConfigError, StudyConfig
+from study.config import StudyConfig
+from trainables.settings import ConfigError
 
 log = logging.getLogger(__name__)
 

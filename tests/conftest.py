@@ -109,7 +109,6 @@ def worse_study(tmp_path_factory) -> Path:
     import numpy as np
 
     from search_spaces import get_space
-    from study.data.summary import CLEAN, DATA_FILE, DATA_SCHEMA, RAW
     from study.final import stats as cvstats
     from study.final.summary import BASELINE_NAMES, METRIC_NAMES
     from study.results import (
@@ -122,6 +121,7 @@ def worse_study(tmp_path_factory) -> Path:
         write_table,
     )
     from trainables.metrics import METRIC
+    from trainables.summary import CLEAN, DATA_FILE, DATA_SCHEMA, RAW
 
     WINNER, SEARCH_BEST, FOLDS = "t5", "t3", 5
 

@@ -14,9 +14,10 @@ from study.ablate import main, parser
 from study.ablation.driver import ABLATION_JSON, ablate, current_rows, resolve, summarise
 from study.ablation.effects import ABLATION_FILE, ABLATION_SCHEMA, BASE, Variant
 from study.cli import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, run_command
-from study.config import ConfigError, StudyConfig
+from study.config import StudyConfig
 from study.report.ablation import write_ablation_report
 from study.results import SCHEMA_VERSION, read_table, write_json
+from trainables.settings import ConfigError
 
 TINY = {"space": "smoke", "demo_rows": 300, "vector_size": 16, "max_epochs": 1, "seed": 3, "data_seed": 1}
 WINNER = {"trial_id": "t1", "rank": 1, "params": {"cell": "gru", "hidden_size": 8, "lr": 0.005, "dropout": 0.1}}

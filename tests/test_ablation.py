@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from study.ablation.effects import BASE, effects, mean_curves, parse_vary, plan_variants
-from study.config import ConfigError
+from trainables.settings import ConfigError
 
 BASE_PARAMS = {"cell": "lstm", "hidden_size": 16, "num_layers": 3, "attention": True, "dropout": 0.3}
 

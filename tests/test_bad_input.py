@@ -18,8 +18,8 @@ import pandas as pd
 import pytest
 
 from study.config import StudyConfig
-from study.data.inputs import encode, load_dataset
 from study.run import main
+from trainables.inputs import encode, load_dataset
 
 GREEK = "valid_set.csv"  # in greek-election-tweets-ys19-2023/
 HEADER = "Text,Sentiment,Party"
@@ -438,8 +438,8 @@ def test_unknown_flag_exits_2_through_argparse(tmp_path, capsys, no_ray):
 
 
 def test_gpus_per_trial_larger_than_any_node_is_refused():
-    from study.config import ConfigError
     from study.resources import check_resources
+    from trainables.settings import ConfigError
 
     nodes = [{"CPU": 16.0, "GPU": 1.0}, {"CPU": 8.0, "GPU": 2.0}]
     with pytest.raises(ConfigError, match=r"`gpus_per_trial` is 4, but the largest node has 2 GPU\(s\)"):

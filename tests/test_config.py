@@ -1,6 +1,7 @@
 import pytest
 
-from study.config import ConfigError, StudyConfig, build_config, read_toml
+from study.config import StudyConfig, build_config, read_toml
+from trainables.settings import ConfigError
 
 
 def test_defaults_are_valid_and_smoke_preset_applies():

@@ -6,10 +6,11 @@ import pickle
 import numpy as np
 import pytest
 
-from study.config import DataSettings, build_config
-from study.data.inputs import load_dataset
+from study.config import build_config
 from trainables.corpus import corpus_key, file_fingerprint, token_corpus
 from trainables.data import DataError, DataSpec
+from trainables.data_settings import DataSettings
+from trainables.inputs import load_dataset
 from trainables.preprocess import CleanConfig, clean_corpus
 from trainables.vectorize import VectorConfig, train_vectors
 

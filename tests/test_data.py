@@ -328,8 +328,8 @@ def test_a_study_accounts_for_rows_read_dropped_and_repeated(tmp_path, caplog):
     (after cleaning) are counted within and across parts; a test row whose text is a labelled row's is left out."""
     import logging
 
-    from study.config import DataSettings
-    from study.data.inputs import load_dataset
+    from trainables.data_settings import DataSettings
+    from trainables.inputs import load_dataset
 
     rows = ["New_ID,Text,Sentiment,Party"]
     for i in range(60):
@@ -345,7 +345,7 @@ def test_a_study_accounts_for_rows_read_dropped_and_repeated(tmp_path, caplog):
         drop_unmapped=True,
         empty_texts="drop",
     )
-    with caplog.at_level(logging.INFO, logger="study.data.inputs"):
+    with caplog.at_level(logging.INFO, logger="trainables.inputs"):
         ds = load_dataset(settings, cache_dir=tmp_path / "cache")
     a = ds.accounting
     assert a["files"][0] == {

@@ -1,9 +1,13 @@
-"""study.data.summary: what the driver keeps for the report's data section, from the data it encoded."""
+"""trainables/summary.py: what the driver keeps for the report's data section, from the data it encoded."""
 
 import numpy as np
 import pytest
 
-from study.data.summary import (
+from study.results import read_table, write_table
+from trainables.data import LabelledData
+from trainables.prepare import prepare
+from trainables.preprocess import CleanConfig, clean_corpus
+from trainables.summary import (
     CLEAN,
     DATA_SCHEMA,
     MAP,
@@ -15,10 +19,6 @@ from study.data.summary import (
     summarise_data,
     token_frequencies,
 )
-from study.results import read_table, write_table
-from trainables.data import LabelledData
-from trainables.prepare import prepare
-from trainables.preprocess import CleanConfig, clean_corpus
 from trainables.vectorize import VectorConfig, encode_mean, train_vectors
 
 TEXTS = (

@@ -8,13 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from study.config import ConfigError, DataSettings
 from study.evaluate import main, parse_overrides
-from study.final.cv import Fold, fold_indices, inner_split, plan_folds, score_fold
+from study.final.cv import score_fold
 from trainables.data import LabelledData, read_labelled, stratified_split, subset, text_groups
+from trainables.data_settings import DataSettings
 from trainables.demo import write_demo
+from trainables.folds import Fold, fold_indices, inner_split, plan_folds
 from trainables.prepare import prepare
 from trainables.preprocess import clean_corpus
+from trainables.settings import ConfigError
 from trainables.vectorize import OOV
 
 SMALL = ["--demo-rows", "300", "--vector-size", "16", "--max-epochs", "1", "--set", "hidden_size=8"]

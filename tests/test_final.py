@@ -6,12 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from study.data.inputs import StudyData
 from study.final.stage import FinalPlan, candidates, run_cv
 from study.final.summary import CV, Candidate, summarise_final
 from study.final.summary import TEST as TEST_SPLIT
 from study.results import FINAL_SCHEMA
 from trainables.baseline import BASELINES
+from trainables.inputs import StudyData
 
 SMALL = {"cell": "gru", "hidden_size": 8, "num_layers": 1, "attention": True, "skip": False, "batch_size": 64}
 

@@ -5,9 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from study.config import DataSettings
-from study.data.inputs import load_dataset
 from study.run import main as run_main
+from trainables.data_settings import DataSettings
+from trainables.inputs import load_dataset
 from trainables.pretrained import VectorsError, coverage, read_vectors_file, restrict
 from trainables.vectorize import WordVectors
 

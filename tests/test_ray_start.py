@@ -23,8 +23,9 @@ from pathlib import Path
 import pytest
 
 import study.resources
-from study.config import ConfigError, StudyConfig
+from study.config import StudyConfig
 from study.resources import CONNECT_TIMEOUT_S, init_ray
+from trainables.settings import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--smoke", "--num-samples", "1", "--max-epochs", "1", "--final-top", "0", "--demo-rows", "300"]

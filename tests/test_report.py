@@ -18,13 +18,13 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from sklearn.metrics import confusion_matrix, roc_auc_score
 
-from study.data.summary import DATA_FILE, raw_tokens, sample_rows, token_frequencies
 from study.final.summary import BASELINE_NAMES
 from study.report import plots, search
 from study.report.__main__ import main
 from study.report.load import ReportError, best_trial, load_results, summary, top_trials, trial_order
 from study.report.sections import data_section
 from study.results import BEST_METRIC, EPOCHS_SCHEMA, TRIALS_SCHEMA, ResultsError
+from trainables.summary import DATA_FILE, raw_tokens, sample_rows, token_frequencies
 
 FIGURES = (
     "final_promise",
@@ -93,7 +93,7 @@ def test_html_holds_each_section_and_is_self_contained(reported):
 
 
 def test_reads_no_ray():
-    modules = "study.report.sections, study.report.__main__, study.report.compare, study.compare, study.data.summary"
+    modules = "study.report.sections, study.report.__main__, study.report.compare, study.compare, trainables.summary"
     code = f"import sys, {modules}, study.config, study.search.optuna_db; assert 'ray' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 

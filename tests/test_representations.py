@@ -5,9 +5,10 @@ import json
 import pandas as pd
 import pytest
 
-from study.config import DataSettings, StudyConfig
-from study.data.inputs import load_dataset
+from study.config import StudyConfig
 from study.search.representations import base_params, start_store
+from trainables.data_settings import DataSettings
+from trainables.inputs import load_dataset
 from trainables.prepare import prepare
 from trainables.vectorize import SEARCHED, representation_key
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from study.config import ConfigError, StudyConfig
+from study.config import StudyConfig
 from study.resources import (
     Once,
     Request,
@@ -18,6 +18,7 @@ from study.resources import (
     deferred,
     tasks_at_once,
 )
+from trainables.settings import ConfigError
 
 HEAD = {"CPU": 0.0, "node:__internal_head__": 1.0}
 GPU_NODE = {"CPU": 4.0, "GPU": 1.0}
@@ -211,11 +212,11 @@ def test_a_task_window_says_what_runs_and_waits_while_nothing_ends(local_ray, tm
 @pytest.mark.slow
 def test_the_final_stage_keeps_no_more_fold_tasks_in_ray_than_its_window(local_ray, tmp_path):
     """With `at_once` 1 the fold tasks (their encodings included) run one after another, each fold encoded once."""
-    from study.data.inputs import StudyData
     from study.final.stage import FinalPlan, run_cv
     from study.final.summary import Candidate
     from trainables.data import DataSpec, read_labelled
     from trainables.demo import write_demo
+    from trainables.inputs import StudyData
     from trainables.preprocess import CleanConfig
     from trainables.vectorize import VectorConfig
 

@@ -7,8 +7,9 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 
 from search_spaces import SPACES, get_space, saved_space_setting, space_from_record
 from search_spaces.rnn import HYPERPARAMETERS, STUDY_SETTINGS, SearchSpace, check_values
-from study.config import ConfigError, build_config
+from study.config import build_config
 from trainables.hparams import HParams
+from trainables.settings import ConfigError
 from trainables.vectorize import SEARCHED, VectorConfig, split_params, with_params
 
 # `default` as it was declared in Python before the spaces became TOML files

@@ -38,16 +38,18 @@ from study.ablation.effects import (
     run_ablation,
 )
 from study.cli import EXIT_INTERRUPTED
-from study.config import ConfigError, DataSettings, StudyConfig, flat_settings, saved_settings
+from study.config import StudyConfig, flat_settings, saved_settings
 from study.final.stage import FinalPlan
 from study.final.stats import cv_estimate
 from study.resources import check_resources, cluster_nodes, init_ray, tasks_at_once, trial_request
 from study.results import SCHEMA_VERSION, STUDY_FILE, json_text, read_study, read_table, write_json, write_table
+from trainables.data_settings import DataSettings
 from trainables.files import exclusive_lock
 from trainables.hparams import HParams
+from trainables.settings import ConfigError
 
 if TYPE_CHECKING:
-    from study.data.inputs import StudyData
+    from trainables.inputs import StudyData
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +117,7 @@ def _base(study: dict[str, Any], folder: Path, changes: dict[str, Any]) -> tuple
 
 def _data(cfg: StudyConfig, study: dict[str, Any]) -> StudyData:
     """The study's data as it read it: labelled rows (training + validation, not its test rows), unlabelled texts."""
-    from study.data.inputs import load_dataset, study_data
+    from trainables.inputs import load_dataset, study_data
 
     ds = load_dataset(cfg)
     then = study.get("data") or {}
@@ -168,8 +170,8 @@ def resolve(args: argparse.Namespace, command: str) -> Setup:
     Raises:
         ConfigError, DataError, ResultsError: a bad argument, study folder, data file or `--out`.
     """
-    from study.final.cv import fold_indices
     from trainables.data import text_groups
+    from trainables.folds import fold_indices
 
     folder = Path(args.folder)
     study = read_study(folder)

@@ -21,15 +21,16 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from study.config import ConfigError, convert_value, field_types
 from study.final.stage import FinalPlan, run_cv
 from study.final.stats import LEVEL, Paired, holm, paired
 from study.final.summary import CV, Candidate
 from study.results import FOLD_FIELDS
+from trainables.data_settings import convert_value, field_types
 from trainables.hparams import HParams
+from trainables.settings import ConfigError
 
 if TYPE_CHECKING:
-    from study.data.inputs import StudyData
+    from trainables.inputs import StudyData
 
 ABLATION_FILE = "ablation.parquet"
 BASE = "base"

@@ -1,4 +1,4 @@
-"""Stratified k-fold cross-validation: the folds, the one rule that scores a fold, the summary over folds.
+"""Stratified k-fold cross-validation: the one rule that scores a fold, and the summary over folds.
 
 The rule, used by the final stage, `study.evaluate` and `study.ablate` alike (`score_fold`): a fold's model
 trains on its training part less an inner validation split (1/`INNER_PARTS` of it, stratified), whose macro-F1
@@ -6,10 +6,9 @@ after each epoch chooses the epoch; the held-out fold is then scored once, at th
 choose nothing, so the estimate is not the best of several looks at them. The old rule (each fold's best epoch
 on its own held-out rows) is kept beside it as `held_out_best_macro_f1`, for what it is: optimistic.
 
-Rows whose texts are identical after cleaning stay together in every split (folds and inner splits), so no
-text is scored that was also trained on. Every fold trains its own word vectors on that fold's training texts
-plus the unlabelled texts, never on the held-out fold. Not here: running the folds (the one runner, stage.py
-`run_cv`, as Ray tasks), the training loop (trainables/train.py).
+Every fold trains its own word vectors on that fold's training texts plus the unlabelled texts, never on the
+held-out fold. Not here: the folds themselves (trainables/folds.py: identical texts stay together in every
+split), running them (the one runner, stage.py `run_cv`, as Ray tasks), the training loop (trainables/train.py).
 """
 
 from __future__ import annotations
@@ -21,32 +20,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from study.config import ConfigError
-from trainables.data import LabelledData, group_stratified, text_groups
+from trainables.folds import INNER_PARTS, Fold
 from trainables.metrics import METRIC, classification_metrics, log_loss
 
 if TYPE_CHECKING:  # torch and gensim load where a fold runs, not where its rule is read (the report)
     from trainables.hparams import HParams
     from trainables.prepare import EncodedData
 
-DEFAULT_FOLDS = 5
-INNER_PARTS = 7  # the inner validation split is one of this many stratified parts of a fold's training part (14%)
 SCORED_BY = (
     f"each fold's epoch chosen on an inner validation split (1/{INNER_PARTS} of the fold's training part, "
     "stratified); the held-out fold scored once, at that epoch"
 )
 SUMMARY_METRICS = ("macro_f1", "auc", "accuracy")
-
-
-@dataclass(frozen=True)
-class Fold:
-    """One fold's rows: positions into the labelled data, and the inner split of its training part."""
-
-    number: int  # 1-based
-    train: np.ndarray  # (N_train,) positions of the rows the fold trains on (the inner validation rows included)
-    held_out: np.ndarray  # (N_held,) positions of the rows the fold scores
-    inner_train: np.ndarray  # positions within `train` that the model trains on
-    inner_valid: np.ndarray  # positions within `train` whose macro-F1 chooses the epoch
 
 
 @dataclass(frozen=True)
@@ -62,63 +47,6 @@ class FoldResult:
     last: dict[str, Any]  # held-out metrics of the last epoch
     held_out_best_macro_f1: float  # the old rule: the held-out fold's best epoch (optimistic)
     time_s: float  # the fold's task: training and scoring (its encoding is a task of its own)
-
-
-def fold_indices(
-    labels: np.ndarray, folds: int, seed: int, groups: np.ndarray | None = None
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Seeded stratified k-fold positions: one (train, held_out) pair of sorted positions per fold.
-
-    With `groups` (`trainables.data.text_groups`), rows of one group are held out together.
-
-    Raises:
-        ConfigError: `folds` < 2, or some class has fewer rows (groups) than `folds`.
-    """
-    from sklearn.model_selection import StratifiedKFold
-
-    if folds < 2:
-        raise ConfigError(f"`folds` must be >= 2 for cross-validation, but got {folds}.")
-
-    def split(y: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-        counts = np.bincount(y)
-        smallest = int(counts[counts > 0].min())
-        if smallest < folds:
-            raise ConfigError(
-                f"`folds` must be <= the row count of the smallest class ({smallest}, counting identical texts "
-                f"once), but got {folds}; use fewer folds or more data."
-            )
-        return list(StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
-
-    return group_stratified(labels, groups, split)
-
-
-def inner_split(labels: np.ndarray, groups: np.ndarray | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(inner_train, inner_valid) positions of a fold's training part: one of `INNER_PARTS` stratified parts.
-
-    A class with fewer rows than `INNER_PARTS` makes the parts fewer (at least 2).
-    """
-    counts = np.bincount(labels[np.unique(groups, return_index=True)[1]] if groups is not None else labels)
-    parts = max(2, min(INNER_PARTS, int(counts[counts > 0].min())))
-    return fold_indices(labels, parts, seed, groups)[0]
-
-
-def plan_folds(labels: np.ndarray, groups: np.ndarray, folds: int, seed: int) -> list[Fold]:
-    """Every fold of the rows: seeded, stratified, each group (`trainables.data.text_groups`) kept together.
-
-    Raises:
-        ConfigError: `folds` < 2, or some class has fewer rows than `folds`.
-    """
-    out = []
-    for k, (train, held_out) in enumerate(fold_indices(labels, folds, seed, groups), start=1):
-        inner_train, inner_valid = inner_split(labels[train], groups[train], seed)
-        out.append(Fold(k, train, held_out, inner_train, inner_valid))
-    return out
-
-
-def given_fold(train: LabelledData, valid: LabelledData, seed: int, clean=None) -> Fold:
-    """A given (train, valid) pair as the one fold of their rows `concat(train, valid)` that holds out `valid`."""
-    inner = inner_split(train.labels, text_groups(train, clean), seed)
-    return Fold(1, np.arange(len(train)), np.arange(len(train), len(train) + len(valid)), *inner)
 
 
 def _metrics(record: dict[str, Any], classes: tuple[str, ...]) -> dict[str, Any]:

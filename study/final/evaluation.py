@@ -14,17 +14,20 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from study.cli import EXIT_ERROR
-from study.config import ConfigError, DataSettings, StudyConfig, flat_settings
-from study.final.cv import DEFAULT_FOLDS, FoldResult, given_fold, plan_folds, summarise
+from study.config import StudyConfig, flat_settings
+from study.final.cv import FoldResult, summarise
 from study.final.stage import FinalPlan, run_cv
 from study.final.summary import Candidate
 from study.resources import check_resources, cluster_nodes, init_ray, tasks_at_once, trial_request
 from trainables.data import text_groups
+from trainables.data_settings import DataSettings
+from trainables.folds import DEFAULT_FOLDS, given_fold, plan_folds
 from trainables.hparams import HParams
+from trainables.settings import ConfigError
 
 if TYPE_CHECKING:
-    from study.data.inputs import StudyData
-    from study.final.cv import Fold
+    from trainables.folds import Fold
+    from trainables.inputs import StudyData
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +62,7 @@ def evaluate(cfg: StudyConfig, hp: HParams, folds: int | None) -> dict[str, Any]
         ConfigError, DataError: a bad setting or input file (Ray is not started).
         ValueError, FoldFailed: a fold's task failed.
     """
-    from study.data.inputs import load_dataset, study_data
+    from trainables.inputs import load_dataset, study_data
 
     if cfg.valid and folds is not None:
         raise ConfigError(f"`folds` must not be given with `valid` (one train → valid split), but got {folds}.")

@@ -34,8 +34,8 @@ from trainables.baseline import BASELINES, INNER_FOLDS, baseline_proba
 from trainables.metrics import classification_metrics, log_loss
 
 if TYPE_CHECKING:
-    from study.data.inputs import StudyData
-    from study.final.cv import Fold
+    from trainables.folds import Fold
+    from trainables.inputs import StudyData
 
 log = logging.getLogger(__name__)
 
@@ -168,9 +168,9 @@ def run_cv(
     """
     import ray
 
-    from study.final.cv import fold_indices, plan_folds
     from study.resources import Once, TaskWindow, deferred
     from trainables.data import subset, text_groups
+    from trainables.folds import fold_indices, plan_folds
     from trainables.hparams import HParams
     from trainables.vectorize import representation_key, split_params, with_params
 
@@ -196,6 +196,9 @@ def run_cv(
     for fold in plan_folds(labelled.labels, groups, plan.folds, plan.data_seed) if folds is None else folds:
         k, tr, ho = fold.number, fold.train, fold.held_out
         todo = [c for c in cands if (c.trial_id, CV, k) not in done]
+        todo_baselines = [b for b in baselines if (b, CV, k) not in done]
+        if todo_baselines:  # the folds of the baselines' inner CV (C's choice), planned with their fold
+            inner = fold_indices(labelled.labels[tr], INNER_FOLDS, plan.data_seed, groups[tr])
         encoded: dict[str, Any] = {}  # representation key -> this fold's EncodedData ref
         for c in todo:
             representation, rest = split_params({**plan.fixed, **c.params})
@@ -207,9 +210,7 @@ def run_cv(
             hp = HParams.from_dict(rest)
             fit_it = deferred(fit.remote, hp, encoded[key], fold)
             window.add(fit_it, (c.trial_id, RNN, c.rank, CV, k))
-        todo_baselines = [b for b in baselines if (b, CV, k) not in done]
         if todo_baselines:
-            inner = fold_indices(labelled.labels[tr], INNER_FOLDS, plan.data_seed, groups[tr])  # C's choice
             args = (list(texts[tr]), labelled.labels[tr], list(texts[ho]), labelled.labels[ho], n_classes, seed, inner)
             for b in todo_baselines:
                 window.add(deferred(baseline.remote, b, *args), (b, b, None, CV, k))
@@ -254,8 +255,8 @@ def run_final_model(
     window = TaskWindow(plan.at_once)  # the test set's baselines; the final model goes ahead of any still queued
     labelled, test = data.labelled, data.test
     if test is not None:
-        from study.final.cv import fold_indices
         from trainables.data import text_groups
+        from trainables.folds import fold_indices
 
         task = ray.remote(baseline_task).options(num_cpus=plan.cpus, max_retries=plan.max_retries)
         seed = plan.fixed.get("seed", 0)

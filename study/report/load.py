@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 from optuna.distributions import BaseDistribution
 
-from study.data.summary import DATA_FILE, DATA_SCHEMA
 from study.results import (
     BEST_METRIC,
     EPOCHS_FILE,
@@ -27,6 +26,7 @@ from study.results import (
     read_study,
     read_table,
 )
+from trainables.summary import DATA_FILE, DATA_SCHEMA
 from trainables.vectorize import TRAINED_SIZE
 
 FIGURES_DIR = "figures"

@@ -15,7 +15,6 @@ import pandas as pd
 from optuna.distributions import BaseDistribution
 from optuna.trial import TrialState
 
-from study.data.summary import CLEAN, MAP, RAW
 from study.report import plots, search
 from study.report.final import final_section, headline_text
 from study.report.load import (
@@ -44,6 +43,7 @@ from study.report.page import (
     write_page,
 )
 from study.results import BEST_METRIC, SUMMARY_METRICS
+from trainables.summary import CLEAN, MAP, RAW
 
 log = logging.getLogger(__name__)
 

@@ -25,9 +25,7 @@ import pandas as pd
 
 from search_spaces import SearchSpace, get_space, saved_space_setting
 from study.cli import EXIT_ERROR, EXIT_INTERRUPTED
-from study.config import ASHA_METRICS, DEMO_PRESET, ConfigError, StudyConfig, saved_settings
-from study.data.inputs import Dataset, encode, load_dataset, study_data
-from study.data.summary import DATA_FILE, DATA_SCHEMA, summarise_data
+from study.config import ASHA_METRICS, DEMO_PRESET, StudyConfig, saved_settings
 from study.resources import check_resources, cluster_nodes, concurrency, init_ray, tasks_at_once, trial_request
 from study.results import (
     BEST_METRIC,
@@ -49,8 +47,11 @@ from study.results import (
 from study.search.optuna_db import write_optuna_db
 from study.search.rows import RowContext, prediction_rows, rows_from_storage
 from trainables.files import exclusive_lock
+from trainables.inputs import Dataset, encode, load_dataset, study_data
 from trainables.metrics import METRIC, MODE
 from trainables.prepare import EncodedData
+from trainables.settings import ConfigError
+from trainables.summary import DATA_FILE, DATA_SCHEMA, summarise_data
 
 log = logging.getLogger(__name__)
 
@@ -219,7 +220,8 @@ def prepare(
             f"`resume`: the data of study {cfg.name!r} changed since it started (fingerprint "
             f"{previous['data']['fingerprint']} then, {data.fingerprint} now); restore the files."
         )
-    write_table(summarise_data(dataset.train, data, cfg.clean_config(), cfg.data_seed), folder / DATA_FILE, DATA_SCHEMA)
+    summary = summarise_data(dataset.train, data, cfg.clean_config(), cfg.data_seed)  # data.parquet's rows
+    write_table(summary, folder / DATA_FILE, DATA_SCHEMA)
     storage = cfg.storage or str((folder / "ray").resolve())
     now = dt.datetime.now(dt.UTC).isoformat()
     settings = cfg.to_dict()
@@ -269,8 +271,8 @@ def _store(study: PreparedStudy):
 
     if not set(study.space.params) & set(SEARCHED):
         return None
-    from study.data.inputs import vector_cache_dir
     from study.search.representations import base_params, start_store
+    from trainables.inputs import vector_cache_dir
 
     vectors = study.cfg.vector_config
     return start_store(

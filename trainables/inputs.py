@@ -17,13 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from study.config import ConfigError, DataSettings
 from trainables.cache import default_cache_dir
 from trainables.corpus import token_corpus
 from trainables.data import DataSpec, LabelledData, concat, read_labelled, stratified_split, subset, text_groups
+from trainables.data_settings import DataSettings
 from trainables.demo import write_demo
 from trainables.prepare import EncodedData, Unlabelled, prepare
 from trainables.preprocess import CleanConfig, clean_corpus
+from trainables.settings import ConfigError
 from trainables.vectorize import VectorConfig
 
 log = logging.getLogger(__name__)
