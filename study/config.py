@@ -1,7 +1,8 @@
-"""Study settings: the frozen StudyConfig, its flags, and the TOML file that takes the same keys.
+"""Study settings: the frozen StudyConfig (the data's settings, trainables/data_settings.py, and the study's own),
+its flags, and the TOML file that takes the same keys.
 
 Precedence: defaults < `--smoke` preset < TOML file < flags given on the command line. Every check runs
-here, before Ray starts, and raises ConfigError naming the setting, the bad value and the rule.
+when the settings are built, before Ray starts, and raises ConfigError naming the setting, the bad value and the rule.
 """
 
 from __future__ import annotations
