@@ -1,7 +1,7 @@
 """`python -m study.ablate results/<name>`: one factor of a study's winner changed at a time, with intervals.
 
-The command line only; the steps are study/ablation/driver.py's, the plan, runs and statistics
-study/ablation/effects.py's, the report study/report/ablation.py's.
+The command line, which writes the report (study/report/ablation.py) once the steps are done; the steps are
+study/ablation/driver.py's, the plan, runs and statistics study/ablation/effects.py's.
 
 Exit codes: 0 done, 2 bad input or settings (nothing written), 130 interrupted (rerun the same command to
 resume), 1 anything else.
@@ -13,7 +13,7 @@ import shlex
 import sys
 
 from study.ablation.driver import DEFAULT_FOLDS, DEFAULT_PRESET, ablate
-from study.ablation.effects import PRESETS
+from study.ablation.effects import ABLATION_FILE, PRESETS
 from study.cli import CommandParser, run_command
 
 DESCRIPTION = """\
@@ -83,9 +83,18 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser().parse_args(argv)
     command = shlex.join(["python", "-m", "study.ablate", *argv])
+
+    def work(console) -> None:
+        out, info, rows = ablate(args, console, command)
+        from study.report.ablation import write_ablation_report  # matplotlib loads once the folds are done
+
+        report = write_ablation_report(out, info, rows)
+        console.print(f"Ablation done: {out / ABLATION_FILE}  ·  report: {report}")
+        print(report)
+
     return run_command(
         "ablation",
-        lambda console: print(ablate(args, console, command)),
+        work,
         interrupted="ablation stopped; rerun the same command to resume (finished folds are kept).",
     )
 

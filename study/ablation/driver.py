@@ -1,9 +1,10 @@
 """An ablation's steps: `resolve` (every check, before Ray starts and before anything is written), then
-`execute` (Ray, the rows in DIR/ablation.parquet as the folds finish, DIR/ablation.json and the report).
+`execute` (Ray, the rows in DIR/ablation.parquet as the folds finish, then DIR/ablation.json).
 
 Every variant and the base run on the same stratified folds, the same per-fold Word2Vec and the same seeds, as
 parallel Ray tasks on the study's per-trial resources (effects.py); an interrupted ablation reruns only the folds
-it lacks. Not here: the command line (study/ablate.py), the plan, the runs and the statistics (effects.py).
+it lacks. Not here: the command line and the report it writes (study/ablate.py), the plan, the runs and the
+statistics (effects.py).
 """
 
 from __future__ import annotations
@@ -274,8 +275,8 @@ def _progress(row: dict[str, Any], n: int, total: int) -> None:
         log.info("%s: macro-F1 %.3f, AUC %.3f (best epoch %d of %d), %.1f s", where, *numbers)
 
 
-def execute(s: Setup, on_row: Callable[[dict[str, Any]], None] | None = None) -> tuple[Path, dict[str, Any]]:
-    """Run the folds `s.done` lacks on Ray, keeping ablation.parquet current, then write ablation.json and the report.
+def execute(s: Setup, on_row: Callable[[dict[str, Any]], None] | None = None) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Run the folds `s.done` lacks on Ray, keeping ablation.parquet current, then write ablation.json.
 
     Args:
         s: the resolved ablation.
@@ -283,14 +284,12 @@ def execute(s: Setup, on_row: Callable[[dict[str, Any]], None] | None = None) ->
             run from here by raising KeyboardInterrupt).
 
     Returns:
-        The report's path and ablation.json as written.
+        ablation.json as written, and the plan's rows (every variant, repeat and fold).
 
     Raises:
         ConfigError: no node can hold a fold task's resources (nothing written), or `out` is in use.
         AblationInterrupted: Ctrl-C; the finished rows are kept and the same command resumes.
     """
-    from study.report.ablation import write_ablation_report
-
     rows = s.done.to_dict("records")
     total = len(s.variants) * s.repeats * s.plan.folds
     done = len(current_rows(s.done, s.variants, s.repeats))
@@ -342,7 +341,7 @@ def execute(s: Setup, on_row: Callable[[dict[str, Any]], None] | None = None) ->
                 **summarise(mine, s.plan.folds),
             }
             write_json(info, s.out / ABLATION_JSON)
-            return write_ablation_report(s.out, info, mine), info
+            return info, mine
     finally:
         if ray_started:
             import ray
@@ -350,11 +349,16 @@ def execute(s: Setup, on_row: Callable[[dict[str, Any]], None] | None = None) ->
             ray.shutdown()
 
 
-def ablate(args: argparse.Namespace, console, command: str, on_row: Callable[[dict], None] | None = None) -> Path:
-    """The command's work: resolve, execute, then each verdict on the console; returns the report's path."""
+def ablate(
+    args: argparse.Namespace, console, command: str, on_row: Callable[[dict], None] | None = None
+) -> tuple[Path, dict[str, Any], pd.DataFrame]:
+    """The command's steps: resolve, execute, then each verdict on the console.
+
+    Returns:
+        The ablation's folder, ablation.json as written and the plan's rows (what its report draws).
+    """
     setup = resolve(args, command)
-    path, info = execute(setup, on_row)
+    info, rows = execute(setup, on_row)
     for effect in info["effects"]:
         console.print(effect["line"], soft_wrap=True, markup=False)
-    console.print(f"Ablation done: {setup.out / ABLATION_FILE}  ·  report: {path}")
-    return path
+    return setup.out, info, rows
