@@ -166,7 +166,7 @@ class TaskWindow:
 
     `add` queues a task with a key and `finished` yields (ref, key) as they end, in the order they end;
     `submit` starts a task ahead of the queue as soon as a slot is free (for work the caller waits on
-    itself); `cancel` cancels what runs and drops what waits.
+    itself); `drop` forgets them all (what runs ends on its own).
     """
 
     def __init__(self, at_once: int, on_wait: Callable[[int, int], None] | None = None, every_s: float = 10.0):
@@ -205,14 +205,16 @@ class TaskWindow:
             else:
                 return
 
-    def cancel(self) -> None:
-        """Cancel the running tasks (force: their workers are killed) and drop the queued ones."""
-        import ray
+    def drop(self) -> None:
+        """Forget every task: the queued ones never start; the running ones end on their own, or with the job when
+        the driver exits (its Ctrl-C).
 
+        Not `ray.cancel`: in Ray 2.60 a task whose reply arrives as it is cancelled aborts the driver process
+        (RAY_CHECK "Tried to complete task that was not pending"; ray-project/ray#54798).
+        """
         self._queue.clear()
-        for ref in self._running:
-            ray.cancel(ref, force=True)
         self._running.clear()
+        self._done.clear()
 
     def _keyed_running(self) -> int:
         """Running tasks that `finished` will yield (not those started by `submit`)."""

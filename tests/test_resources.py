@@ -182,6 +182,31 @@ def test_a_once_task_runs_once_for_every_task_that_reads_it_and_submit_goes_firs
     assert local_ray.get(first)[1] < done["queued"][1]
 
 
+def test_a_dropped_window_starts_no_queued_task_and_leaves_the_running_one_to_end(local_ray, tmp_path):
+    """Ctrl-C's step: the running task is not cancelled (in Ray 2.60 a reply racing its cancellation aborts the
+    driver); it ends once the test lets it, after the drop."""
+    go = tmp_path / "go"
+
+    def held(path, name):
+        import pathlib
+        import time as t
+
+        pathlib.Path(path).with_name(name).touch()
+        while not pathlib.Path(path).exists():
+            t.sleep(0.01)
+        return name
+
+    task = local_ray.remote(held).options(num_cpus=1)
+    window = TaskWindow(1)
+    running = window.submit(deferred(task.remote, str(go), "running"))
+    window.add(deferred(task.remote, str(go), "queued"), "queued")
+    window.drop()
+    assert len(window) == 0 and list(window.finished()) == []
+    go.touch()
+    assert local_ray.get(running, timeout=60) == "running"
+    assert not (tmp_path / "queued").exists()  # its submit was never called
+
+
 def test_a_task_window_says_what_runs_and_waits_while_nothing_ends(local_ray, tmp_path):
     """A task that ends only once the window has reported on it: the report comes while nothing ends, not on a timer
     the test races."""

@@ -164,7 +164,7 @@ def run_cv(
     every task of a candidate with that representation (its searched vector settings on top of `data.vectors`) on
     that fold reads it from the object store.
     Tasks whose worker dies are retried `plan.max_retries` times; one that still fails gives a row with its
-    error. Ctrl-C cancels what is still running and is raised again.
+    error. Ctrl-C drops what waits and is raised again (what runs ends with the driver, `TaskWindow.drop`).
     """
     import ray
 
@@ -226,7 +226,7 @@ def run_cv(
                 values = {"error": f"{type(e).__name__}: {e}"[:2000]}
             on_row(_row(*key, **values))
     except KeyboardInterrupt:
-        window.cancel()
+        window.drop()
         raise
 
 
