@@ -283,7 +283,7 @@ class _CharClasses:
 
 @functools.cache
 def _classes() -> _CharClasses:
-    """Compiles the unicode character-class regexes (one scan of all code points, about 0.2 s, done once)."""
+    """Compiles the unicode character-class regexes (one scan of all code points, about 0.3 s, done once)."""
     combining, emoji, number, punct, invisible = [], [], [], [], []
     ascii_punct = {ord(c) for c in string.punctuation}
     apostrophes = {ord(c) for c in _APOSTROPHE_LIKE}
