@@ -98,8 +98,9 @@ ORIGINAL = {
 
 def run_original(args: argparse.Namespace) -> None:
     """The original's best configuration, `study.evaluate`'s protocol: Greek 5-fold CV, vaccine train -> valid."""
-    from study.config import StudyConfig, flat_settings
+    from study.config import StudyConfig
     from study.final.evaluation import evaluate
+    from trainables.data_settings import flat_settings
     from trainables.hparams import HParams
 
     hp = HParams(**ORIGINAL, max_epochs=1 if args.quick else args.epochs_original)

@@ -17,8 +17,7 @@ from dataclasses import MISSING, dataclass
 from pathlib import Path
 from typing import Any
 
-from trainables.data import format_label_map
-from trainables.data_settings import LIST_SETTINGS, DataSettings, convert_value, field_types, settings_fields
+from trainables.data_settings import DataSettings, convert_value, field_types, flat_settings, settings_fields
 from trainables.metrics import METRIC, MODE
 from trainables.settings import ConfigError, check, setting
 from trainables.vectorize import SEARCHED
@@ -58,16 +57,6 @@ SMOKE_PRESET: dict[str, Any] = {
 # minute and a half on 2 cores; flags, the TOML file and `--smoke` still win. Real data gets the defaults.
 DEMO_PRESET: dict[str, Any] = {"final_top": 2, "final_folds": 3}
 ASHA_METRICS: dict[str, str] = {METRIC: MODE, "val_loss": "min", "val_auc": "max", "val_accuracy": "max"}
-
-
-def flat_settings(cfg: DataSettings, cls: type | None = None) -> dict[str, Any]:
-    """`cfg`'s settings (those of `cls`, default all) as flat names and plain values (lists for tuples): study.json's
-    `settings`, TOML's keys."""
-    out = {}
-    for name, (section, f) in settings_fields(cls or type(cfg)).items():
-        value = getattr(getattr(cfg, section) if section else cfg, f.name)
-        out[name] = format_label_map(value) if name == "label_map" else list(value) if name in LIST_SETTINGS else value
-    return out
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,9 @@
 setting names (flags, TOML keys, study.json's `settings`) map onto settings objects and their nested sections.
 
 DataSpec (how the files are read) and VectorConfig (the word vectors) nest in DataSettings; each of their fields
-declared with `setting` is a setting of its own name. Values are converted and checked here, and a bad one is a
-ConfigError naming the setting, the bad value and the rule.
+declared with `setting` is a setting of its own name. Values are converted and checked here (`convert_value`; a bad
+one is a ConfigError naming the setting, the bad value and the rule), and written back as flat names
+(`flat_settings`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import math
 from dataclasses import Field, dataclass, field, fields, replace
 from typing import Any
 
-from trainables.data import DataSpec, parse_label_map
+from trainables.data import DataSpec, format_label_map, parse_label_map
 from trainables.preprocess import CleanConfig
 from trainables.settings import ConfigError, check, setting
 from trainables.vectorize import SEARCHED, VectorConfig
@@ -131,6 +132,16 @@ def settings_fields(cls: type) -> dict[str, tuple[str, Field]]:
                     out[g.metadata["name"] or g.name] = (f.name, g)
         else:
             out[f.name] = ("", f)
+    return out
+
+
+def flat_settings(cfg: DataSettings, cls: type | None = None) -> dict[str, Any]:
+    """`cfg`'s settings (those of `cls`, default all) as flat names and plain values (lists for tuples): study.json's
+    `settings`, TOML's keys."""
+    out = {}
+    for name, (section, f) in settings_fields(cls or type(cfg)).items():
+        value = getattr(getattr(cfg, section) if section else cfg, f.name)
+        out[name] = format_label_map(value) if name == "label_map" else list(value) if name in LIST_SETTINGS else value
     return out
 
 

@@ -39,12 +39,12 @@ from study.ablation.effects import (
     run_ablation,
 )
 from study.cli import EXIT_INTERRUPTED
-from study.config import StudyConfig, flat_settings, saved_settings
+from study.config import StudyConfig, saved_settings
 from study.final.stage import FinalPlan
 from study.final.stats import cv_estimate
 from study.resources import check_resources, cluster_nodes, init_ray, tasks_at_once, trial_request
 from study.results import SCHEMA_VERSION, STUDY_FILE, json_text, read_study, read_table, write_json, write_table
-from trainables.data_settings import DataSettings
+from trainables.data_settings import DataSettings, flat_settings
 from trainables.files import exclusive_lock
 from trainables.hparams import HParams
 from trainables.settings import ConfigError

@@ -14,13 +14,13 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from study.cli import EXIT_ERROR
-from study.config import StudyConfig, flat_settings
+from study.config import StudyConfig
 from study.final.cv import FoldResult, summarise
 from study.final.stage import FinalPlan, run_cv
 from study.final.summary import Candidate
 from study.resources import check_resources, cluster_nodes, init_ray, tasks_at_once, trial_request
 from trainables.data import text_groups
-from trainables.data_settings import DataSettings
+from trainables.data_settings import DataSettings, flat_settings
 from trainables.folds import DEFAULT_FOLDS, given_fold, plan_folds
 from trainables.hparams import HParams
 from trainables.settings import ConfigError
