@@ -17,7 +17,7 @@ from dataclasses import MISSING, dataclass
 from pathlib import Path
 from typing import Any
 
-from trainables.data_settings import DataSettings, convert_value, field_types, flat_settings, settings_fields
+from trainables.data_settings import DataSettings, convert_value, field_types, settings_fields
 from trainables.metrics import METRIC, MODE
 from trainables.settings import ConfigError, check, setting
 from trainables.vectorize import SEARCHED
@@ -136,9 +136,6 @@ class StudyConfig(DataSettings):
     def startup_trials(self) -> int:
         """TPE's random start-up trials: what the user set, else a quarter of the budget, within 2..10."""
         return self.n_startup_trials or max(2, min(10, math.ceil(self.num_samples / 4)))
-
-    def to_dict(self) -> dict[str, Any]:
-        return flat_settings(self)
 
 
 def _flag(name: str) -> str:

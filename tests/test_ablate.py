@@ -17,6 +17,7 @@ from study.cli import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, run_command
 from study.config import StudyConfig
 from study.report.ablation import write_ablation_report
 from study.results import SCHEMA_VERSION, read_table, write_json
+from trainables.data_settings import flat_settings
 from trainables.settings import ConfigError
 
 TINY = {"space": "smoke", "demo_rows": 300, "vector_size": 16, "max_epochs": 1, "seed": 3, "data_seed": 1}
@@ -49,7 +50,7 @@ def _study_folder(folder, final=None, **changes):
     folder.mkdir(parents=True)
     cfg = StudyConfig.from_settings(**{**TINY, **changes})
     space = get_space(cfg.space)
-    study = {"schema_version": SCHEMA_VERSION, "name": folder.name, "settings": cfg.to_dict()}
+    study = {"schema_version": SCHEMA_VERSION, "name": folder.name, "settings": flat_settings(cfg)}
     study["space"] = {"name": space.name, "fixed": space.fixed}
     if final is not None:
         study["final"] = final

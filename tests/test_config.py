@@ -1,6 +1,7 @@
 import pytest
 
 from study.config import StudyConfig, build_config, read_toml
+from trainables.data_settings import flat_settings
 from trainables.settings import ConfigError
 
 
@@ -81,7 +82,7 @@ def test_a_study_json_with_a_setting_this_version_does_not_know_is_refused(tmp_p
 
     folder = tmp_path / "other"
     folder.mkdir()
-    settings = {**StudyConfig().to_dict(), "w2v_negative": 5}
+    settings = {**flat_settings(StudyConfig()), "w2v_negative": 5}
     study = {"schema_version": SCHEMA_VERSION, "name": "other", "settings": settings}
     (folder / "study.json").write_text(json.dumps(study))
     with pytest.raises(ConfigError, match="w2v_negative, which this version does not know"):

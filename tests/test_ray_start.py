@@ -25,6 +25,7 @@ import pytest
 import study.resources
 from study.config import StudyConfig
 from study.resources import CONNECT_TIMEOUT_S, init_ray
+from trainables.data_settings import flat_settings
 from trainables.settings import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -131,7 +132,7 @@ def test_ablate_with_a_dead_address_is_exit_2_and_writes_nothing(fake_ray, tmp_p
     cfg = StudyConfig.from_settings(space="smoke", demo_rows=300, vector_size=16, max_epochs=1)
     winner = {"trial_id": "t1", "rank": 1, "params": {"cell": "gru", "hidden_size": 8, "lr": 0.005, "dropout": 0.1}}
     space = {"name": "smoke", "fixed": get_space("smoke").fixed}
-    study = {"schema_version": SCHEMA_VERSION, "name": "s", "settings": cfg.to_dict(), "space": space}
+    study = {"schema_version": SCHEMA_VERSION, "name": "s", "settings": flat_settings(cfg), "space": space}
     write_json({**study, "final": {"winner": winner}}, folder / "study.json")
     address = f"127.0.0.1:{_dead_port()}"
     code = main([str(folder), "--address", address, "--vary", "attention=false", "--folds", "2"])

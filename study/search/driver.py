@@ -46,6 +46,7 @@ from study.results import (
 )
 from study.search.optuna_db import write_optuna_db
 from study.search.rows import RowContext, prediction_rows, rows_from_storage
+from trainables.data_settings import flat_settings
 from trainables.files import exclusive_lock
 from trainables.inputs import Dataset, encode, load_dataset, study_data
 from trainables.metrics import METRIC, MODE
@@ -212,7 +213,12 @@ def prepare(
         ConfigError: a resumed study whose data changed since it started.
     """
     started = time.time()
+    at_once = concurrency(cfg, nodes)
+    storage = cfg.storage or str((folder / "ray").resolve())
     space = get_space(cfg.space)
+    settings = flat_settings(cfg)
+    if previous:  # `space` as first given; a resumed file space is read from study.json (resolve)
+        settings["space"] = previous["settings"]["space"]
     data = encode(dataset, cfg)
     on_phase("encoded")
     if previous and previous.get("data", {}).get("fingerprint") not in (None, data.fingerprint):
@@ -222,11 +228,7 @@ def prepare(
         )
     summary = summarise_data(dataset.train, data, cfg.clean_config(), cfg.data_seed)  # data.parquet's rows
     write_table(summary, folder / DATA_FILE, DATA_SCHEMA)
-    storage = cfg.storage or str((folder / "ray").resolve())
     now = dt.datetime.now(dt.UTC).isoformat()
-    settings = cfg.to_dict()
-    if previous:  # `space` as first given; a resumed file space is read from study.json (resolve)
-        settings["space"] = previous["settings"]["space"]
     info = {
         "schema_version": SCHEMA_VERSION,
         "name": cfg.name,
@@ -253,7 +255,7 @@ def prepare(
         "ray": {
             "storage": storage,
             "experiment_path": f"{storage.rstrip('/')}/{cfg.name}",
-            "max_concurrent": concurrency(cfg, nodes),
+            "max_concurrent": at_once,
             "startup_trials": cfg.startup_trials(),
         },
         "started_at": (previous or {}).get("started_at") or now,
