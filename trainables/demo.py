@@ -69,11 +69,7 @@ def _pick(rng: np.random.Generator, words: tuple[str, ...]) -> str:
 
 def _tweet(rng: np.random.Generator, party: str, label: str) -> str:
     words = [_pick(rng, _FILLER) for _ in range(int(rng.integers(6, 17)))]
-    signal: list[str] = []
-    if label == "NEUTRAL":
-        signal += [_pick(rng, _SENTIMENT["NEUTRAL"]) for _ in range(int(rng.binomial(2, 0.5)))]
-    else:
-        signal += [_pick(rng, _SENTIMENT[label]) for _ in range(int(rng.binomial(2, 0.6)))]
+    signal = [_pick(rng, _SENTIMENT[label]) for _ in range(int(rng.binomial(2, 0.5 if label == "NEUTRAL" else 0.6)))]
     if rng.random() < 0.3:  # a word of the wrong sentiment, as in sarcastic or quoted tweets
         signal.append(_pick(rng, _SENTIMENT[_pick(rng, DEMO_CLASSES)]))
     if rng.random() < 0.6:
@@ -134,13 +130,6 @@ def make_demo_frame(n_rows: int = 3000, seed: int = 0, label_noise: float = 0.25
     return _frame(n_rows, np.random.default_rng(seed), label_noise)
 
 
-def _write_if_changed(path: Path, content: bytes) -> bool:
-    if path.is_file() and path.read_bytes() == content:
-        return False
-    write_bytes(path, content)
-    return True
-
-
 def write_demo(directory: Path, n_rows: int = 3000, seed: int = 0) -> tuple[Path, Path]:
     """Writes the demo's train.csv and unlabelled.csv into `directory`, each atomically.
 
@@ -162,10 +151,12 @@ def write_demo(directory: Path, n_rows: int = 3000, seed: int = 0) -> tuple[Path
     paths = (directory / "train.csv", directory / "unlabelled.csv")
     with in_use(directory):  # in the cache folder: an entry of the cache (trainables/cache.py)
         directory.mkdir(parents=True, exist_ok=True)
-        changed = [
-            _write_if_changed(path, frame.to_csv(index=False, lineterminator="\n").encode("utf-8"))
-            for path, frame in zip(paths, (train, unlabelled), strict=True)
-        ]
-        if any(changed):
+        changed = False
+        for path, frame in zip(paths, (train, unlabelled), strict=True):
+            content = frame.to_csv(index=False, lineterminator="\n").encode("utf-8")
+            if not (path.is_file() and path.read_bytes() == content):
+                write_bytes(path, content)
+                changed = True
+        if changed:
             written(directory)
     return paths
