@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import html
 import importlib.resources
+import itertools
 import re
 import string
 import sys
@@ -89,8 +90,7 @@ class CleanConfig:
                 f"`stopword_languages` must be a tuple of language codes, but got {self.stopword_languages!r}."
             )
         known = _stopword_languages()
-        unknown = [lang for lang in self.stopword_languages if lang not in known]
-        if unknown:
+        if not set(self.stopword_languages) <= set(known):
             raise ValueError(
                 f"`stopword_languages` must be among {list(known)}, but got {list(self.stopword_languages)}."
             )
@@ -129,12 +129,6 @@ def tokenize(text: str) -> list[str]:
     Word tokens are runs of unicode word characters (Greek, Latin, digits, '_'). URLs, @mentions and #hashtags
     left in the text stay single tokens; any other run of non-space, non-word characters (punctuation, an
     emoji sequence) is one token. Meant for the output of clean_text (NFC text).
-
-    Args:
-        text: Text to split.
-
-    Returns:
-        The tokens in order.
     """
     return _TOKEN_RE.findall(text)
 
@@ -144,10 +138,6 @@ def clean_text(text: str, cfg: CleanConfig = CleanConfig()) -> str:
 
     HTML entities from the Twitter API ("&amp;") are always unescaped, invisible format characters (bidi
     marks, zero-width spaces, soft hyphens) always dropped, and the text always NFC-normalised.
-
-    Args:
-        text: One raw tweet.
-        cfg: Which steps to apply.
 
     Returns:
         The cleaned text, tokens separated by single spaces, no leading or trailing space.
@@ -178,15 +168,7 @@ def clean_text(text: str, cfg: CleanConfig = CleanConfig()) -> str:
 
 
 def clean_tokens(text: str, cfg: CleanConfig = CleanConfig()) -> list[str]:
-    """Cleans one tweet and returns its tokens without stop words and out-of-bounds lengths.
-
-    Args:
-        text: One raw tweet.
-        cfg: Which steps to apply.
-
-    Returns:
-        The kept tokens in order.
-    """
+    """Cleans one tweet and returns its tokens in order, without stop words and out-of-bounds lengths."""
     tokens = tokenize(clean_text(text, cfg))
     lo, hi = cfg.min_token_len, cfg.max_token_len
     if not cfg.remove_stopwords:
@@ -198,15 +180,7 @@ def clean_tokens(text: str, cfg: CleanConfig = CleanConfig()) -> list[str]:
 
 
 def clean_corpus(texts: Sequence[str], cfg: CleanConfig = CleanConfig()) -> list[list[str]]:
-    """Cleans many tweets with one config.
-
-    Args:
-        texts: Raw tweets.
-        cfg: Which steps to apply.
-
-    Returns:
-        One token list per tweet, in the input order.
-    """
+    """Cleans many tweets with one config: one token list per tweet (`clean_tokens`), in the input order."""
     return [clean_tokens(text, cfg) for text in texts]
 
 
@@ -225,10 +199,8 @@ def _clean_words(text: str, cfg: CleanConfig, astral: bool) -> str:
         # Digits go before punctuation so a hashtag left as a bare "#" ("#2019") then goes as punctuation.
         text = classes.number.sub("", text, astral)
     if cfg.remove_punctuation:
-        if cfg.strip_hashtag_sign:
-            text = classes.punctuation.sub(" ", text, astral)
-        else:
-            text = classes.punctuation_keep_hashtag.sub(" ", text, astral)
+        punctuation = classes.punctuation if cfg.strip_hashtag_sign else classes.punctuation_keep_hashtag
+        text = punctuation.sub(" ", text, astral)
     return text
 
 
@@ -324,12 +296,6 @@ def _class_re(codepoints: list[int], extra: str = "") -> _CharClass:
 
 def _ranges(codepoints: list[int]) -> str:
     """Regex character-class body for sorted code points, as escaped ranges."""
-    out, start, prev = [], codepoints[0], codepoints[0]
-    for cp in [*codepoints[1:], None]:
-        if cp is not None and cp == prev + 1:
-            prev = cp
-            continue
-        out.append(f"\\U{start:08x}" if start == prev else f"\\U{start:08x}-\\U{prev:08x}")
-        if cp is not None:
-            start = prev = cp
-    return "".join(out)
+    # The code points of a run of consecutive ones all lie the same distance from their position in the list.
+    runs = [[cp for _, cp in run] for _, run in itertools.groupby(enumerate(codepoints), lambda p: p[1] - p[0])]
+    return "".join(f"\\U{r[0]:08x}" if len(r) == 1 else f"\\U{r[0]:08x}-\\U{r[-1]:08x}" for r in runs)
