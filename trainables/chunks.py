@@ -9,29 +9,24 @@ from __future__ import annotations
 
 import codecs
 import io
-import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 import pandas as pd
 
 from trainables.data import (
     BOM,
     CSV_OPTIONS,
-    PARSE_ERRORS,
     DataSpec,
+    check_file,
     empty_file,
-    file_error,
     no_rows,
     not_utf8,
+    parsed,
     require_column,
-    unparseable,
     unreadable,
 )
-
-_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, eq=False)
@@ -69,25 +64,21 @@ class _Utf8Text(io.TextIOBase):
     def read(self, size: int | None = -1) -> str:
         """Up to `size` bytes' worth of text; "" only at the end of the file."""
         while True:
-            text, more = self._read_block(size if size is not None and size > 0 else -1)
-            if text or not more:
-                return text
-
-    def _read_block(self, size: int) -> tuple[str, bool]:
-        block = self._fh.read(size)
-        try:
-            text = self._decoder.decode(block, final=not block)
-        except UnicodeDecodeError as exc:
-            # exc.object is the decoder's buffered bytes (never a newline) followed by `block`
-            offset = self.bytes_read - len(exc.object) + len(block) + exc.start
-            line = self._newlines + exc.object.count(b"\n", 0, exc.start) + 1
-            raise not_utf8(self._path, exc.object[exc.start : exc.start + 1], offset, line) from exc
-        self.bytes_read += len(block)
-        self._newlines += block.count(b"\n")
-        text, self._cr = self._cr + text, ""
-        if block and text.endswith("\r"):
-            text, self._cr = text[:-1], "\r"
-        return text.replace("\r\n", "\n"), bool(block)
+            block = self._fh.read(size if size is not None and size > 0 else -1)
+            try:
+                text = self._decoder.decode(block, final=not block)
+            except UnicodeDecodeError as exc:
+                # exc.object is the decoder's buffered bytes (never a newline) followed by `block`
+                offset = self.bytes_read - len(exc.object) + len(block) + exc.start
+                line = self._newlines + exc.object.count(b"\n", 0, exc.start) + 1
+                raise not_utf8(self._path, exc.object[exc.start : exc.start + 1], offset, line) from exc
+            self.bytes_read += len(block)
+            self._newlines += block.count(b"\n")
+            text, self._cr = self._cr + text, ""
+            if block and text.endswith("\r"):
+                text, self._cr = text[:-1], "\r"
+            if text or not block:  # a block of only a held-back "\r" or a partial character: read on
+                return text.replace("\r\n", "\n")
 
 
 def read_text_chunks(
@@ -116,8 +107,7 @@ def read_text_chunks(
         raise ValueError(f"`chunk_size` must be >= 1, but got {chunk_size}.")
     path = Path(path)
     name = str(path)
-    if (error := file_error(path)) is not None:
-        raise error
+    check_file(path)
     party = spec.party_column if spec.prepend_party else ""
     try:
         fh = open(path, "rb")  # closed by the `with` below, after the last chunk
@@ -129,10 +119,10 @@ def read_text_chunks(
             raise empty_file(name)
         fh.seek(0)
         stream = _Utf8Text(fh, path)  # skips the BOM
-        reader = _parsed(lambda: pd.read_csv(stream, chunksize=chunk_size, **CSV_OPTIONS), name)
+        reader = parsed(lambda: pd.read_csv(stream, chunksize=chunk_size, **CSV_OPTIONS), name)
         with reader:
             start = 0
-            while (frame := _parsed(lambda: next(reader, None), name)) is not None:
+            while (frame := parsed(lambda: next(reader, None), name)) is not None:
                 if start == 0:
                     if frame.empty:
                         raise no_rows(name, frame)
@@ -150,13 +140,3 @@ def read_text_chunks(
                     bytes_read=stream.bytes_read,
                 )
                 start += len(frame)
-
-
-def _parsed(parse: Callable[[], _T], name: str) -> _T:
-    """`parse()` with pandas' parse failures (and rows longer than the header) as data.py's DataError."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", pd.errors.ParserWarning)
-            return parse()
-    except PARSE_ERRORS as exc:
-        raise unparseable(name, exc) from exc

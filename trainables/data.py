@@ -22,8 +22,9 @@ import io
 import logging
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 
 EMPTY_TEXTS_CHOICES = ("refuse", "drop")
 _MAX_LISTED = 5  # how many bad rows or values an error message lists
+_T = TypeVar("_T")
 
 
 class DataError(ValueError):
@@ -146,13 +148,12 @@ def _rows(positions: np.ndarray) -> str:
     return shown + (f" (and {more} more)" if more > 0 else "")
 
 
-def file_error(path: Path) -> DataError | None:
-    """The error for a path that is not a readable file, or None."""
+def check_file(path: Path) -> None:
+    """Raises the DataError for a path that is missing or a directory."""
     if not path.exists():
-        return DataError(f"Data file {path} does not exist; check the path (relative paths start at {Path.cwd()}).")
+        raise DataError(f"Data file {path} does not exist; check the path (relative paths start at {Path.cwd()}).")
     if path.is_dir():
-        return DataError(f"Data file {path} is a directory, not a file; give the path of a CSV file inside it.")
-    return None
+        raise DataError(f"Data file {path} is a directory, not a file; give the path of a CSV file inside it.")
 
 
 def unreadable(name: str, exc: OSError) -> DataError:
@@ -174,16 +175,6 @@ def not_utf8(path: Path, bad: bytes, offset: int, line: int) -> DataError:
     )
 
 
-def unparseable(name: str, exc: Exception) -> DataError:
-    """The error for a file pandas cannot parse as CSV (`exc`, one of PARSE_ERRORS)."""
-    detail = str(exc).strip().removeprefix("Error tokenizing data. C error: ")  # pandas' own prefix
-    return DataError(
-        f"Data file {name} cannot be parsed as CSV: {detail}. Check that it is "
-        "comma-separated, that every row has as many fields as the header, and that quotes inside texts "
-        'are doubled ("").'
-    )
-
-
 def no_rows(name: str, frame: pd.DataFrame) -> DataError:
     """The error for a file with a header but no data rows."""
     return DataError(
@@ -193,16 +184,32 @@ def no_rows(name: str, frame: pd.DataFrame) -> DataError:
 
 
 CSV_OPTIONS = {"dtype": str, "keep_default_na": False, "index_col": False}  # strings only, never NaN
-PARSE_ERRORS = (pd.errors.ParserError, pd.errors.ParserWarning, pd.errors.EmptyDataError)
 BOM = b"\xef\xbb\xbf"
+
+
+def parsed(parse: Callable[[], _T], name: str) -> _T:
+    """`parse()` with pandas' parse failures turned into the DataError for file `name`.
+
+    A row longer than the header counts as a failure: pandas would otherwise drop its extra fields silently.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            return parse()
+    except (pd.errors.ParserError, pd.errors.ParserWarning, pd.errors.EmptyDataError) as exc:
+        detail = str(exc).strip().removeprefix("Error tokenizing data. C error: ")  # pandas' own prefix
+        raise DataError(
+            f"Data file {name} cannot be parsed as CSV: {detail}. Check that it is "
+            "comma-separated, that every row has as many fields as the header, and that quotes inside texts "
+            'are doubled ("").'
+        ) from exc
 
 
 def _read_frame(path: str | Path) -> tuple[pd.DataFrame, str]:
     """Reads a CSV file as strings only (no NaN), turning every read or parse failure into a `DataError`."""
     path = Path(path)
     name = str(path)
-    if (error := file_error(path)) is not None:
-        raise error
+    check_file(path)
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -216,13 +223,7 @@ def _read_frame(path: str | Path) -> tuple[pd.DataFrame, str]:
         offset = exc.start + skip
         raise not_utf8(path, raw[offset : offset + 1], offset, raw.count(b"\n", 0, offset) + 1) from exc
     text = text.replace("\r\n", "\n")  # CRLF files and CRLF inside quoted tweets read like LF ones
-    try:
-        with warnings.catch_warnings():
-            # Rows longer than the header would otherwise lose fields silently.
-            warnings.simplefilter("error", pd.errors.ParserWarning)
-            frame = pd.read_csv(io.StringIO(text), **CSV_OPTIONS)
-    except PARSE_ERRORS as exc:
-        raise unparseable(name, exc) from exc
+    frame = parsed(lambda: pd.read_csv(io.StringIO(text), **CSV_OPTIONS), name)
     if frame.empty:
         raise no_rows(name, frame)
     return frame.fillna(""), name  # fields missing at the end of a short row
@@ -244,14 +245,9 @@ def require_column(frame: pd.DataFrame, column: str, flag: str, name: str, extra
 
 
 def compose_texts(texts: Sequence[str], parties: Sequence[str] | None) -> list[str]:
-    """The texts a model reads: f"{party} {text}" where a row has a (non-empty) party, else the text.
+    """The texts a model reads, in order: f"{party} {text}" where a row has a (non-empty) party, else the text.
 
-    Args:
-        texts: The raw texts.
-        parties: One party per text (already stripped), or None for no prefix.
-
-    Returns:
-        The composed texts in order.
+    `parties` holds one party per text (already stripped), or is None for no prefix.
     """
     if parties is None:
         return list(texts)
@@ -334,17 +330,15 @@ def read_labelled(
             )
 
     dropped_unmapped = int((~keep).sum())
-    texts = frame[spec.text_column]
-    empty = keep & (texts.str.strip() == "").to_numpy()
-    if empty.any():
+    empty = keep & (frame[spec.text_column].str.strip() == "").to_numpy()
+    if empty.any() and spec.empty_texts == "refuse":
         positions = np.flatnonzero(empty)
-        if spec.empty_texts == "refuse":
-            raise DataError(
-                f"Data file {name}: {len(positions)} text(s) in column {spec.text_column!r} are empty or "
-                f"whitespace only, at data row(s) {_rows(positions)}. Remove those rows, or pass "
-                "`--empty-texts drop` to drop them."
-            )
-        keep &= ~empty
+        raise DataError(
+            f"Data file {name}: {len(positions)} text(s) in column {spec.text_column!r} are empty or "
+            f"whitespace only, at data row(s) {_rows(positions)}. Remove those rows, or pass "
+            "`--empty-texts drop` to drop them."
+        )
+    keep &= ~empty
 
     given = classes is not None
     if classes is None:
@@ -406,10 +400,10 @@ def read_unlabelled(path: str | Path, spec: DataSpec = DataSpec()) -> list[str]:
     parties = None
     if spec.party_column and spec.prepend_party:
         if spec.party_column in frame.columns:
-            parties = frame.loc[keep, spec.party_column].str.strip()
+            parties = frame.loc[keep, spec.party_column].str.strip().tolist()
         else:
             log.warning("No column %r in %s; reading its texts without the party prefix", spec.party_column, name)
-    return compose_texts(texts[keep].tolist(), parties.tolist() if parties is not None else None)
+    return compose_texts(texts[keep].tolist(), parties)
 
 
 def concat(a: LabelledData, b: LabelledData) -> LabelledData:
@@ -429,14 +423,9 @@ def concat(a: LabelledData, b: LabelledData) -> LabelledData:
 
 
 def subset(data: LabelledData, index: np.ndarray) -> LabelledData:
-    """Selects rows of `data` by integer positions or a boolean mask.
+    """Selects rows of `data` by (K,) integer positions (any order, repeats allowed) or an (N,) boolean mask.
 
-    Args:
-        data: The data to select from.
-        index: (K,) integer positions (any order, repeats allowed) or an (N,) boolean mask.
-
-    Returns:
-        The selected rows with the same classes, source and `dropped_*` (which describe reading the source).
+    The rows keep the classes, source and `dropped_*` (which describe reading the source).
     """
     index = np.asarray(index)
     if index.dtype == bool:
@@ -447,14 +436,11 @@ def subset(data: LabelledData, index: np.ndarray) -> LabelledData:
         raise ValueError(
             f"`index` must be 1-D integer positions or a boolean mask, but got {index.dtype} with shape {index.shape}."
         )
-    return LabelledData(
+    return replace(
+        data,
         texts=tuple(data.texts[i] for i in index.tolist()),
         labels=data.labels[index.astype(np.int64)],
-        classes=data.classes,
         parties=tuple(data.parties[i] for i in index.tolist()) if data.parties is not None else None,
-        source=data.source,
-        dropped_unmapped=data.dropped_unmapped,
-        dropped_empty=data.dropped_empty,
     )
 
 
@@ -496,7 +482,6 @@ def stratified_split(
     """Splits `data` into training and validation parts with the same class proportions.
 
     Args:
-        data: The data to split.
         valid_fraction: Share of rows (of groups, with `groups`) that go to the validation part, in (0, 1).
         seed: Seed for the shuffle; the same seed gives the same split.
         groups: (N,) group ids (`text_groups`): rows of one group land in the same part. None: every row alone.
