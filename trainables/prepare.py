@@ -116,24 +116,13 @@ def _tokens_hash(parts, vectors: VectorConfig) -> str:
     h.update(gensim.__version__.encode())
     for part in parts:
         for tokens in part:
-            h.update("\x1f".join(tokens).encode())
-            h.update(b"\x1e")
+            h.update("\x1f".join(tokens).encode() + b"\x1e")
     return h.hexdigest()[:20]
 
 
-def prepare(
-    train: LabelledData,
-    valid: LabelledData,
-    unlabelled: Unlabelled | Sequence[str] = (),
-    clean: CleanConfig = CleanConfig(),
-    vectors: VectorConfig = VectorConfig(),
-    cache_dir: Path | None = None,
-) -> EncodedData:
-    """Clean both splits, get word vectors from the training and unlabelled texts, and encode.
-
-    The validation texts and every label stay out of the vectors' training.
-    """
-    return prepare_with_vectors(train, valid, unlabelled, clean, vectors, cache_dir)[0]
+def prepare(train: LabelledData, valid: LabelledData, *args, **kwargs) -> EncodedData:
+    """`prepare_with_vectors`'s EncodedData alone (the same arguments)."""
+    return prepare_with_vectors(train, valid, *args, **kwargs)[0]
 
 
 def prepare_with_vectors(
@@ -144,11 +133,12 @@ def prepare_with_vectors(
     vectors: VectorConfig = VectorConfig(),
     cache_dir: Path | None = None,
 ) -> tuple[EncodedData, WordVectors]:
-    """`prepare`, also returning the word vectors that encoded the texts (a saved model needs them).
+    """Clean both splits, get word vectors from the training and unlabelled texts, and encode; also return the
+    word vectors that encoded the texts (a saved model needs them).
 
-    The returned vectors are those of the representation extended (n-gram vectors) by the words of both splits,
-    so their index is the embedding matrix's. `valid` may have no rows (a final model trained on every labelled
-    row).
+    The validation texts and every label stay out of the vectors' training. The returned vectors are those of
+    the representation extended (n-gram vectors) by the words of both splits, so their index is the embedding
+    matrix's. `valid` may have no rows (a final model trained on every labelled row).
     """
     if train.classes != valid.classes:
         raise ValueError(f"training classes {train.classes} differ from validation classes {valid.classes}.")
