@@ -18,7 +18,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 
 def umask_mode(folder: bool = False) -> int:
@@ -48,6 +48,16 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_file(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
+    """`atomic_write` through a binary file object, for writers that change a path (np.save adds ".npy" to it)."""
+
+    def to_file(tmp: str) -> None:
+        with open(tmp, "wb") as fh:
+            write(fh)
+
+    atomic_write(path, to_file)
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:

@@ -53,7 +53,7 @@ import numpy as np
 import torch
 
 from trainables.data import DataSpec, LabelledData, compose_texts, subset
-from trainables.files import atomic_write, json_text, umask_mode, write_text
+from trainables.files import atomic_write, json_text, umask_mode, write_file, write_text
 from trainables.hparams import HParams, ModelConfig
 from trainables.model import RNNClassifier
 from trainables.prepare import EncodedData, Unlabelled, encode, prepare_with_vectors
@@ -121,11 +121,7 @@ def final_model_from_state(
         state: a dict with "model" (weights) and "epoch".
         data: the EncodedData the state was trained on (its embedding matrix and classes).
         words: the word vectors `data` was encoded with (`prepare_with_vectors` returns them).
-        spec: how the training texts were composed (columns, party prefix).
-        clean: the cleaning settings of `data`.
-        vectors: the vectorizer settings of `data`.
-        training_rows: the labelled rows the weights were trained on.
-        history: the per-epoch metrics, kept as provenance.
+        spec, clean, vectors, training_rows, history: FinalModel's fields, as `data` was made and trained.
 
     Raises:
         ValueError: the state's weights do not fit the network `hp` and `data` describe.
@@ -261,20 +257,10 @@ def save_model(folder: str | Path, model: FinalModel, provenance: dict[str, Any]
             weights = {k: v for k, v in weights.items() if k != EMBEDDING}
         atomic_write(tmp / WEIGHTS_FILE, lambda p: torch.save(weights, p))
         write_text(tmp / VOCAB_FILE, "".join(w + "\n" for w in model.words.vocab))
-
-        def save_vectors(p: str) -> None:
-            with open(p, "wb") as fh:  # a file object: np.save would add ".npy" to a path
-                np.save(fh, _half(model.words.vectors), allow_pickle=False)
-
-        atomic_write(tmp / VECTORS_FILE, save_vectors)
-        if model.words.ngrams is not None:
-            g = model.words.ngrams
-
-            def save_ngrams(p: str) -> None:
-                with open(p, "wb") as fh:
-                    np.savez(fh, settings=np.array([g.min_n, g.max_n, g.buckets]), ids=g.ids, vectors=_half(g.vectors))
-
-            atomic_write(tmp / NGRAMS_FILE, save_ngrams)
+        write_file(tmp / VECTORS_FILE, lambda fh: np.save(fh, _half(model.words.vectors), allow_pickle=False))
+        if (g := model.words.ngrams) is not None:
+            arrays = {"settings": np.array([g.min_n, g.max_n, g.buckets]), "ids": g.ids, "vectors": _half(g.vectors)}
+            write_file(tmp / NGRAMS_FILE, lambda fh: np.savez(fh, **arrays))
         if folder.exists() or folder.is_symlink():
             old = folder.with_name(f".{folder.name}.old-{uuid.uuid4().hex[:8]}")
             os.rename(folder, old)
@@ -307,18 +293,13 @@ def load_info(folder: str | Path) -> dict[str, Any]:
         ModelError: no model folder there, an unreadable model.json, or another format version.
     """
     folder = Path(folder)
+    fix = f"the folder a study saved its model in (results/<name>/{MODEL_FOLDER}) or that `save_model` wrote."
     if not folder.is_dir():
         what = "does not exist" if not folder.exists() else "is not a folder"
-        raise ModelError(
-            f"Model folder {folder} {what}; give the folder a study saved its model in "
-            f"(results/<name>/{MODEL_FOLDER}) or that `save_model` wrote."
-        )
+        raise ModelError(f"Model folder {folder} {what}; give {fix}")
     path = folder / CONFIG_FILE
     if not path.is_file():
-        raise ModelError(
-            f"{folder} is not a model folder: it has no {CONFIG_FILE}. Give the folder a study saved its model "
-            f"in (results/<name>/{MODEL_FOLDER}) or that `save_model` wrote."
-        )
+        raise ModelError(f"{folder} is not a model folder: it has no {CONFIG_FILE}. Give {fix}")
     try:
         info = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:

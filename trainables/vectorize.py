@@ -29,7 +29,7 @@ import numpy as np
 
 from trainables.cache import in_use, written
 from trainables.corpus import TokenCorpus
-from trainables.files import atomic_write
+from trainables.files import write_file
 from trainables.settings import setting
 
 log = logging.getLogger(__name__)
@@ -42,13 +42,7 @@ TRAINED_SIZE = 300  # the dimension of vectors trained here, unless a setting sa
 FT_PASSES = 0.5  # FastText's share of Word2Vec's automatic passes (benchmarks/representations.py)
 
 # Representation settings a search space may search: parameter name -> VectorConfig field.
-SEARCHED = {
-    "vectorizer": "kind",
-    "vector_size": "vector_size",
-    "window": "window",
-    "sg": "sg",
-    "min_count": "min_count",
-}
+SEARCHED = {"vectorizer": "kind"} | {name: name for name in ("vector_size", "window", "sg", "min_count")}
 
 
 @dataclass(frozen=True)
@@ -101,9 +95,8 @@ class VectorConfig:
         if self.kind not in KINDS:
             raise ValueError(f"`vectorizer` must be one of {KINDS}, but got {self.kind!r}.")
         for f in fields(self):  # messages name the setting (window: w2v_window)
-            if f.name in ("window", "min_count", "max_len", "min_n"):
-                if getattr(self, f.name) < 1:
-                    raise ValueError(f"`{f.metadata['name'] or f.name}` must be >= 1, but got {getattr(self, f.name)}.")
+            if f.name in ("window", "min_count", "max_len", "min_n") and getattr(self, f.name) < 1:
+                raise ValueError(f"`{f.metadata['name'] or f.name}` must be >= 1, but got {getattr(self, f.name)}.")
         if self.max_n < self.min_n:
             raise ValueError(f"`ft_max_n` must be >= `ft_min_n` ({self.min_n}), but got {self.max_n}.")
 
@@ -128,8 +121,7 @@ def representation_key(params: dict[str, Any]) -> str:
 
 def with_params(cfg: VectorConfig, params: dict[str, Any]) -> VectorConfig:
     """`cfg` with the searched representation settings among `params` (other keys are ignored)."""
-    rep, _ = split_params(params)
-    return replace(cfg, **{SEARCHED[k]: v for k, v in rep.items()})
+    return replace(cfg, **{SEARCHED[k]: v for k, v in params.items() if k in SEARCHED})
 
 
 @dataclass(frozen=True, eq=False)
@@ -225,8 +217,7 @@ def corpus_fingerprint(corpus: Sequence[Sequence[str]], cfg: VectorConfig, extra
     if cfg.kind == "fasttext":
         h.update(f"buckets=sized-2x-{FT_MAX_BUCKETS},passes={FT_PASSES}".encode())
     for tokens in corpus:
-        h.update("\x1f".join(tokens).encode())
-        h.update(b"\x1e")
+        h.update("\x1f".join(tokens).encode() + b"\x1e")
     if extra is not None:
         h.update(f"extra={extra.key}".encode())
     return h.hexdigest()[:20]
@@ -260,20 +251,14 @@ def _load_cached(path: Path) -> WordVectors | None:
 def save_vectors_npz(path: Path, wv: WordVectors) -> None:
     """Write `wv` (with its n-gram vectors) as one .npz file, atomically."""
     arrays: dict[str, np.ndarray] = {"vocab": np.array(wv.vocab, dtype=str), "vectors": wv.vectors}
-    if wv.ngrams is not None:
-        g = wv.ngrams
+    if (g := wv.ngrams) is not None:
         arrays |= {
             "ngram_settings": np.array([g.min_n, g.max_n, g.buckets]),
             "ngram_ids": g.ids,
             "ngram_vectors": g.vectors,
         }
-
-    def save(tmp: str) -> None:
-        with open(tmp, "wb") as fh:  # a file object: np.savez would add ".npz" to a path
-            np.savez(fh, **arrays)
-
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, save)
+    write_file(path, lambda fh: np.savez(fh, **arrays))
 
 
 def train_vectors(
