@@ -61,17 +61,10 @@ def choose_c(x, labels: np.ndarray, inner: Sequence[tuple[np.ndarray, np.ndarray
     from sklearn.metrics import f1_score
 
     def score(c: float) -> float:
-        return float(
-            np.mean(
-                [
-                    f1_score(labels[v], _classifier(c, seed).fit(x[t], labels[t]).predict(x[v]), average="macro")
-                    for t, v in inner
-                ]
-            )
-        )
+        predicted = [(labels[v], _classifier(c, seed).fit(x[t], labels[t]).predict(x[v])) for t, v in inner]
+        return float(np.mean([f1_score(y, p, average="macro") for y, p in predicted]))
 
-    scores = [score(c) for c in CS]
-    return CS[int(np.argmax(scores))]
+    return CS[int(np.argmax([score(c) for c in CS]))]
 
 
 def baseline_proba(

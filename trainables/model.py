@@ -70,15 +70,14 @@ class RNNClassifier(nn.Module):
         for i, rnn in enumerate(self.layers):
             if i > 0:
                 h = self.drop(h)
-            inp = h
             if packed:
                 seq = pack_padded_sequence(h, lengths, batch_first=True, enforce_sorted=False)
                 out, state = rnn(seq)
                 out, _ = pad_packed_sequence(out, batch_first=True, total_length=T)  # (B, T, D), 0 on padding
             else:
                 out, state = rnn(h)  # (B, T, D)
-            if self.cfg.skip and inp.shape[-1] == out.shape[-1]:
-                out = out + inp  # padding stays 0: both terms are 0 there after the first layer
+            if self.cfg.skip and h.shape[-1] == out.shape[-1]:
+                out = out + h  # padding stays 0: both terms are 0 there after the first layer
             h = out
         h_n = state[0] if isinstance(state, tuple) else state  # (layers*dirs=dirs, B, H) of the last layer
         query = torch.cat(list(h_n), dim=-1)  # (B, D): forward final state, backward state at t=0

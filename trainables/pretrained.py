@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,12 +65,6 @@ def file_format(path: Path) -> str:
     return "word2vec-binary" if suffix == ".bin" else "word2vec-text"
 
 
-def _count_text_rows(path: Path) -> int:
-    """Non-empty lines after the header of a text file."""
-    with open(path, "rb") as fh:
-        return sum(1 for line in fh if line.strip()) - 1
-
-
 def read_vectors_file(path: str | Path, vector_size: int = 0) -> VectorsFile:
     """Read a vectors file and check it: its format, its header, its dimension and its numbers.
 
@@ -104,7 +99,8 @@ def read_vectors_file(path: str | Path, vector_size: int = 0) -> VectorsFile:
             "A truncated download or a file of another format gives this error; fetch or convert the file again."
         ) from None
     if fmt == "word2vec-text":
-        rows = _count_text_rows(p)
+        with open(p, "rb") as fh:
+            rows = sum(1 for line in fh if line.strip()) - 1  # non-empty lines after the header
         if rows != len(keyed.index_to_key):
             raise VectorsError(
                 f"Vectors file {p}: its header says {len(keyed.index_to_key)} words, but the file has {rows} "
@@ -166,26 +162,11 @@ def coverage(table: WordVectors, tokens: Sequence[Sequence[str]]) -> dict[str, f
 
     `*_found` counts whole words in the file; `*_with_ngrams` also words that get n-gram vectors (fastText .bin).
     """
-    from collections import Counter
-
     counts = Counter(w for t in tokens for w in t)
-    known = set(table.vocab)
-    with_ngrams = set(table.extended([list(counts)]).vocab)
     n_tokens, n_types = sum(counts.values()), len(counts)
-
-    def share(words: set[str]) -> tuple[float, float]:
-        found = [w for w in counts if w in words]
-        return (sum(counts[w] for w in found) / n_tokens if n_tokens else 0.0), (
-            len(found) / n_types if n_types else 0.0
-        )
-
-    tokens_found, types_found = share(known)
-    tokens_ng, types_ng = share(with_ngrams)
-    return {
-        "tokens": n_tokens,
-        "types": n_types,
-        "tokens_found": tokens_found,
-        "types_found": types_found,
-        "tokens_with_ngrams": tokens_ng,
-        "types_with_ngrams": types_ng,
-    }
+    out: dict[str, float | int] = {"tokens": n_tokens, "types": n_types}
+    for name, words in (("found", set(table.vocab)), ("with_ngrams", set(table.extended([list(counts)]).vocab))):
+        found = [w for w in counts if w in words]  # none when there are no tokens
+        out[f"tokens_{name}"] = sum(counts[w] for w in found) / max(n_tokens, 1)
+        out[f"types_{name}"] = len(found) / max(n_types, 1)
+    return out

@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 
 from trainables.hparams import HParams
-from trainables.metrics import METRIC, classification_metrics, log_loss
+from trainables.metrics import classification_metrics, log_loss
 from trainables.model import RNNClassifier
 from trainables.prepare import EncodedData
 
@@ -181,14 +181,13 @@ def train_step(
 def clip_gradients(parameters: list[nn.Parameter], max_norm: float) -> None:
     """Scale the gradients so that their joint L2 norm is at most `max_norm` (`clip_grad_norm_`'s rule), sparse
     gradients (tuned word vectors) included; with dense gradients only, `clip_grad_norm_` itself."""
-    grads = [p.grad for p in parameters if p.grad is not None]
-    if not any(g.is_sparse for g in grads):
-        nn.utils.clip_grad_norm_(parameters, max_norm)
-        return
     for p in parameters:
         if p.grad is not None and p.grad.is_sparse:
             p.grad = p.grad.coalesce()  # one value per row, so the norm counts each row once
     grads = [p.grad for p in parameters if p.grad is not None]
+    if not any(g.is_sparse for g in grads):
+        nn.utils.clip_grad_norm_(parameters, max_norm)
+        return
     total = torch.sqrt(sum((g.values() if g.is_sparse else g).pow(2).sum() for g in grads))
     scale = torch.clamp(max_norm / (total + 1e-6), max=1.0)
     for g in grads:
@@ -325,13 +324,9 @@ def fit(
                 f"training loss became {train_loss} in epoch {epoch} (lr={hp.lr}, clip={hp.clip}); "
                 "lower `lr`" + (" or set `clip` > 0." if hp.clip == 0 else ".")
             )
-        train_f1 = classification_metrics(y_tr.numpy(), np.eye(len(data.classes))[train_pred.numpy()], "train_")
-        metrics = {
-            "epoch": epoch,
-            "train_loss": train_loss,
-            "train_macro_f1": train_f1["train_macro_f1"],
-            "train_accuracy": train_f1["train_accuracy"],
-        }
+        train = classification_metrics(y_tr.numpy(), np.eye(len(data.classes))[train_pred.numpy()], "train_")
+        metrics = {"epoch": epoch, "train_loss": train_loss}
+        metrics.update((k, train[k]) for k in ("train_macro_f1", "train_accuracy"))
         val_probs = np.empty((0, len(data.classes)), np.float32)
         if len(data.y_valid):  # a final model trained on every labelled row has no validation rows
             val_probs = predict(x_va, l_va)
@@ -428,6 +423,3 @@ def _full_optimizer_state(state: dict[str, Any], model: RNNClassifier) -> dict[s
         moments[name] = full
     sparse = {**sparse, "state": {0: {**sparse["state"].get(0, {}), **moments}}}
     return {**saved, "optimizers": [*saved["optimizers"][:-1], sparse]}
-
-
-__all__ = ["METRIC", "EpochReport", "HParams", "NonFiniteLossError", "fit", "build_model", "predict_proba"]

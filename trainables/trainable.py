@@ -97,7 +97,6 @@ def train_sentiment(config: dict[str, Any], data: EncodedData | None, fixed: dic
     def report(r: EpochReport) -> None:
         metrics = {**r.metrics, "node_id": node_id}
         history.append(metrics)
-        epoch = r.metrics["epoch"]
         with tempfile.TemporaryDirectory() as d:
             torch.save(r.state(), Path(d) / STATE_FILE)
             np.save(Path(d) / PROBS_FILE, r.val_probs.astype(np.float32))
@@ -105,7 +104,7 @@ def train_sentiment(config: dict[str, Any], data: EncodedData | None, fixed: dic
             # result loses the epoch from result.json, not from the study's records
             (Path(d) / HISTORY_FILE).write_text(json.dumps(history))
             written = sum(p.stat().st_size for p in Path(d).iterdir())
-            score = metrics[METRIC] - 1e-9 * epoch
+            score = metrics[METRIC] - 1e-9 * metrics["epoch"]
             report = {**metrics, CHECKPOINT_BYTES: written, CHECKPOINT_SCORE: score}
             tune.report(report, checkpoint=tune.Checkpoint.from_directory(d))
 
