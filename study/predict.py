@@ -15,6 +15,7 @@ Exit codes: 0 done, 2 bad input or settings (nothing written), 130 interrupted (
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import sys
 import time
@@ -23,9 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+import torch
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
@@ -131,25 +132,19 @@ def output_columns(classes: tuple[str, ...], id_columns: tuple[str, ...]) -> lis
 def _writer(out: Path, columns: list[str], n_ids: int) -> tuple[Callable[[str], object], Callable]:
     """(open(tmp) -> handle, write(handle, frame, first)) for the output's format."""
     if out.suffix.lower() == ".csv":
-
-        def open_csv(tmp: str):
-            return open(tmp, "w", encoding="utf-8", newline="")
-
-        def write_csv(fh, frame: pd.DataFrame, first: bool) -> None:
-            frame.to_csv(fh, header=first, index=False, lineterminator="\n")
-
-        return open_csv, write_csv
+        return (
+            lambda tmp: open(tmp, "w", encoding="utf-8", newline=""),
+            lambda fh, frame, first: frame.to_csv(fh, header=first, index=False, lineterminator="\n"),
+        )
     schema = pa.schema(
         [(c, pa.string()) for c in columns[: n_ids + 1]] + [(c, pa.float32()) for c in columns[n_ids + 1 :]]
     )
-
-    def open_parquet(tmp: str):
-        return pq.ParquetWriter(tmp, schema)
-
-    def write_parquet(writer, frame: pd.DataFrame, first: bool) -> None:
-        writer.write_table(pa.Table.from_pandas(frame, schema=schema, preserve_index=False))
-
-    return open_parquet, write_parquet
+    return (
+        lambda tmp: pq.ParquetWriter(tmp, schema),
+        lambda writer, frame, first: writer.write_table(
+            pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
+        ),
+    )
 
 
 def predict_file(
@@ -248,13 +243,6 @@ def _reader_spec(model: LoadedModel, text_column: str | None, party_column: str 
         raise ConfigError(str(e)) from None
 
 
-def _check_device(device: str) -> None:
-    import torch
-
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("`--device` is 'cuda', but no CUDA device is available here; use auto or cpu.")
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
 
@@ -265,7 +253,8 @@ def main(argv: list[str] | None = None) -> int:
         folder = resolve_model_folder(args.study, args.model)
         input_path, out = Path(args.input), Path(args.out)
         check_output(out, input_path, args.overwrite)
-        _check_device(args.device)
+        if args.device == "cuda" and not torch.cuda.is_available():
+            raise ConfigError("`--device` is 'cuda', but no CUDA device is available here; use auto or cpu.")
         model = load_model(folder, device=args.device)
         id_columns = tuple(c.strip() for c in args.id_columns.split(",") if c.strip())
         output_columns(model.classes, id_columns)
@@ -276,11 +265,6 @@ def main(argv: list[str] | None = None) -> int:
         t = summary.clock()
         first = next(chunks)  # the file and its columns are checked here, before the output is opened
         summary.timed("read", t)
-
-        def all_chunks() -> Iterator[TextChunk]:
-            yield first
-            yield from chunks
-
         total = input_path.stat().st_size
         columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn())
         with Progress(*columns, console=console, transient=True) as progress:
@@ -289,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
             def advance(chunk: TextChunk, summary: Summary) -> None:
                 progress.update(task, completed=chunk.bytes_read, description=f"{summary.rows:,} rows")
 
-            predict_file(model, all_chunks(), out, id_columns, args.batch_size, advance, summary)
+            predict_file(model, itertools.chain([first], chunks), out, id_columns, args.batch_size, advance, summary)
         stages = ", ".join(f"{s} {summary.seconds[s]:.1f}" for s in STAGES)
         where = f"[bold]{escape(str(out))}[/] on {model.device}"
         console.print(f"Wrote {summary.rows:,} rows to {where} (seconds: {stages}).", soft_wrap=True)
