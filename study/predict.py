@@ -265,10 +265,9 @@ def main(argv: list[str] | None = None) -> int:
         t = summary.clock()
         first = next(chunks)  # the file and its columns are checked here, before the output is opened
         summary.timed("read", t)
-        total = input_path.stat().st_size
         columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn())
         with Progress(*columns, console=console, transient=True) as progress:
-            task = progress.add_task(f"Labelling {input_path.name}", total=total)
+            task = progress.add_task(f"Labelling {input_path.name}", total=input_path.stat().st_size)
 
             def advance(chunk: TextChunk, summary: Summary) -> None:
                 progress.update(task, completed=chunk.bytes_read, description=f"{summary.rows:,} rows")

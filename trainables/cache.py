@@ -141,11 +141,9 @@ def _open_lock(path: Path, flags: int) -> IO | None:
         except BlockingIOError:
             fh.close()
             return None
-        try:
+        with contextlib.suppress(FileNotFoundError):  # removed with its entry while this process waited for it
             if os.fstat(fh.fileno()).st_ino == os.stat(lock).st_ino:
                 return fh
-        except FileNotFoundError:  # removed with its entry while this process waited for it
-            pass
         fh.close()
 
 
@@ -158,11 +156,9 @@ def in_use(path: str | Path) -> Iterator[None]:
     """
     path, fh = Path(path), None
     if managed(path) is not None:
-        try:
+        with contextlib.suppress(OSError):  # a cache folder this process may read but not write: nothing to hold
             path.parent.mkdir(parents=True, exist_ok=True)
             fh = _open_lock(path, fcntl.LOCK_SH)
-        except OSError:  # a cache folder this process may read but not write: nothing to hold
-            pass
     if fh is None:
         yield
         return

@@ -38,8 +38,7 @@ class RNNClassifier(nn.Module):
         )
         self.drop = nn.Dropout(cfg.dropout)
         self.token_drop = nn.Dropout(cfg.embedding_dropout)  # applied to a (B, T, 1) mask of ones
-        head_in = cfg.out_size * (2 if cfg.attention else 1)
-        self.head = nn.Linear(head_in, cfg.num_classes)
+        self.head = nn.Linear(cfg.out_size * (2 if cfg.attention else 1), cfg.num_classes)
 
     def forward(
         self, x: torch.Tensor, lengths: torch.Tensor, extra_embeddings: torch.Tensor | None = None
@@ -55,14 +54,13 @@ class RNNClassifier(nn.Module):
         Returns:
             logits (B, C) and attention weights (B, T) (None without attention); weights are 0 on padding.
         """
-        if self.embedding is not None:
-            if extra_embeddings is None:
-                h = self.embedding(x)  # (B, T, E)
-            else:
-                weight = torch.cat([self.embedding.weight, extra_embeddings.to(self.embedding.weight)])  # (V+K, E)
-                h = nn.functional.embedding(x, weight, padding_idx=0)  # (B, T, E)
-        else:
+        if self.embedding is None:
             h = x.unsqueeze(-1) if x.dim() == 2 else x  # (B, T, F)
+        elif extra_embeddings is None:
+            h = self.embedding(x)  # (B, T, E)
+        else:
+            weight = torch.cat([self.embedding.weight, extra_embeddings.to(self.embedding.weight)])  # (V+K, E)
+            h = nn.functional.embedding(x, weight, padding_idx=0)  # (B, T, E)
         if self.training and self.cfg.embedding_dropout > 0:
             h = h * self.token_drop(h.new_ones(h.shape[0], h.shape[1], 1))  # (B, T, E), whole timesteps zeroed
         T = h.shape[1]

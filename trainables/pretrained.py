@@ -59,10 +59,7 @@ def file_format(path: Path) -> str:
         head = fh.read(4)
     if len(head) == 4 and struct.unpack("<i", head)[0] == FASTTEXT_MAGIC:
         return "fasttext-bin"
-    suffix = path.suffix.lower()
-    if suffix == ".kv":
-        return "gensim-kv"
-    return "word2vec-binary" if suffix == ".bin" else "word2vec-text"
+    return {".kv": "gensim-kv", ".bin": "word2vec-binary"}.get(path.suffix.lower(), "word2vec-text")
 
 
 def read_vectors_file(path: str | Path, vector_size: int = 0) -> VectorsFile:

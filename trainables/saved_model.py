@@ -177,14 +177,9 @@ def train_final_model(
     hp = replace(hp, max_epochs=epochs)
     no_rows = subset(labelled, np.zeros(0, dtype=np.int64))
     data, words = prepare_with_vectors(labelled, no_rows, unlabelled, clean, vectors, cache_dir)
-    last: dict[str, Any] = {}
-
-    def keep_last(r: EpochReport) -> None:
-        if r.metrics["epoch"] == epochs:
-            last["state"] = r.state()
-
-    history = fit(hp, data, keep_last)
-    return final_model_from_state(hp, last["state"], data, words, spec, clean, vectors, len(labelled), history)
+    reports: list[EpochReport] = []
+    history = fit(hp, data, reports.append)  # nothing changes the model after the last report
+    return final_model_from_state(hp, reports[-1].state(), data, words, spec, clean, vectors, len(labelled), history)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -332,10 +327,9 @@ def load_model(path: str | Path, device: str = "cpu") -> LoadedModel:
     info = load_info(folder)
     target = resolve_device(device)
     try:
-        spec_values = dict(info["texts"])
-        spec_values["label_map"] = tuple(tuple(pair) for pair in spec_values.get("label_map", ()))
-        cleaning = dict(info["cleaning"])
-        cleaning["stopword_languages"] = tuple(cleaning.get("stopword_languages", ()))
+        texts, cleaning = info["texts"], info["cleaning"]
+        spec = DataSpec(**{**texts, "label_map": tuple(tuple(pair) for pair in texts.get("label_map", ()))})
+        clean = CleanConfig(**{**cleaning, "stopword_languages": tuple(cleaning.get("stopword_languages", ()))})
         vocab = tuple((folder / VOCAB_FILE).read_text(encoding="utf-8").split("\n")[:-1])
         vectors = np.load(folder / VECTORS_FILE, allow_pickle=False)
         if vectors.ndim != 2 or len(vectors) != len(vocab):
@@ -355,8 +349,8 @@ def load_model(path: str | Path, device: str = "cpu") -> LoadedModel:
         loaded = LoadedModel(
             network=network.to(target).eval(),
             classes=tuple(info["classes"]),
-            spec=DataSpec(**spec_values),
-            clean=CleanConfig(**cleaning),
+            spec=spec,
+            clean=clean,
             vectors=VectorConfig(**info["vectorizer"]),
             words=words,
             hp=HParams.from_dict(info["hparams"]),

@@ -12,6 +12,7 @@ driver's choice (study/search/checkpoints.py).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -55,10 +56,8 @@ def release_freed_memory() -> None:
     one trial and 478 MB after 60, against 438-439 MB throughout with the trim (benchmarks/worker_memory.py,
     oneDNN's cache off in both).
     """
-    try:
+    with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
 
 ONEDNN_CACHE_VARIABLE = "ONEDNN_PRIMITIVE_CACHE_CAPACITY"

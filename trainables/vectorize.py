@@ -176,11 +176,9 @@ class WordVectors:
         new: dict[str, np.ndarray] = {}
         for tokens in corpus:
             for w in tokens:
-                if w not in known and w not in new:
-                    v = self.ngrams.vector(w)
-                    if v is None:
-                        known.add(w)  # no kept n-gram: unknown, and not looked at again
-                    else:
+                if w not in known:
+                    known.add(w)  # each word is looked at once; one with no kept n-gram stays unknown
+                    if (v := self.ngrams.vector(w)) is not None:
                         new[w] = v
         if not new:
             return self
