@@ -134,8 +134,7 @@ def load_dataset(s: DataSettings, cache_dir: Path | None = None) -> Dataset:
     unlabelled, vectors = Unlabelled(corpus), None
     if s.vector_config.pretrained:
         unlabelled, vectors = _pretrained(s.vector_config, clean, train, valid, unlabelled)
-    paths = (str(train_path), unlabelled_paths)
-    return Dataset(train, valid, test, unlabelled, spec, *paths, demo, vectors, accounting)
+    return Dataset(train, valid, test, unlabelled, spec, str(train_path), unlabelled_paths, demo, vectors, accounting)
 
 
 def account(
@@ -165,16 +164,11 @@ def account(
         for part, data in files.items()
     ]
     for r in read:
-        if r["dropped_unmapped"] or r["dropped_empty"]:
+        if dropped := r["dropped_unmapped"] + r["dropped_empty"]:
             log.info(
-                "Data file %s: %d rows read, %d dropped (%d with a label outside the label map, %d with an empty "
-                "text), %d kept",
-                r["path"],
-                r["rows_read"],
-                r["dropped_unmapped"] + r["dropped_empty"],
-                r["dropped_unmapped"],
-                r["dropped_empty"],
-                r["rows_kept"],
+                "Data file %(path)s: %(rows_read)d rows read, %(dropped)d dropped (%(dropped_unmapped)d with a label "
+                "outside the label map, %(dropped_empty)d with an empty text), %(rows_kept)d kept",
+                r | {"dropped": dropped},
             )
     parts = {"train": train, "valid": valid, **({"test": test} if test is not None else {})}
     texts = {name: [" ".join(t) for t in clean_corpus(d.texts, clean)] for name, d in parts.items()}
