@@ -112,9 +112,8 @@ def read_texts(path: str | Path, spec: DataSpec) -> Iterator[list[str]]:
         spec = replace(spec, prepend_party=False)
     try:
         for chunk in read_text_chunks(path, spec, chunk_size=CHUNK_ROWS):
-            keep = [i for i, t in enumerate(chunk.texts) if t.strip()]  # as `read_unlabelled`: before the prefix
-            parties = [chunk.parties[i] for i in keep] if chunk.parties is not None else None
-            yield compose_texts([chunk.texts[i] for i in keep], parties)
+            composed = compose_texts(chunk.texts, chunk.parties)  # kept as `read_unlabelled` keeps them: by the text
+            yield [c for c, text in zip(composed, chunk.texts, strict=True) if text.strip()]
     except DataError as e:
         raise DataError(str(e).replace("`--text-column`", "`--unlabelled-text-column`")) from None
 
