@@ -341,9 +341,9 @@ def read_labelled(
     keep &= ~empty
 
     given = classes is not None
-    if classes is None:
-        classes = map_classes if map_classes is not None else tuple(sorted(set(labels_str[keep])))
     present = sorted(set(labels_str[keep]))
+    if not given:
+        classes = map_classes if map_classes is not None else tuple(present)
     dropped = int((~keep).sum())
     if not keep.any() or (len(present) < 2 and not given):
         raise DataError(
