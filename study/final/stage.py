@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from study.final.cv import SUMMARY_METRICS, score_fold
 from study.final.summary import BASELINE_NAMES, CV, TEST, Candidate, headline, summarise_final, summarise_test
 from study.results import BEST_METRIC, FINAL_FILE, FINAL_SCHEMA, PARAM_TYPES, ResultsError, read_table, write_table
 from trainables.baseline import BASELINES, INNER_FOLDS, baseline_proba
@@ -59,11 +60,17 @@ def candidates(trials: pd.DataFrame, top: int, score: str, param_names: Sequence
     return out
 
 
-_SCORES = ("macro_f1", "auc", "accuracy")
+def _held_out_scores(labels: np.ndarray, probs: np.ndarray) -> dict[str, Any]:
+    """A model's scores from its (N, C) probabilities on `labels`' rows."""
+    metrics = classification_metrics(labels, probs)
+    scores = {k: float(metrics[f"val_{k}"]) for k in SUMMARY_METRICS}
+    return {**scores, "loss": log_loss(labels, probs), "n_held_out": len(labels)}
 
 
-def _scores(metrics: dict[str, Any], prefix: str = "val_") -> dict[str, float]:
-    return {k: float(metrics[f"{prefix}{k}"]) for k in _SCORES}
+def _ran(started: float) -> dict[str, Any]:
+    """When and where a piece of work that began at `started` and has just ended ran."""
+    finished = time.time()
+    return {"started_at": started, "finished_at": finished, "time_s": finished - started, "hostname": platform.node()}
 
 
 def _row(candidate: str, kind: str, rank: int | None, split: str, fold: int, **values: Any) -> dict[str, Any]:
@@ -79,20 +86,10 @@ def _timed(work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
 
     started = time.time()
     try:
-        values = work()
-        error = None
+        values, error = work(), None
     except (ValueError, RuntimeError) as e:  # a NaN loss or a bad configuration: that fold only
         values, error = {}, f"{type(e).__name__}: {e}"[:2000]
-    finished = time.time()
-    return {
-        **values,
-        "started_at": started,
-        "finished_at": finished,
-        "time_s": finished - started,
-        "hostname": platform.node(),
-        "node_id": ray.get_runtime_context().get_node_id(),
-        "error": error,
-    }
+    return {**values, **_ran(started), "node_id": ray.get_runtime_context().get_node_id(), "error": error}
 
 
 def encode_fold_task(train, held_out, unlabelled, clean, vectors, cache_dir):
@@ -104,7 +101,6 @@ def encode_fold_task(train, held_out, unlabelled, clean, vectors, cache_dir):
 
 def fit_fold_task(hp, data, fold) -> dict[str, Any]:
     """`cv.score_fold` on one fold's data: the epoch chosen on its inner split, the held-out fold scored there."""
-    from study.final.cv import score_fold
     from trainables.trainable import no_kernel_cache_per_shape
 
     no_kernel_cache_per_shape()
@@ -113,7 +109,7 @@ def fit_fold_task(hp, data, fold) -> dict[str, Any]:
         s = score_fold(hp, data, fold)
         keep = ("best_epoch", "epochs", "curve", "inner_curve", "held_out_best_macro_f1", "n_train", "n_held_out")
         # `best` and `last` (the held-out metrics, per class too) reach `on_row` (study.evaluate), not the files
-        return {**{k: s["best"][k] for k in (*_SCORES, "loss")}, **{k: s[k] for k in (*keep, "best", "last")}}
+        return {**{k: s["best"][k] for k in (*SUMMARY_METRICS, "loss")}, **{k: s[k] for k in (*keep, "best", "last")}}
 
     return _timed(work)
 
@@ -123,13 +119,7 @@ def baseline_task(kind, train_texts, train_labels, test_texts, test_labels, n_cl
 
     def work() -> dict[str, Any]:
         probs, c = baseline_proba(kind, train_texts, train_labels, test_texts, n_classes, seed, inner)
-        return {
-            **_scores(classification_metrics(test_labels, probs)),
-            "loss": log_loss(test_labels, probs),
-            "c": c,
-            "n_train": len(train_labels),
-            "n_held_out": len(test_labels),
-        }
+        return {**_held_out_scores(test_labels, probs), "c": c, "n_train": len(train_labels)}
 
     return _timed(work)
 
@@ -170,19 +160,15 @@ def run_cv(
 
     from study.resources import Once, TaskWindow, deferred
     from trainables.data import subset, text_groups
-    from trainables.folds import fold_indices, plan_folds
+    from trainables.folds import plan_folds
     from trainables.hparams import HParams
     from trainables.vectorize import representation_key, split_params, with_params
 
     resources = {"num_cpus": plan.cpus, "num_gpus": plan.gpus, "max_retries": plan.max_retries}
     encode = ray.remote(encode_fold_task).options(**resources)
     fit = ray.remote(fit_fold_task).options(**resources)
-    baseline = ray.remote(baseline_task).options(num_cpus=plan.cpus, max_retries=plan.max_retries)
     labelled = data.labelled
-    texts = np.array(labelled.texts, dtype=object)  # the baselines read the raw texts
     groups = text_groups(labelled, data.clean)
-    n_classes = len(labelled.classes)
-    seed = plan.fixed.get("seed", 0)
     unlabelled_ref = ray.put(data.unlabelled)  # once: every encoding task reads the same object
     started, done_count = time.time(), [0]
 
@@ -194,26 +180,17 @@ def run_cv(
     # never more tasks in Ray than the nodes hold: no "infeasible" backlog
     window = TaskWindow(plan.at_once, waiting)
     for fold in plan_folds(labelled.labels, groups, plan.folds, plan.data_seed) if folds is None else folds:
-        k, tr, ho = fold.number, fold.train, fold.held_out
-        todo = [c for c in cands if (c.trial_id, CV, k) not in done]
-        todo_baselines = [b for b in baselines if (b, CV, k) not in done]
-        if todo_baselines:  # the folds of the baselines' inner CV (C's choice), planned with their fold
-            inner = fold_indices(labelled.labels[tr], INNER_FOLDS, plan.data_seed, groups[tr])
+        k, train, held_out = fold.number, subset(labelled, fold.train), subset(labelled, fold.held_out)
         encoded: dict[str, Any] = {}  # representation key -> this fold's EncodedData ref
-        for c in todo:
+        for c in (c for c in cands if (c.trial_id, CV, k) not in done):
             representation, rest = split_params({**plan.fixed, **c.params})
             key = representation_key(representation)
-            if key not in encoded:
-                parts = (subset(labelled, tr), subset(labelled, ho), unlabelled_ref, data.clean)
-                args = (*parts, with_params(data.vectors, representation), data.cache_dir)
-                encoded[key] = Once(encode.remote, *args)  # started with the first fit task that reads it
-            hp = HParams.from_dict(rest)
-            fit_it = deferred(fit.remote, hp, encoded[key], fold)
+            if key not in encoded:  # started with the first fit task that reads it
+                vectors = with_params(data.vectors, representation)
+                encoded[key] = Once(encode.remote, train, held_out, unlabelled_ref, data.clean, vectors, data.cache_dir)
+            fit_it = deferred(fit.remote, HParams.from_dict(rest), encoded[key], fold)
             window.add(fit_it, (c.trial_id, RNN, c.rank, CV, k))
-        if todo_baselines:
-            args = (list(texts[tr]), labelled.labels[tr], list(texts[ho]), labelled.labels[ho], n_classes, seed, inner)
-            for b in todo_baselines:
-                window.add(deferred(baseline.remote, b, *args), (b, b, None, CV, k))
+        _add_baselines(window, plan, baselines, done, (CV, k), train, held_out, groups[fold.train])
     log.info("%d fold tasks for %d candidates and %d baselines", len(window), len(cands), len(baselines))
     try:
         for ref, key in window.finished():
@@ -228,6 +205,25 @@ def run_cv(
     except KeyboardInterrupt:
         window.drop()
         raise
+
+
+def _add_baselines(window, plan: FinalPlan, names, done, where: tuple[str, int], train, held_out, groups) -> None:
+    """Queue each baseline of `names` without a row at `where` (split, fold) in `done`: fitted on `train`, its C
+    chosen by an inner CV of `train` (rows of one of `groups` held out together), and scored on `held_out`."""
+    import ray
+
+    from study.resources import deferred
+    from trainables.folds import fold_indices
+
+    todo = [b for b in names if (b, *where) not in done]
+    if not todo:
+        return
+    task = ray.remote(baseline_task).options(num_cpus=plan.cpus, max_retries=plan.max_retries)  # no GPU
+    inner = fold_indices(train.labels, INNER_FOLDS, plan.data_seed, groups)
+    seed, n_classes = plan.fixed.get("seed", 0), len(train.classes)
+    args = (list(train.texts), train.labels, list(held_out.texts), held_out.labels, n_classes, seed, inner)
+    for b in todo:
+        window.add(deferred(task.remote, b, *args), (b, b, None, *where))
 
 
 def run_final_model(
@@ -251,32 +247,21 @@ def run_final_model(
     from trainables.saved_model import load_model, save_model
     from trainables.vectorize import split_params, with_params
 
-    resources = {"num_cpus": plan.cpus, "num_gpus": plan.gpus, "max_retries": plan.max_retries}
     window = TaskWindow(plan.at_once)  # the test set's baselines; the final model goes ahead of any still queued
     labelled, test = data.labelled, data.test
     if test is not None:
         from trainables.data import text_groups
-        from trainables.folds import fold_indices
 
-        task = ray.remote(baseline_task).options(num_cpus=plan.cpus, max_retries=plan.max_retries)
-        seed = plan.fixed.get("seed", 0)
-        inner = fold_indices(labelled.labels, INNER_FOLDS, plan.data_seed, text_groups(labelled, data.clean))
-        args = (list(labelled.texts), labelled.labels, list(test.texts), test.labels, len(labelled.classes), seed)
-        for b in BASELINES:
-            if (b, TEST, 0) not in done:
-                window.add(deferred(task.remote, b, *args, inner), (b, b, None, TEST, 0))
+        _add_baselines(window, plan, BASELINES, done, (TEST, 0), labelled, test, text_groups(labelled, data.clean))
     if not _saved_for(folder, winner):
         representation, rest = split_params({**plan.fixed, **winner["params"]})
         hp = HParams.from_dict(rest)
+        resources = {"num_cpus": plan.cpus, "num_gpus": plan.gpus, "max_retries": plan.max_retries}
         train = ray.remote(final_model_task).options(**resources)
         winner_data = replace(data, vectors=with_params(data.vectors, representation))
         ref = window.submit(deferred(train.remote, hp, winner_data, winner["epochs"]))
-        log.info(
-            "Final model: trial %s retrained on %d rows for %d epochs",
-            winner["trial_id"],
-            len(labelled),
-            winner["epochs"],
-        )
+        what = (winner["trial_id"], len(labelled), winner["epochs"])
+        log.info("Final model: trial %s retrained on %d rows for %d epochs", *what)
         submitted = time.time()
         while not ray.wait([ref], timeout=10)[0]:  # never silent for long
             log.info("Final model: training for %.0f s", time.time() - submitted)
@@ -285,25 +270,9 @@ def run_final_model(
     if test is not None and (winner["trial_id"], TEST, 0) not in done:
         started = time.time()
         probs = load_model(folder).predict_proba(list(test.texts))
-        finished = time.time()
-        on_row(
-            _row(
-                winner["trial_id"],
-                RNN,
-                winner["rank"],
-                TEST,
-                0,
-                **_scores(classification_metrics(test.labels, probs)),
-                loss=log_loss(test.labels, probs),
-                n_train=len(labelled),
-                n_held_out=len(test),
-                epochs=winner["epochs"],
-                started_at=started,
-                finished_at=finished,
-                time_s=finished - started,
-                hostname=platform.node(),
-            )
-        )
+        ran = _ran(started)
+        row = _row(winner["trial_id"], RNN, winner["rank"], TEST, 0, n_train=len(labelled), epochs=winner["epochs"])
+        on_row({**row, **_held_out_scores(test.labels, probs), **ran})
     for ref, key in window.finished():
         on_row(_row(*key, **ray.get(ref)))
 
@@ -340,10 +309,8 @@ def run_final_stage(
 ) -> dict[str, Any]:
     """Run (or resume) the final stage of a study whose search is complete; returns study.json's `final` block.
 
-    `on_phase` is called with "final-row" each time a row has been written to final.parquet.
-
-    final.parquet is rewritten as each fold task ends, so a stage interrupted by Ctrl-C or a lost driver
-    resumes without redoing a finished fold; the model is saved under `folder/model`.
+    final.parquet is rewritten as each task ends (then `on_phase("final-row")`), so a stage interrupted by Ctrl-C
+    or a lost driver resumes without redoing a finished fold; the model is saved under `folder/model`.
 
     Raises:
         OSError: final.parquet or the model could not be written.
@@ -369,25 +336,16 @@ def run_final_stage(
         what = f"trial {row['candidate']}" if row["kind"] == RNN else BASELINE_NAMES[row["kind"]]
         score = "failed: " + str(row["error"]) if row.get("error") else f"macro-F1 {row['macro_f1']:.4f}"
         if row["split"] == CV:
-            log.info(
-                "Final stage %d/%d: %s, fold %d, %s",
-                sum(r["split"] == CV for r in rows),
-                total,
-                what,
-                row["fold"],
-                score,
-            )
+            n = sum(r["split"] == CV for r in rows)
+            log.info("Final stage %d/%d: %s, fold %d, %s", n, total, what, row["fold"], score)
         else:
             log.info("Test set: %s, %s", what, score)
         on_phase("final-row")
 
+    sizes = (len(cands), len(BASELINES), plan.folds, len(data.labelled), len(done))
     log.info(
         "Final stage: the top %d configurations and %d baselines, %d-fold CV on %d labelled rows (%d done before)",
-        len(cands),
-        len(BASELINES),
-        plan.folds,
-        len(data.labelled),
-        len(done),
+        *sizes,
     )
     run_cv(plan, cands, data, done, on_row)
     block = summarise_final(pd.DataFrame(rows, columns=FINAL_SCHEMA.names), cands, plan.folds)
@@ -403,5 +361,4 @@ def run_final_stage(
 
 def _is_error(row: dict[str, Any]) -> bool:
     """A row whose task failed is run again on resume."""
-    error = row.get("error")
-    return isinstance(error, str) and bool(error)
+    return isinstance(row.get("error"), str) and bool(row["error"])
