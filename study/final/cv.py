@@ -66,7 +66,6 @@ def score_fold(hp: HParams, data: EncodedData, fold: Fold) -> dict[str, Any]:
     neither the training nor the chosen epoch.
 
     Args:
-        hp: the hyperparameters.
         data: the fold encoded: its training part (inner split included) and its held-out part as validation.
         fold: the fold, for its inner split.
 
@@ -90,11 +89,10 @@ def score_fold(hp: HParams, data: EncodedData, fold: Fold) -> dict[str, Any]:
     held_out_probs: list[np.ndarray] = []  # (N_held, C) per epoch
     history = fit(hp, inner, lambda r: held_out_probs.append(r.predict(data.x_valid, data.len_valid)))
     chosen = max(history, key=lambda r: (r[METRIC], -r["epoch"]))  # the earliest of equal inner scores
-    scored = []
-    for probs in held_out_probs:
-        scored.append(
-            {"val_loss": log_loss(data.y_valid, probs), **classification_metrics(data.y_valid, probs, "val_")}
-        )
+    scored = [
+        {"val_loss": log_loss(data.y_valid, probs), **classification_metrics(data.y_valid, probs, "val_")}
+        for probs in held_out_probs
+    ]
     curve = [float(s[METRIC]) for s in scored]
     return {
         "best_epoch": int(chosen["epoch"]),

@@ -56,23 +56,20 @@ def _corrected_t(values: np.ndarray, folds: int, level: float) -> tuple[float, f
     return mean, half, p, std
 
 
-def cv_estimate(
-    scores: Sequence[float], folds: int, level: float = LEVEL, bounds: tuple[float, float] = (0.0, 1.0)
-) -> Estimate:
-    """The mean of k-fold scores with its corrected interval, cut to the metric's range.
+def cv_estimate(scores: Sequence[float], folds: int, level: float = LEVEL) -> Estimate:
+    """The mean of k-fold scores with its corrected interval, cut to [0, 1] (where macro-F1, AUC and accuracy lie).
 
     Args:
         scores: one score per fold (and repeat); NaN scores are left out.
         folds: K of the K-fold split the scores come from.
         level: the interval's coverage.
-        bounds: the range of the metric (macro-F1, AUC and accuracy lie in [0, 1]).
     """
     a = np.asarray(scores, dtype=float)
     a = a[np.isfinite(a)]
     if len(a) == 0:
         return Estimate(math.nan, math.nan, math.nan, math.nan, 0, level)
     mean, half, _, std = _corrected_t(a, folds, level)
-    return Estimate(mean, std, max(mean - half, bounds[0]), min(mean + half, bounds[1]), len(a), level)
+    return Estimate(mean, std, max(mean - half, 0.0), min(mean + half, 1.0), len(a), level)
 
 
 def paired(a: Sequence[float], b: Sequence[float], folds: int, level: float = LEVEL) -> Paired:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from study.final.cv import SCORED_BY
+from study.final.cv import SCORED_BY, SUMMARY_METRICS
 from study.final.stats import cv_estimate, paired, verdict_line
 from trainables.baseline import BASELINES
 
@@ -45,7 +45,7 @@ def _estimates(rows: pd.DataFrame, folds: int) -> dict[str, dict[str, Any]]:
     out = {}
     for name, g in rows.groupby("candidate", sort=False):
         g = g.sort_values("fold")
-        metrics = ("macro_f1", "auc", "accuracy", "held_out_best_macro_f1")
+        metrics = (*SUMMARY_METRICS, "held_out_best_macro_f1")
         out[str(name)] = {m: vars(cv_estimate(g[m].to_numpy(dtype=float), folds)) for m in metrics} | {
             "folds_done": int(g["error"].isna().sum()),
             "errors": [e for e in g["error"] if e],
@@ -60,24 +60,21 @@ def summarise_final(rows: pd.DataFrame, cands: Sequence[Candidate], folds: int) 
     """
     cv = rows[rows["split"] == CV]
     est = _estimates(cv, folds)
-    table = []
-    for c in cands:
-        e = est.get(c.trial_id)
-        if e is None:
-            continue
-        table.append(
-            {
-                "trial_id": c.trial_id,
-                "rank": c.rank,
-                "search_score": c.search_score,
-                "params": c.params,
-                "cv": e["macro_f1"],
-                "cv_auc": e["auc"],
-                "cv_held_out_epoch": e["held_out_best_macro_f1"],  # the old rule: optimistic
-                "complete": e["folds_done"] == folds,
-                "errors": e["errors"],
-            }
-        )
+    table = [
+        {
+            "trial_id": c.trial_id,
+            "rank": c.rank,
+            "search_score": c.search_score,
+            "params": c.params,
+            "cv": e["macro_f1"],
+            "cv_auc": e["auc"],
+            "cv_held_out_epoch": e["held_out_best_macro_f1"],  # the old rule: optimistic
+            "complete": e["folds_done"] == folds,
+            "errors": e["errors"],
+        }
+        for c in cands
+        if (e := est.get(c.trial_id)) is not None
+    ]
     eligible = [t for t in table if t["complete"] and math.isfinite(t["cv"]["mean"])]
     winner = max(eligible, key=lambda t: (t["cv"]["mean"], -t["rank"])) if eligible else None
     baselines = {b: est[b] for b in BASELINES if b in est}
@@ -103,17 +100,13 @@ def summarise_final(rows: pd.DataFrame, cands: Sequence[Candidate], folds: int) 
     if better is not None:
         theirs = cv[cv["candidate"] == better].sort_values("fold")
         shared = sorted(set(mine["fold"]) & set(theirs["fold"]))
+        names = (f"trial {winner['trial_id']}", BASELINE_NAMES[better])
         comparison = {}
         for metric in ("macro_f1", "auc"):
             a = mine.set_index("fold").loc[shared, metric].to_numpy(dtype=float)
             b = theirs.set_index("fold").loc[shared, metric].to_numpy(dtype=float)
             result = paired(a, b, folds)
-            comparison[metric] = {
-                **vars(result),
-                "line": verdict_line(
-                    f"trial {winner['trial_id']}", BASELINE_NAMES[better], result, METRIC_NAMES[metric]
-                ),
-            }
+            comparison[metric] = {**vars(result), "line": verdict_line(*names, result, METRIC_NAMES[metric])}
         block["comparison"] = comparison
     return block
 
@@ -123,7 +116,7 @@ def summarise_test(rows: pd.DataFrame, winner: dict[str, Any] | None) -> dict[st
     test = rows[rows["split"] == TEST]
     if not len(test):
         return None
-    by = {str(r["candidate"]): {m: r[m] for m in ("macro_f1", "auc", "accuracy")} for _, r in test.iterrows()}
+    by = {str(r["candidate"]): {m: r[m] for m in SUMMARY_METRICS} for _, r in test.iterrows()}
     baselines = {b: by[b] for b in BASELINES if b in by}
     return {
         "n": int(test["n_held_out"].iloc[0]),
@@ -139,14 +132,8 @@ def headline(block: dict[str, Any]) -> dict[str, Any] | None:
         return None
     if test and test.get("model"):
         return {"source": "test", "n": test["n"], **test["model"]}
-    cv = winner["cv"]
-    return {
-        "source": "cv",
-        "macro_f1": cv["mean"],
-        "low": cv["low"],
-        "high": cv["high"],
-        "auc": winner["cv_auc"]["mean"],
-    }
+    cv, auc = winner["cv"], winner["cv_auc"]["mean"]
+    return {"source": "cv", "macro_f1": cv["mean"], "low": cv["low"], "high": cv["high"], "auc": auc}
 
 
 def answer_lines(block: dict[str, Any], folder) -> list[str]:
