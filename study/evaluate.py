@@ -129,11 +129,9 @@ def summary_table(summary: dict[str, Any], classes: tuple[str, ...], title: str)
     """A rich table of mean ± std of every metric, best epoch and last epoch side by side."""
 
     def cell(prefix: str, name: str, per_class: str | None = None) -> str:
-        if per_class is None:
-            mean, std = summary[f"{prefix}{name}_mean"], summary[f"{prefix}{name}_std"]
-        else:
-            mean = summary[f"{prefix}recall_per_class_mean"][per_class]
-            std = summary[f"{prefix}recall_per_class_std"][per_class]
+        mean, std = summary[f"{prefix}{name}_mean"], summary[f"{prefix}{name}_std"]
+        if per_class is not None:  # `name` is a {class: value} summary
+            mean, std = mean[per_class], std[per_class]
         return "n/a" if math.isnan(mean) else f"{mean:.4f} ± {std:.4f}"
 
     old = summary["held_out_best_macro_f1_mean"]
@@ -141,14 +139,13 @@ def summary_table(summary: dict[str, Any], classes: tuple[str, ...], title: str)
         f"mean ± std over {summary['folds']} fold(s); chosen epoch = {SCORED_BY}. The old rule (each fold's best "
         f"epoch on its own held-out rows, optimistic) gave macro-F1 {old:.4f}"
     )
-    table = Table(title=title, caption=caption)
-    table.add_column("metric")
-    table.add_column("chosen epoch", justify="right")
-    table.add_column("last epoch", justify="right")
+    table = Table("metric", title=title, caption=caption)
+    for column in ("chosen epoch", "last epoch"):
+        table.add_column(column, justify="right")
     for name, label in (("macro_f1", "macro-F1"), ("auc", "AUC (macro OvR)"), ("accuracy", "accuracy")):
         table.add_row(label, cell("", name), cell("last_", name))
     for c in classes:
-        table.add_row(f"recall {c}", cell("", "recall", c), cell("last_", "recall", c))
+        table.add_row(f"recall {c}", cell("", "recall_per_class", c), cell("last_", "recall_per_class", c))
     table.add_row("epoch", f"{summary['best_epoch_mean']:.1f} (mean)", str(summary["epochs"]))
     table.add_row("time", f"{summary['time_s']:.1f} s (all folds)", "")
     return table

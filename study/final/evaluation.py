@@ -45,8 +45,7 @@ def fold_result(row: dict[str, Any]) -> FoldResult:
         ValueError: the task failed on a bad setting (e.g. a CUDA device that is missing there).
         FoldFailed: the task failed otherwise.
     """
-    error = row.get("error")
-    if error:
+    if error := row.get("error"):
         raise (ValueError if error.startswith("ValueError") else FoldFailed)(f"fold {row['fold']} failed: {error}")
     keys = ("fold", "n_train", "n_held_out", "best_epoch", "epochs", "best", "last", "held_out_best_macro_f1")
     return FoldResult(*(row[k] for k in keys), row["time_s"])
@@ -111,8 +110,7 @@ def run_folds(cfg: StudyConfig, hp: HParams, data: StudyData, folds: list[Fold])
             log.info("Fold %d: macro-F1 %.4f, AUC %.4f (epoch %d of %d chosen on the inner split), %.1f s", *numbers)
             results.append(r)
 
-        cands = [Candidate("evaluate", 1, math.nan, asdict(hp))]
-        run_cv(plan, cands, data, set(), on_row, baselines=(), folds=folds)
+        run_cv(plan, [Candidate("evaluate", 1, math.nan, asdict(hp))], data, set(), on_row, baselines=(), folds=folds)
     finally:
         if started:
             ray.shutdown()
