@@ -30,7 +30,6 @@ from study.ablation.effects import (
     PRESETS,
     Variant,
     base_config,
-    combine,
     effects,
     effects_frame,
     parse_base,
@@ -76,7 +75,7 @@ class Setup:
 
     out: Path
     study_name: str
-    cfg: StudyConfig  # the study's settings, with this run's resources
+    cfg: StudyConfig  # the study's settings, with this run's resources and Ray address
     variants: list[Variant]  # the base first
     repeats: int
     plan: FinalPlan  # folds, data seed, the fixed hyperparameters (seed, max_epochs, threads, device), resources
@@ -84,7 +83,6 @@ class Setup:
     record: dict[str, Any]  # what the rows depend on; a rerun into `out` must have the same
     base_from: dict[str, Any]  # the final stage's winner it started from, and the --base changes
     done: pd.DataFrame  # rows already in ablation.parquet
-    address: str
     command: str  # the command line, for the resume hint
 
 
@@ -139,27 +137,24 @@ def _previous(out: Path, record: dict[str, Any]) -> pd.DataFrame:
     Raises:
         ConfigError: `out` is a file, holds something else, or holds an ablation of another plan.
     """
-    if not out.exists():
-        return pd.DataFrame(columns=ABLATION_SCHEMA.names)
-    if not out.is_dir():
+    if out.exists() and not out.is_dir():
         raise ConfigError(f"`--out` {str(out)!r} is a file; give a folder (it is created when missing).")
     info_path = out / ABLATION_JSON
-    if not info_path.is_file():
-        if any(out.iterdir()):
+    if info_path.is_file():
+        try:
+            old = json.loads(info_path.read_text(encoding="utf-8")).get("plan") or {}
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{str(info_path)!r} is not valid JSON ({e}); give another `--out`.") from None
+        differ = [k for k in dict.fromkeys([*record, *old]) if old.get(k) != record.get(k)]
+        if differ:
             raise ConfigError(
-                f"`--out` {str(out)!r} holds files but no {ABLATION_JSON}, so it is no ablation's folder; "
-                "give a new or empty folder."
+                f"`--out` {str(out)!r} holds an ablation of another plan (it differs in: {', '.join(differ)}); "
+                "rerun its own command to resume it, or give another `--out`."
             )
-        return pd.DataFrame(columns=ABLATION_SCHEMA.names)
-    try:
-        old = json.loads(info_path.read_text(encoding="utf-8")).get("plan") or {}
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{str(info_path)!r} is not valid JSON ({e}); give another `--out`.") from None
-    differ = [k for k in dict.fromkeys([*record, *old]) if old.get(k) != record.get(k)]
-    if differ:
+    elif out.exists() and any(out.iterdir()):
         raise ConfigError(
-            f"`--out` {str(out)!r} holds an ablation of another plan (it differs in: {', '.join(differ)}); "
-            "rerun its own command to resume it, or give another `--out`."
+            f"`--out` {str(out)!r} holds files but no {ABLATION_JSON}, so it is no ablation's folder; "
+            "give a new or empty folder."
         )
     path = out / ABLATION_FILE
     return read_table(path, ABLATION_SCHEMA) if path.is_file() else pd.DataFrame(columns=ABLATION_SCHEMA.names)
@@ -176,19 +171,15 @@ def resolve(args: argparse.Namespace, command: str) -> Setup:
 
     folder = Path(args.folder)
     study = read_study(folder)
-    cfg = study_settings(study, folder, args.cpus_per_trial, args.gpus_per_trial)
+    cfg = replace(study_settings(study, folder, args.cpus_per_trial, args.gpus_per_trial), address=args.address)
     base, base_from = _base(study, folder, parse_base(args.base))
     preset = PRESETS[args.preset or DEFAULT_PRESET] if args.preset or not args.vary else {}
-    variants = plan_variants(base, combine(preset, parse_vary(args.vary)))
+    variants = plan_variants(base, {**preset, **parse_vary(args.vary)})  # a factor in both: --vary's values
     if args.repeats < 1:
         raise ConfigError(f"`--repeats` must be >= 1, but got {args.repeats}.")
     max_epochs = cfg.max_epochs if args.max_epochs is None else args.max_epochs
-    fixed = {
-        "seed": cfg.seed,
-        "max_epochs": max_epochs,
-        "num_threads": max(1, int(cfg.cpus_per_trial)),
-        "device": "cuda" if cfg.gpus_per_trial else "cpu",
-    }
+    threads, device = max(1, int(cfg.cpus_per_trial)), "cuda" if cfg.gpus_per_trial else "cpu"
+    fixed = {"seed": cfg.seed, "max_epochs": max_epochs, "num_threads": threads, "device": device}
     try:
         HParams.from_dict({**fixed, **base})
     except ValueError as e:
@@ -217,20 +208,7 @@ def resolve(args: argparse.Namespace, command: str) -> Setup:
     out = Path(args.out) if args.out else folder / DEFAULT_OUT
     done = _previous(out, record)
     name = str(study.get("name") or folder.name)
-    return Setup(
-        out=out,
-        study_name=name,
-        cfg=cfg,
-        variants=variants,
-        repeats=args.repeats,
-        plan=plan,
-        data=data,
-        record=record,
-        base_from=base_from,
-        done=done,
-        address=args.address,
-        command=command,
-    )
+    return Setup(out, name, cfg, variants, args.repeats, plan, data, record, base_from, done, command)
 
 
 # ------------------------------------------------------------------------------------------ execute
@@ -257,11 +235,10 @@ def current_rows(rows: pd.DataFrame, variants: list[Variant], repeats: int) -> p
 def summarise(rows: pd.DataFrame, folds: int) -> dict[str, Any]:
     """The base's CV estimate and every variant's effect, as ablation.json holds them."""
     base = rows[(rows["variant"] == BASE) & rows["error"].isna()]
-    frame = effects_frame(effects(rows, folds))
     return {
         "base_score": {m: vars(cv_estimate(base[m].to_numpy(dtype=float), folds)) for m in ("macro_f1", "auc")},
         "base_fold_time_s": float(base["time_s"].median()) if len(base) else None,
-        "effects": frame.to_dict("records"),
+        "effects": effects_frame(effects(rows, folds)).to_dict("records"),
         "errors": int(rows["error"].notna().sum()),
     }
 
@@ -279,7 +256,6 @@ def execute(s: Setup, on_row: Callable[[dict[str, Any]], None] | None = None) ->
     """Run the folds `s.done` lacks on Ray, keeping ablation.parquet current, then write ablation.json.
 
     Args:
-        s: the resolved ablation.
         on_row: called with each new row once it is in ablation.parquet (a test or a benchmark may stop the
             run from here by raising KeyboardInterrupt).
 
@@ -299,17 +275,17 @@ def execute(s: Setup, on_row: Callable[[dict[str, Any]], None] | None = None) ->
         "plan": s.record,
         "base_from": s.base_from,
         "repeats": s.repeats,
-        "resources": {"cpus_per_task": s.plan.cpus, "gpus_per_task": s.plan.gpus, "address": s.address or None},
+        "resources": {"cpus_per_task": s.plan.cpus, "gpus_per_task": s.plan.gpus, "address": s.cfg.address or None},
         "command": s.command,
         "status": "running",
         "started_at": dt.datetime.now(dt.UTC).isoformat(),
     }
-    ray_started = done < total and init_ray(replace(s.cfg, address=s.address))
+    ray_started = done < total and init_ray(s.cfg)
     plan = s.plan
     try:
         if done < total:
             # refuse per-task requests no node can hold, as a study does (Ray would otherwise wait for ever)
-            nodes = cluster_nodes(replace(s.cfg, address=s.address), checkpoints=False)
+            nodes = cluster_nodes(s.cfg, checkpoints=False)
             check_resources(s.cfg, nodes)
             plan = replace(plan, at_once=tasks_at_once(trial_request(s.cfg), nodes))  # fold tasks at once
         with _claimed(s.out):

@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -92,8 +91,7 @@ def value_text(value: Any) -> str:
 
 
 def _typed(factor: str, text: Any, flag: str) -> Any:
-    kind = field_types(HParams)[factor]
-    return convert_value(factor, text, kind, f"{flag} {factor}")
+    return convert_value(factor, text, field_types(HParams)[factor], f"{flag} {factor}")
 
 
 def _check_params(params: dict[str, Any], what: str) -> None:
@@ -150,17 +148,10 @@ def base_config(*layers: dict[str, Any]) -> dict[str, Any]:
     Raises:
         ConfigError: the result is not a valid configuration.
     """
-    merged: dict[str, Any] = {}
-    for layer in layers:
-        merged.update({k: v for k, v in layer.items() if k in FACTORS})
+    merged = {k: v for layer in layers for k, v in layer.items() if k in FACTORS}
     _check_params(merged, "the base configuration")
     hp = HParams(**merged)
     return {f: getattr(hp, f) for f in FACTORS}
-
-
-def combine(preset: dict[str, Sequence[Any]], vary: dict[str, Sequence[Any]]) -> dict[str, tuple[Any, ...]]:
-    """The preset's factors, then `--vary`'s: a factor in both takes `--vary`'s values."""
-    return {**{k: tuple(v) for k, v in preset.items()}, **{k: tuple(v) for k, v in vary.items()}}
 
 
 def plan_variants(base: dict[str, Any], vary: dict[str, Sequence[Any]]) -> list[Variant]:
@@ -174,11 +165,9 @@ def plan_variants(base: dict[str, Any], vary: dict[str, Sequence[Any]]) -> list[
     defaults = HParams()
     for factor, values in vary.items():
         for value in values:
-            if value == base.get(factor, getattr(defaults, factor)):
-                continue
             name = f"{factor}={value_text(value)}"
-            if name in {v.name for v in variants}:
-                continue
+            if value == base.get(factor, getattr(defaults, factor)) or name in {v.name for v in variants}:
+                continue  # the base's own value, or a value given twice
             params = {**base, factor: value}
             _check_params(params, f"the variant {name}")
             variants.append(Variant(name, factor, value, params))
@@ -258,8 +247,7 @@ def effects(rows: pd.DataFrame, folds: int, level: float = LEVEL) -> list[Effect
     for name, g in rows[rows["variant"] != BASE].groupby("variant", sort=False):
         mine = ok[ok["variant"] == name].set_index(["repeat", "fold"])
         shared = sorted(set(mine.index) & set(base.index))
-        f1 = paired(mine.loc[shared, "macro_f1"], base.loc[shared, "macro_f1"], folds, level)
-        auc = paired(mine.loc[shared, "auc"], base.loc[shared, "auc"], folds, level)
+        f1, auc = (paired(mine.loc[shared, m], base.loc[shared, m], folds, level) for m in ("macro_f1", "auc"))
         times = mine.loc[shared, "time_s"] / base.loc[shared, "time_s"]
         ratio = float(times.median()) if shared else math.nan
         found.append((str(name), str(g["factor"].iloc[0]), str(g["value"].iloc[0]), f1, auc, ratio))
@@ -306,12 +294,8 @@ def mean_curves(rows: pd.DataFrame) -> pd.DataFrame:
     """Held-out macro-F1 per epoch, averaged over a variant's folds and repeats: columns variant, epoch, f1."""
     out = []
     for name, g in rows[rows["error"].isna()].groupby("variant", sort=False):
-        curves = [np.asarray(c, dtype=float) for c in g["curve"] if c is not None and len(c)]
-        if not curves:
-            continue
-        n = max(len(c) for c in curves)
-        padded = np.full((len(curves), n), np.nan)
-        for i, c in enumerate(curves):
-            padded[i, : len(c)] = c
-        out += [{"variant": name, "epoch": e + 1, "f1": float(np.nanmean(padded[:, e]))} for e in range(n)]
+        curves = [pd.Series(c, dtype=float) for c in g["curve"] if c is not None and len(c)]
+        if curves:  # past a shorter curve's last epoch: NaN, left out of the mean
+            means = pd.concat(curves, axis=1).mean(axis=1)
+            out += [{"variant": name, "epoch": e + 1, "f1": float(f)} for e, f in enumerate(means)]
     return pd.DataFrame(out, columns=["variant", "epoch", "f1"])
