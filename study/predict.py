@@ -5,9 +5,8 @@ through a LoadedModel into the output (written to a temporary file and renamed a
 late chunk leaves nothing behind). Not here: the model format and how a text becomes probabilities
 (trainables/saved_model.py), reading and checking the CSV (trainables/chunks.py).
 
-The output holds, per input row and in input order, the `--id-columns` as read, `predicted` (the most probable
-class) and one `prob_<class>` column per class. Empty texts are classified too (as a tweet with no known word),
-so every input row has an output row; the command says how many there were.
+The output's columns and rows are DESCRIPTION's (`predicted`: the most probable class). Empty texts are classified
+too (as a tweet with no known word), so every input row has an output row; the command says how many there were.
 
 Exit codes: 0 done, 2 bad input or settings (nothing written), 130 interrupted (nothing written), 1 other.
 """
@@ -118,11 +117,9 @@ def check_output(out: Path, input_path: Path, overwrite: bool) -> None:
 def output_columns(classes: tuple[str, ...], id_columns: tuple[str, ...]) -> list[str]:
     """The output's columns: the id columns, `predicted`, one `prob_<class>` per class; names must not clash."""
     ours = [PREDICTED, *(f"{PROB_PREFIX}{c}" for c in classes)]
-    repeated = sorted({c for c in id_columns if id_columns.count(c) > 1})
-    if repeated:
+    if repeated := sorted({c for c in id_columns if id_columns.count(c) > 1}):
         raise ConfigError(f"`--id-columns` must name each column once, but {repeated} appear more than once.")
-    clash = [c for c in id_columns if c in ours]
-    if clash:
+    if clash := [c for c in id_columns if c in ours]:
         raise ConfigError(
             f"`--id-columns` {clash} clash with the output's own columns {ours}; rename those columns in the input."
         )
@@ -159,7 +156,6 @@ def predict_file(
     """Classify every chunk of rows and write the output file (atomically: all of it, or nothing).
 
     Args:
-        model: the loaded model.
         chunks: the input's chunks (`read_text_chunks`); a DataError raised by a late chunk leaves no output.
         out: the output file; .csv or .parquet.
         id_columns: the chunks' id columns, written first.

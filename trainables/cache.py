@@ -95,8 +95,7 @@ def _lock_path(path: Path) -> Path:
 def managed(path: str | Path) -> Path | None:
     """The cache folder when `path` is an entry's file or folder inside it (`<cache>/<sub>/<item>`), else None."""
     root = default_cache_dir().absolute()
-    p = Path(path).absolute()
-    return root if p.parent.parent == root else None
+    return root if Path(path).absolute().parent.parent == root else None
 
 
 def _size(path: Path) -> tuple[int, float]:
@@ -244,8 +243,6 @@ def is_held(entry: CacheEntry) -> bool:
     """Whether a process holds the entry as in use now."""
     if not _lock_path(entry.paths[0]).exists():
         return False
-    fh = _open_lock(entry.paths[0], fcntl.LOCK_EX | fcntl.LOCK_NB)
-    if fh is None:
-        return True
-    fh.close()
-    return False
+    if (fh := _open_lock(entry.paths[0], fcntl.LOCK_EX | fcntl.LOCK_NB)) is not None:
+        fh.close()
+    return fh is None

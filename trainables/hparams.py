@@ -99,7 +99,6 @@ class HParams:
             ValueError: a key that is no field (the message names it and the fields), or a bad value.
         """
         names = [f.name for f in fields(cls)]
-        unknown = sorted(set(config) - set(names))
-        if unknown:
+        if unknown := sorted(set(config) - set(names)):
             raise ValueError(f"hyperparameters must be among {', '.join(names)}, but got `{unknown[0]}`.")
         return cls(**config)

@@ -69,8 +69,7 @@ class RNNClassifier(nn.Module):
             if i > 0:
                 h = self.drop(h)
             if packed:
-                seq = pack_padded_sequence(h, lengths, batch_first=True, enforce_sorted=False)
-                out, state = rnn(seq)
+                out, state = rnn(pack_padded_sequence(h, lengths, batch_first=True, enforce_sorted=False))
                 out, _ = pad_packed_sequence(out, batch_first=True, total_length=T)  # (B, T, D), 0 on padding
             else:
                 out, state = rnn(h)  # (B, T, D)

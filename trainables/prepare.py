@@ -76,8 +76,7 @@ class EncodedData:
 
     @property
     def nbytes(self) -> int:
-        arrays = [self.x_train, self.len_train, self.y_train, self.x_valid, self.len_valid, self.y_valid]
-        return sum(a.nbytes for a in arrays) + (self.embeddings.nbytes if self.embeddings is not None else 0)
+        return sum(v.nbytes for v in vars(self).values() if isinstance(v, np.ndarray))  # every array field
 
 
 def encode(tokens: Sequence[Sequence[str]], wv: WordVectors, vectors: VectorConfig) -> tuple[np.ndarray, np.ndarray]:

@@ -66,7 +66,6 @@ def read_vectors_file(path: str | Path, vector_size: int = 0) -> VectorsFile:
     """Read a vectors file and check it: its format, its header, its dimension and its numbers.
 
     Args:
-        path: the file.
         vector_size: the dimension the settings ask for; 0 takes the file's.
 
     Raises:

@@ -128,7 +128,6 @@ def final_model_from_state(
     """
     network = build_model(hp, data)
     load_weights(network, state)
-    weights = {k: v.detach().cpu().clone() for k, v in network.state_dict().items()}
     return FinalModel(
         hp=hp,
         config=network.cfg,
@@ -137,7 +136,7 @@ def final_model_from_state(
         clean=clean,
         vectors=vectors,
         words=words,
-        weights=weights,
+        weights={k: v.detach().cpu().clone() for k, v in network.state_dict().items()},
         epochs=int(state["epoch"]),
         training_rows=int(training_rows),
         history=tuple(history),
@@ -164,8 +163,7 @@ def train_final_model(
         labelled: every labelled row, texts already composed by `spec` (as `read_labelled` returns them).
         unlabelled: extra texts (and pretrained vectors) for the word vectors only.
         spec: how `labelled`'s texts were composed; stored as the defaults for prediction.
-        clean: cleaning settings.
-        vectors: the encoding and the word vectors' settings.
+        clean, vectors: the cleaning settings; the encoding and the word vectors' settings.
         epochs: epochs to train, e.g. the median best epoch of the configuration's CV folds.
         cache_dir: the word-vector cache; None trains the vectors afresh.
 
@@ -223,7 +221,6 @@ def save_model(folder: str | Path, model: FinalModel, provenance: dict[str, Any]
 
     Args:
         folder: where the model goes, e.g. results/<name>/model; its parent is created when missing.
-        model: the model to save.
         provenance: JSON values to keep beside it, e.g. {"study": name, "trial_id": ..., "cv_macro_f1": ...}
             (numpy scalars are fine; NaN becomes null); created_at, training_rows, epochs, history and packages
             are added (and win over same-named keys).
@@ -235,8 +232,7 @@ def save_model(folder: str | Path, model: FinalModel, provenance: dict[str, Any]
         OSError: the folder cannot be written (the disk is full, no permission); an existing model stays whole.
     """
     folder = Path(folder)
-    bad = [w for w in model.words.vocab if not w or any(c in w for c in "\n\r")]
-    if bad:
+    if bad := [w for w in model.words.vocab if not w or any(c in w for c in "\n\r")]:
         raise ValueError(f"vocabulary words must be non-empty and free of line breaks, but got {bad[:5]}.")
     if len(model.words.vocab) != len(model.words.vectors):
         raise ValueError(f"{len(model.words.vocab)} words but {len(model.words.vectors)} vectors; they must match.")

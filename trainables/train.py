@@ -269,7 +269,6 @@ def fit(
     """Train a classifier for `hp.max_epochs` epochs, reporting after each one.
 
     Args:
-        hp: hyperparameters.
         data: encoded training and validation data (see prepare.py); with no validation rows, the metrics
             hold only the training ones and `val_probs` is (0, C).
         report: called after every epoch; may raise to stop training (Ray stops trials this way).
