@@ -252,8 +252,6 @@ class Optimizer:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if "optimizers" not in state:  # a checkpoint of before: Adam's own state dict
-            state = {"optimizers": [state], "schedules": []}
         for opt, saved in zip(self.optimizers, state["optimizers"], strict=True):
             opt.load_state_dict(saved)
         for schedule, saved in zip(self.schedules, state["schedules"], strict=True):
