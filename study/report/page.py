@@ -34,20 +34,19 @@ class Section:
     blocks: tuple[str, ...]  # HTML fragments, in order
 
 
-def figure_png(fig: Figure) -> bytes:
-    """The figure as PNG bytes, drawn by Agg (no display needed)."""
-    FigureCanvasAgg(fig)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
-    return buf.getvalue()
+def section(id: str, title: str, *blocks: str) -> Section:
+    return Section(id, title, blocks)
 
 
 def save_figure(fig: Figure, folder: Path, name: str, caption: str) -> str:
-    """Write `fig` as `folder/name.png` and return the HTML block that embeds it with its caption."""
-    png = figure_png(fig)
+    """Write `fig` as `folder/name.png` (drawn by Agg: no display needed) and return the HTML block that embeds it
+    with its caption."""
+    FigureCanvasAgg(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
     folder.mkdir(parents=True, exist_ok=True)
-    write_bytes(folder / f"{name}.png", png)
-    data = base64.b64encode(png).decode("ascii")
+    write_bytes(folder / f"{name}.png", buf.getvalue())
+    data = base64.b64encode(buf.getvalue()).decode("ascii")
     return (
         f'<figure id="fig-{html.escape(name)}"><img alt="{html.escape(caption)}" '
         f'src="data:image/png;base64,{data}"><figcaption>{html.escape(caption)}</figcaption></figure>'
@@ -74,11 +73,9 @@ def para_html(text: str) -> str:
 
 def fmt(value: Any, digits: int = 4) -> str:
     """A cell as text: floats to `digits` significant figures, missing values as an em dash."""
-    if value is None:
+    if value is None or (isinstance(value, float) and value != value):  # NaN
         return "—"
     if isinstance(value, float):
-        if value != value:  # NaN
-            return "—"
         return f"{value:.{digits}g}"
     if hasattr(value, "item"):  # numpy scalars
         return fmt(value.item(), digits)
