@@ -40,6 +40,7 @@ from study.report.page import (
     note_html,
     para_html,
     save_figure,
+    section,
     write_page,
 )
 from study.results import BEST_METRIC, SUMMARY_METRICS
@@ -91,11 +92,7 @@ def summary_section(results: StudyResults, s: Summary, top: pd.DataFrame, params
             f"trial {s.trial_id}"
         )
     per_class = pd.DataFrame(
-        {
-            "class": list(s.recall_per_class),
-            "recall": list(s.recall_per_class.values()),
-            "f1": [s.f1_per_class.get(c) for c in s.recall_per_class],
-        }
+        [(c, r, s.f1_per_class.get(c)) for c, r in s.recall_per_class.items()], columns=["class", "recall", "f1"]
     )
     hp = [*s.searched.items(), *((f"{k} (fixed)", v) for k, v in s.fixed.items())]
     counts = {
@@ -121,23 +118,20 @@ def summary_section(results: StudyResults, s: Summary, top: pd.DataFrame, params
         "training file": data.get("train_path"),
         "validation file": data.get("valid_path") or "(split from the training file)",
     }
-    cols = ["trial_id", "status", *(f"best_{m}" for m in SUMMARY_METRICS[:3]), "best_epoch", "epochs_run"]
-    cols += list(params)
+    cols = ["trial_id", "status", *(f"best_{m}" for m in SUMMARY_METRICS[:3]), "best_epoch", "epochs_run", *params]
     marked = top.assign(trial_id=[_marked(t, s.trial_id, saved) for t in top["trial_id"]])
     what = "The saved model's trial in the search" if saved else "The search's best trial (no final stage)"
-    return Section(
+    return section(
         "summary",
         "Summary",
-        (
-            grid_html(
-                kv_table(trial, what),
-                frame_table(per_class, "Per class at its best epoch"),
-                kv_table(hp, "Its hyperparameters"),
-            ),
-            grid_html(kv_table(counts, "Trials"), kv_table(data_kv, "Data")),
-            frame_table(marked.rename(columns=lambda c: c.removeprefix("params_")), f"Top {len(top)} trials", cols),
-            details_html("All settings of the study, as used", kv_table(settings_as_used(results.study))),
+        grid_html(
+            kv_table(trial, what),
+            frame_table(per_class, "Per class at its best epoch"),
+            kv_table(hp, "Its hyperparameters"),
         ),
+        grid_html(kv_table(counts, "Trials"), kv_table(data_kv, "Data")),
+        frame_table(marked.rename(columns=lambda c: c.removeprefix("params_")), f"Top {len(top)} trials", cols),
+        details_html("All settings of the study, as used", kv_table(settings_as_used(results.study))),
     )
 
 
@@ -153,20 +147,13 @@ def curves_section(results: StudyResults, s: Summary, top: pd.DataFrame, fig_dir
     labels = {t: f"{_marked(t, s.trial_id, saved)} (F1 {scores[t]:.3f})" for t in ids}
     what = f"the saved model's trial {s.trial_id}" if saved else f"the best trial {s.trial_id}"
     best = plots.plot_curves(curves[curves["trial_id"] == s.trial_id], labels, what, s.best_epoch)
-    return Section(
+    also = f" and the saved model's trial {s.trial_id}" if s.trial_id not in set(top["trial_id"]) else ""
+    caption = f"The top {len(top)} trials of the search{also}: validation (solid) and train (dashed) macro-F1 and loss"
+    return section(
         "curves",
         "Learning curves",
-        (
-            save_figure(best, fig_dir, "curves_best", f"{what[0].upper()}{what[1:]}: macro-F1 and loss per epoch"),
-            save_figure(
-                plots.plot_curves(curves, labels, f"top {len(top)}"),
-                fig_dir,
-                "curves_top",
-                f"The top {len(top)} trials of the search"
-                + (f" and the saved model's trial {s.trial_id}" if s.trial_id not in set(top["trial_id"]) else "")
-                + ": validation (solid) and train (dashed) macro-F1 and loss",
-            ),
-        ),
+        save_figure(best, fig_dir, "curves_best", f"{what[0].upper()}{what[1:]}: macro-F1 and loss per epoch"),
+        save_figure(plots.plot_curves(curves, labels, f"top {len(top)}"), fig_dir, "curves_top", caption),
     )
 
 
@@ -176,7 +163,7 @@ def model_section(results: StudyResults, s: Summary, fig_dir: Path) -> Section:
     try:
         y, probs = plots.trial_predictions(results.predictions, s.trial_id)
     except ReportError as e:
-        return Section("model", title, (note_html(f"No ROC curves or confusion matrix: {e}"),))
+        return section("model", title, note_html(f"No ROC curves or confusion matrix: {e}"))
     classes = results.classes or tuple(str(i) for i in range(probs.shape[1]))
     roc = plots.plot_roc(plots.roc_curves(y, probs, classes), f"ROC, one-vs-rest ({s.trial_id})")
     confusion = plots.plot_confusion(y, probs.argmax(axis=1), classes, s.trial_id)
@@ -187,16 +174,12 @@ def model_section(results: StudyResults, s: Summary, fig_dir: Path) -> Section:
         if saved
         else f"Validation predictions of trial {s.trial_id} at its best epoch ({len(y)} tweets)."
     )
-    return Section(
+    return section(
         "model",
         title,
-        (
-            para_html(what),
-            save_figure(roc, fig_dir, "roc", "ROC curve per class"),
-            save_figure(
-                confusion, fig_dir, "confusion", "Confusion matrix: counts and row-normalised (rows: true class)"
-            ),
-        ),
+        para_html(what),
+        save_figure(roc, fig_dir, "roc", "ROC curve per class"),
+        save_figure(confusion, fig_dir, "confusion", "Confusion matrix: counts and row-normalised (rows: true class)"),
     )
 
 
@@ -206,23 +189,15 @@ def search_section(results: StudyResults, params: dict[str, BaseDistribution], f
         blocks.append(note_html("trials.parquet has no trial numbers; trials are shown in file order."))
     study = search.search_study(results.trials, results.epochs, params)
     if not study.get_trials(states=(TrialState.COMPLETE,)):
-        return Section("search", "The search", (*blocks, note_html("No trial finished or was stopped with a score.")))
+        return section("search", "The search", *blocks, note_html("No trial finished or was stopped with a score."))
     counted = f"Drawn by Optuna; {search.STOPPED_COUNTED}."
     blocks.append(save_figure(search.history_figure(study), fig_dir, "history", f"Optimisation history. {counted}"))
     if params:
+        slices = f"Slice plots, one per searched hyperparameter (colour: trial number). {counted}"
+        parallel = f"Parallel coordinates of the searched hyperparameters. {counted}"
         blocks += [
-            save_figure(
-                search.slice_figure(study, list(params)),
-                fig_dir,
-                "slices",
-                f"Slice plots, one per searched hyperparameter (colour: trial number). {counted}",
-            ),
-            save_figure(
-                search.parallel_figure(study, list(params)),
-                fig_dir,
-                "parallel",
-                f"Parallel coordinates of the searched hyperparameters. {counted}",
-            ),
+            save_figure(search.slice_figure(study, list(params)), fig_dir, "slices", slices),
+            save_figure(search.parallel_figure(study, list(params)), fig_dir, "parallel", parallel),
         ]
     else:
         blocks.append(note_html("The search space has no searched hyperparameters."))
@@ -237,7 +212,7 @@ def search_section(results: StudyResults, params: dict[str, BaseDistribution], f
     if imp.warning:
         blocks.append(note_html(imp.warning, warn=True))
     blocks += [note_html(n) for n in imp.notes]
-    return Section("search", "The search", tuple(blocks))
+    return section("search", "The search", *blocks)
 
 
 def early_stopping_section(results: StudyResults, fig_dir: Path) -> Section:
@@ -246,24 +221,20 @@ def early_stopping_section(results: StudyResults, fig_dir: Path) -> Section:
     rungs = plots.asha_rungs(int(settings.get("grace_period", 1)), int(settings.get("reduction_factor", 3)), max_epochs)
     saved = plots.compute_saved(results.trials, max_epochs, results.epochs)
     figure = plots.plot_early_stopping(results.trials, rungs, max_epochs, saved)
-    return Section(
+    table = {
+        "ASHA rungs (epochs)": ", ".join(map(str, rungs)),
+        "trials stopped early": saved.stopped_early,
+        "trial-epochs run": saved.epochs_run,
+        f"trial-epochs if all ran {max_epochs}": saved.epochs_full,
+        "trial-epochs saved": f"{saved.epochs_saved} ({saved.fraction_saved:.0%})",
+        "mean seconds per epoch": saved.seconds_per_epoch,
+        "seconds saved (estimate)": saved.seconds_saved,
+    }
+    return section(
         "early-stopping",
         "Early stopping",
-        (
-            save_figure(figure, fig_dir, "early_stopping", "Epochs run per trial against ASHA's rungs"),
-            kv_table(
-                {
-                    "ASHA rungs (epochs)": ", ".join(map(str, rungs)),
-                    "trials stopped early": saved.stopped_early,
-                    "trial-epochs run": saved.epochs_run,
-                    f"trial-epochs if all ran {max_epochs}": saved.epochs_full,
-                    "trial-epochs saved": f"{saved.epochs_saved} ({saved.fraction_saved:.0%})",
-                    "mean seconds per epoch": saved.seconds_per_epoch,
-                    "seconds saved (estimate)": saved.seconds_saved,
-                },
-                "Compute saved",
-            ),
-        ),
+        save_figure(figure, fig_dir, "early_stopping", "Epochs run per trial against ASHA's rungs"),
+        kv_table(table, "Compute saved"),
     )
 
 
@@ -281,19 +252,15 @@ def accounting_blocks(accounting: dict[str, Any] | None) -> list[str]:
         return []
     dup = accounting.get("duplicates") or {}
     within = dup.get("within") or {}
-    files = pd.DataFrame(
-        [
-            {
-                "part": f["part"],
-                "file": f["path"],
-                "rows read": f["rows_read"],
-                "dropped: label not mapped": f["dropped_unmapped"],
-                "dropped: empty text": f["dropped_empty"],
-                "rows kept": f["rows_kept"],
-            }
-            for f in accounting.get("files") or []
-        ]
-    )
+    columns = {
+        "part": "part",
+        "path": "file",
+        "rows_read": "rows read",
+        "dropped_unmapped": "dropped: label not mapped",
+        "dropped_empty": "dropped: empty text",
+        "rows_kept": "rows kept",
+    }
+    files = pd.DataFrame([{name: f[key] for key, name in columns.items()} for f in accounting.get("files") or []])
     across = dup.get("across") or {}
     blocks = [
         frame_table(files, "Rows of each data file"),
@@ -305,39 +272,31 @@ def accounting_blocks(accounting: dict[str, Any] | None) -> list[str]:
             "Identical texts (after cleaning)",
         ),
     ]
-    for pair, n in across.items():
-        if n:
-            a, b = pair.split("/")
-            blocks.append(
-                note_html(
-                    f"{n} distinct cleaned texts are in both {a} and {b}: a model is scored on tweets it was trained "
-                    f"on, which flatters {ACROSS_HARM.get(pair, 'its score')}. Remove them from one part.",
-                    warn=True,
-                )
-            )
+    blocks += [
+        note_html(
+            f"{n} distinct cleaned texts are in both {pair.replace('/', ' and ')}: a model is scored on tweets it was "
+            f"trained on, which flatters {ACROSS_HARM.get(pair, 'its score')}. Remove them from one part.",
+            warn=True,
+        )
+        for pair, n in across.items()
+        if n
+    ]
     return blocks
 
 
 def data_section(results: StudyResults, fig_dir: Path) -> Section:
     """The data files' row accounting (study.json), then word clouds, top tokens and a t-SNE map from the
     data.parquet the study wrote (no CSV is read)."""
-    d = results.data
-    accounting = accounting_blocks((results.study.get("data") or {}).get("accounting"))
+    d, data = results.data, results.study.get("data") or {}
     before, after = (d.loc[d["kind"] == k, ["token", "count"]].astype({"count": int}) for k in (RAW, CLEAN))
     points = d[d["kind"] == MAP]
-    n_train = (results.study.get("data") or {}).get("n_train") or "the"
+    n_train = data.get("n_train") or "the"
+    clouds, frequent = plots.plot_wordclouds(before, after), plots.plot_token_frequencies(before, after)
     blocks = [
-        *accounting,
+        *accounting_blocks(data.get("accounting")),
         para_html(f"The study's {n_train} training tweets, before and after its cleaning settings."),
-        save_figure(
-            plots.plot_wordclouds(before, after), fig_dir, "wordclouds", "Word clouds before and after cleaning"
-        ),
-        save_figure(
-            plots.plot_token_frequencies(before, after),
-            fig_dir,
-            "token_frequencies",
-            "The most frequent tokens before and after cleaning",
-        ),
+        save_figure(clouds, fig_dir, "wordclouds", "Word clouds before and after cleaning"),
+        save_figure(frequent, fig_dir, "token_frequencies", "The most frequent tokens before and after cleaning"),
     ]
     vectors = np.stack(points["vector"].to_numpy()) if len(points) else np.zeros((0, 0))
     try:
@@ -348,7 +307,7 @@ def data_section(results: StudyResults, fig_dir: Path) -> Section:
         kind = "pretrained" if results.settings.get("vectors") else results.settings.get("vectorizer", "word2vec")
         title = f"t-SNE of mean tweet vectors ({kind}, D={vectors.shape[1]}, {len(xy)} of {n_train} training tweets)"
         blocks.append(save_figure(plots.plot_tsne(xy, results.classes, title), fig_dir, "tsne", title))
-    return Section("data", "The data", tuple(blocks))
+    return section("data", "The data", *blocks)
 
 
 def write_report(folder: str | Path, top_k: int = 5) -> Path:
@@ -365,7 +324,6 @@ def write_report(folder: str | Path, top_k: int = 5) -> Path:
     params = searched_params(results)
     s = summary(results, model_trial_id(results))
     top = top_trials(results.trials, top_k)
-    fig_dir.mkdir(exist_ok=True)
     sections = [
         final_section(results, fig_dir),
         summary_section(results, s, top, params),
