@@ -4,7 +4,6 @@ From study.json's `final` block and final.parquet (study/final/stage.py writes b
 and settings, its k-fold CV estimate with its interval beside its search score (their difference signed), the
 baselines on the same folds, the strongest fold by fold with the paired verdict (its box coloured by it), the
 test score when the study held out a test set, and the command that applies the model; and the header's line.
-The figures are the report's own drawing: no library plots CV estimates against search scores or paired folds.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from matplotlib.ticker import MaxNLocator
 
 from study.final.summary import BASELINE_NAMES, CV
 from study.report.load import StudyResults, searched_params
-from study.report.page import Section, frame_table, grid_html, kv_table, note_html, save_figure, verdict_html
+from study.report.page import Section, frame_table, grid_html, kv_table, note_html, save_figure, section, verdict_html
 from study.report.plots import BASELINE_COLOURS, FINAL_MODEL_COLOUR
 from study.results import FINAL_FILE, read_table
 
@@ -84,7 +83,6 @@ def plot_promise(block: dict[str, Any]) -> Figure:
     cands, winner = block["candidates"], block["winner"]["trial_id"]
     fig = Figure(figsize=(8, 0.6 * len(cands) + 3.2), layout="constrained")
     ax = fig.subplots()
-    old_rule = any(c.get("cv_held_out_epoch") for c in cands)
     for i, c in enumerate(cands):
         colour = FINAL_MODEL_COLOUR if c["trial_id"] == winner else OTHER_CANDIDATE_COLOUR
         ax.errorbar(c["cv"]["mean"], i, xerr=interval_xerr(c["cv"]), fmt="o", color=colour, capsize=4)
@@ -99,7 +97,7 @@ def plot_promise(block: dict[str, Any]) -> Figure:
     if len(cands) > 1:
         handles.append(Line2D([], [], marker="o", color=OTHER_CANDIDATE_COLOUR, label="another candidate: CV"))
     handles.append(Line2D([], [], marker="x", ls="", color="k", label="search score (validation split)"))
-    if old_rule:
+    if any(c.get("cv_held_out_epoch") for c in cands):  # also scored by the old rule
         label = "CV, each fold's epoch chosen on that fold (optimistic)"
         handles.append(Line2D([], [], marker="o", mfc="none", ls="", color="k", label=label))
     handles += [
@@ -125,9 +123,7 @@ def plot_folds(rows: pd.DataFrame, winner: str, baseline: str) -> Figure:
         g = cv[cv["candidate"] == name].sort_values("fold")
         label, colour = label or BASELINE_NAMES[name], colour or BASELINE_COLOURS[name]
         ax.plot(g["fold"], g["macro_f1"], "o-", color=colour, label=label)
-    ax.set_xlabel("fold")
-    ax.set_ylabel("held-out macro-F1")
-    ax.set_xticks(sorted(cv["fold"].unique()))
+    ax.set(xlabel="fold", ylabel="held-out macro-F1", xticks=sorted(cv["fold"].unique()))
     ax.set_title("Fold by fold: the final model's configuration against the strongest baseline")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -153,8 +149,7 @@ def plot_fold_curves(rows: pd.DataFrame, winner: str) -> Figure:
         if pd.notna(r.best_epoch) and 1 <= r.best_epoch <= len(curve):
             ax.plot(r.best_epoch, curve[int(r.best_epoch) - 1], "*", ms=12, color=colour, mec="k")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("macro-F1")
+    ax.set(xlabel="epoch", ylabel="macro-F1")
     ax.set_title(f"Trial {winner} in each CV fold: held-out (solid), inner validation (dashed), chosen epoch (star)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, ncol=2)
@@ -212,18 +207,12 @@ def final_section(results: StudyResults, fig_dir: Path) -> Section:
             if block
             else "it ran without a final stage (`--final-top 0`, or an interrupted stage)"
         )
-        return Section(
-            "final",
-            TITLE,
-            (
-                note_html(
-                    f"This study has no final model: {why}. The best validation score below is the search's own "
-                    "pick on one split, the best of many tries, so likely optimistic; rerun with `--resume NAME` "
-                    "(an interrupted stage) or `--final-top 3` for an estimate that holds on data the search never "
-                    "chose on."
-                ),
-            ),
+        note = (
+            f"This study has no final model: {why}. The best validation score below is the search's own pick on one "
+            "split, the best of many tries, so likely optimistic; rerun with `--resume NAME` (an interrupted stage) "
+            "or `--final-top 3` for an estimate that holds on data the search never chose on."
         )
+        return section("final", TITLE, note_html(note))
     w, test, folder = block["winner"], block.get("test"), results.folder
     better, folds = block.get("better_baseline"), _folds(block)
     saved = f"trial {w['trial_id']} (#{w['rank']} in the search), retrained on every labelled row"
@@ -262,13 +251,12 @@ def final_section(results: StudyResults, fig_dir: Path) -> Section:
         ),
     ]
     if folds < MIN_INTERVAL_FOLDS:
-        blocks.append(
-            note_html(
-                f"{folds} folds give no usable 95% interval: {folds} scores say next to nothing about their spread, "
-                "so an interval (t with one degree of freedom) is either most of [0, 1] or falsely narrow, and the "
-                "verdicts have little power. Run the final stage with `--final-folds 5` for one."
-            )
+        few = (
+            f"{folds} folds give no usable 95% interval: {folds} scores say next to nothing about their spread, "
+            "so an interval (t with one degree of freedom) is either most of [0, 1] or falsely narrow, and the "
+            "verdicts have little power. Run the final stage with `--final-folds 5` for one."
         )
+        blocks.append(note_html(few))
     blocks += [
         save_figure(plot_promise(block), fig_dir, "final_promise", "Search scores against k-fold CV estimates"),
         frame_table(_candidates(block), "The candidates of the final stage"),
@@ -282,4 +270,4 @@ def final_section(results: StudyResults, fig_dir: Path) -> Section:
         if rows.loc[(rows["candidate"] == w["trial_id"]) & (rows["split"] == CV), "curve"].notna().any():
             caption = f"Trial {w['trial_id']} per epoch in each CV fold, and the epoch each fold chose"
             blocks.append(save_figure(plot_fold_curves(rows, w["trial_id"]), fig_dir, "final_curves", caption))
-    return Section("final", TITLE, tuple(blocks))
+    return section("final", TITLE, *blocks)
