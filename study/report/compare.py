@@ -10,7 +10,7 @@ import itertools
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from study.final.stats import holm
 from study.report.compare_final import final_section
 from study.report.load import FIGURES_DIR, ReportError, StudyResults, load_results, same_rows, scored, status_counts
-from study.report.page import Section, frame_table, note_html, para_html, save_figure, verdict_html, write_page
+from study.report.page import frame_table, note_html, para_html, save_figure, section, verdict_html, write_page
 from study.report.plots import STATUS_COLOURS, learning_curves, plot_curves, trial_predictions
 from study.report.stats import (
     METRICS,
@@ -68,8 +68,8 @@ def best_model(results: StudyResults, label: str) -> BestModel:
     for i, tid in enumerate(ranked["trial_id"]):
         if tid in with_preds:
             y, probs = trial_predictions(results.predictions, tid)
-            note = "" if i == 0 else f"the best trial {ranked['trial_id'].iloc[0]} has no saved predictions; "
-            note += f"using trial {tid} (rank {i + 1})" if i else ""
+            best = ranked["trial_id"].iloc[0]
+            note = f"the best trial {best} has no saved predictions; using trial {tid} (rank {i + 1})" if i else ""
             return BestModel(label, results, str(tid), y, probs, note)
     raise ResultsError(
         f"{str(results.folder)!r} has no validation predictions (predictions.parquet is empty); "
@@ -137,8 +137,7 @@ def compare_pairs(
     tested = [i for i, p in enumerate(pairs) if p.bootstrap]
     adjusted = holm([pairs[i].bootstrap["macro_f1"].p_value for i in tested]) if tested else []
     for i, p_adj in zip(tested, adjusted, strict=True):
-        p = pairs[i]
-        pairs[i] = PairResult(p.a, p.b, p.match, p.bootstrap, p.mcnemar, p_adj)
+        pairs[i] = replace(pairs[i], p_adjusted=p_adj)
     return pairs
 
 
@@ -155,28 +154,21 @@ def verdict(pair: PairResult, scores: dict[str, Interval], alpha: float, n_pairs
             f"({fa.low:.3f} to {fa.high:.3f} and {fb.low:.3f} to {fb.high:.3f}) "
             + ("do not overlap, which suggests a real difference." if apart else "overlap: no clear difference.")
         )
-    t = pair.bootstrap["macro_f1"]
+    t, auc = pair.bootstrap["macro_f1"], pair.bootstrap["auc"]
     adjusted = f", Holm-adjusted for {n_pairs} comparisons {pair.p_adjusted:.3g}" if n_pairs > 1 else ""
     stats = (
         f"The paired difference is {t.difference:+.3f} ({fa.level:.0%} CI {t.low:+.3f} to {t.high:+.3f}; "
         f"paired bootstrap p = {t.p_value:.3g}{adjusted}; McNemar p = {pair.mcnemar.p_value:.3g} "
         f"on the {pair.mcnemar.only_a + pair.mcnemar.only_b} tweets where only one model is right). "
-    )
-    auc = pair.bootstrap["auc"]
-    stats += (
         f"On ROC AUC the difference is {auc.difference:+.3f} ({auc.low:+.3f} to {auc.high:+.3f}, "
         f"p = {auc.p_value:.3g}). "
     )
     if pair.p_adjusted < alpha:
         better, worse = (pair.a, pair.b) if t.difference > 0 else (pair.b, pair.a)
-        return head + stats + f"Verdict: {better} is better than {worse} at the {alpha:g} level."
+        return f"{head}{stats}Verdict: {better} is better than {worse} at the {alpha:g} level."
     return (
-        head
-        + stats
-        + (
-            f"Verdict: no significant difference at the {alpha:g} level; the validation set cannot tell these "
-            "two apart."
-        )
+        f"{head}{stats}Verdict: no significant difference at the {alpha:g} level; the validation set cannot tell "
+        "these two apart."
     )
 
 
@@ -226,8 +218,7 @@ def plot_scores(scores: dict[str, dict[str, Interval]]) -> Figure:
     """Best macro-F1 and AUC of each study with their bootstrap intervals."""
     labels = list(scores)
     fig = Figure(figsize=(max(6, 1.3 * len(labels) + 4), 3.8))
-    axes = fig.subplots(1, 2)
-    for ax, metric in zip(axes, METRICS, strict=True):
+    for ax, metric in zip(fig.subplots(1, 2), METRICS, strict=True):
         points = [scores[s][metric] for s in labels]
         y = [p.point for p in points]
         # a percentile interval need not contain the point estimate: no negative error bars
@@ -246,9 +237,8 @@ def plot_scores(scores: dict[str, dict[str, Interval]]) -> Figure:
 
 def plot_cost(rows: pd.DataFrame) -> Figure:
     fig = Figure(figsize=(max(6, 1.3 * len(rows) + 4), 3.5))
-    axes = fig.subplots(1, 2)
     colours = [f"C{i % 10}" for i in range(len(rows))]
-    for ax, col in zip(axes, ("trial-epochs", "wall time (s)"), strict=True):
+    for ax, col in zip(fig.subplots(1, 2), ("trial-epochs", "wall time (s)"), strict=True):
         ax.bar(range(len(rows)), rows[col].astype(float).fillna(0), color=colours, alpha=0.75)
         ax.set_xticks(range(len(rows)), rows["study"], rotation=15)
         ax.set_title(col)
@@ -294,8 +284,7 @@ def plot_differences(pairs: Sequence[PairResult]) -> Figure:
     ax.axvline(0, color="k", lw=1)
     ax.set_yticks(range(len(rows)), [f"{n} ({METRIC_NAMES[m]})" for n, m, _ in rows], fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel("difference of the best models (paired bootstrap interval)")
-    ax.set_title("Paired differences")
+    ax.set(xlabel="difference of the best models (paired bootstrap interval)", title="Paired differences")
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return fig
@@ -352,50 +341,29 @@ def write_comparison(
     fig_dir = out / FIGURES_DIR
     fig_dir.mkdir(parents=True, exist_ok=True)
     table = pd.DataFrame([study_row(m, scores[m.label]) for m in models])
-    notes = [note_html(f"{m.label}: {m.note}.") for m in models if m.note]
+    curves = pd.concat(learning_curves(m.results.epochs, [m.trial_id]).assign(trial_id=m.label) for m in models)
+    distribution = "Distribution of the trials' best validation macro-F1 per study"
     sections = [
         final_section(results, alpha, fig_dir),
-        Section(
+        section(
             "side-by-side",
             "Side by side",
-            (
-                frame_table(
-                    table, f"The studies' best models ({level:.0%} stratified bootstrap CIs, {n_boot} resamples)"
-                ),
-                *notes,
-                save_figure(plot_scores(scores), fig_dir, "scores", "Best macro-F1 and AUC with bootstrap intervals"),
-                save_figure(plot_cost(table), fig_dir, "cost", "Compute spent: trial-epochs and wall time"),
-            ),
+            frame_table(table, f"The studies' best models ({level:.0%} stratified bootstrap CIs, {n_boot} resamples)"),
+            *(note_html(f"{m.label}: {m.note}.") for m in models if m.note),
+            save_figure(plot_scores(scores), fig_dir, "scores", "Best macro-F1 and AUC with bootstrap intervals"),
+            save_figure(plot_cost(table), fig_dir, "cost", "Compute spent: trial-epochs and wall time"),
         ),
-        Section(
+        section(
             "curves",
             "Learning curves",
-            (
-                save_figure(
-                    plot_curves(
-                        pd.concat(
-                            learning_curves(m.results.epochs, [m.trial_id]).assign(trial_id=m.label) for m in models
-                        ),
-                        {},
-                        "best trials",
-                    ),
-                    fig_dir,
-                    "curves",
-                    "The best trial of each study, overlaid",
-                ),
+            save_figure(
+                plot_curves(curves, {}, "best trials"), fig_dir, "curves", "The best trial of each study, overlaid"
             ),
         ),
-        Section(
+        section(
             "trials",
             "Trial scores",
-            (
-                save_figure(
-                    plot_trial_scores(trial_scores(results), labels),
-                    fig_dir,
-                    "trial_scores",
-                    "Distribution of the trials' best validation macro-F1 per study",
-                ),
-            ),
+            save_figure(plot_trial_scores(trial_scores(results), labels), fig_dir, "trial_scores", distribution),
         ),
     ]
     f1_scores = {label: s["macro_f1"] for label, s in scores.items()}
@@ -405,14 +373,12 @@ def write_comparison(
     blocks.append(frame_table(pairs_table(pairs), "Paired tests between the best models"))
     if n_tested:
         blocks.append(save_figure(plot_differences(pairs), fig_dir, "differences", "Paired differences A - B"))
-    blocks.append(
-        para_html(
-            "The paired bootstrap resamples the validation rows (within each class) and scores both models on "
-            "the same resample; McNemar's exact test counts the tweets only one model classifies right. "
-            "Both need the two studies to share their validation rows."
-        )
+    method = (
+        "The paired bootstrap resamples the validation rows (within each class) and scores both models on "
+        "the same resample; McNemar's exact test counts the tweets only one model classifies right. "
+        "Both need the two studies to share their validation rows."
     )
-    sections.append(Section("tests", "Significance", tuple(blocks)))
+    sections.append(section("tests", "Significance", *blocks, para_html(method)))
     path = out / COMPARISON_FILE
     write_page(path, "Study comparison", " · ".join(labels), sections)
     log.info("Writing comparison <path=%s>", path)
