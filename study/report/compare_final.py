@@ -22,7 +22,7 @@ from study.final.stats import holm, paired, verdict_line
 from study.final.summary import BASELINE_NAMES, CV
 from study.report.final import interval_text, interval_xerr
 from study.report.load import StudyResults, same_rows
-from study.report.page import Section, frame_table, note_html, para_html, save_figure, verdict_html
+from study.report.page import Section, frame_table, note_html, para_html, save_figure, section, verdict_html
 from study.report.plots import BASELINE_COLOURS, FINAL_MODEL_COLOUR
 from study.results import BEST_METRIC, FINAL_FILE, read_table
 
@@ -40,18 +40,13 @@ def winner_folds(r: StudyResults) -> pd.DataFrame:
 
 
 def same_folds(a: StudyResults, b: StudyResults) -> str:
-    """ "" when both final stages used the same folds, else why not (in words).
-
-    The same rows are decided as for the paired tests of the best trials (load.same_rows), so the page never
-    says in one section that two studies' data differ and pairs their validation rows in the next.
-    """
+    """ "" when both final stages used the same folds (same rows by load.same_rows, as other tests), else why not."""
     same, why = same_rows(a, b)
     if not same:
         return why
     if _final(a)["folds"] != _final(b)["folds"]:
         return "their final stages used another number of folds"
-    ra, rb = winner_folds(a), winner_folds(b)
-    if list(ra["n_held_out"]) != list(rb["n_held_out"]):
+    if list(winner_folds(a)["n_held_out"]) != list(winner_folds(b)["n_held_out"]):
         return "their folds hold different rows"
     return ""
 
@@ -83,10 +78,8 @@ def ranking(results: Mapping[str, StudyResults]) -> pd.DataFrame:
         else:
             best = r.trials[BEST_METRIC].max()
             rows.append({"study": label, "final CV macro-F1": math.nan, "search score": best})
-    table = pd.DataFrame(rows)
-    table["_has"] = table["final CV macro-F1"].notna()
-    table = table.sort_values(["_has", "final CV macro-F1", "search score"], ascending=False)
-    return table.drop(columns="_has").reset_index(drop=True)
+    # the studies without a final stage have a NaN CV score, which sorts last
+    return pd.DataFrame(rows).sort_values(["final CV macro-F1", "search score"], ascending=False, ignore_index=True)
 
 
 def plot_final(results: Mapping[str, StudyResults]) -> Figure:
@@ -107,8 +100,7 @@ def plot_final(results: Mapping[str, StudyResults]) -> Figure:
             shown.add(better)
     ax.set_yticks(np.arange(len(finals)), list(finals))
     ax.invert_yaxis()
-    ax.set_xlabel("macro-F1")
-    ax.set_title("Final models, k-fold CV on every labelled row")
+    ax.set(xlabel="macro-F1", title="Final models, k-fold CV on every labelled row")
     ax.grid(axis="x", alpha=0.3)
     fig.legend(fontsize=8, loc="outside lower center", ncol=2)
     return fig
@@ -121,15 +113,14 @@ def final_section(results: Mapping[str, StudyResults], alpha: float, fig_dir: Pa
     finals = [label for label, r in results.items() if _final(r)]
     missing = [label for label in results if label not in finals]
     if missing:
-        blocks.append(
-            note_html(
-                f"No final stage in {', '.join(missing)}: only the search's own score is shown, the best of many "
-                "tries on one split and so likely optimistic; rerun them with `--final-top 3` (or `--resume`) to "
-                "rank them by CV."
-            )
+        note = (
+            f"No final stage in {', '.join(missing)}: only the search's own score is shown, the best of many "
+            "tries on one split and so likely optimistic; rerun them with `--final-top 3` (or `--resume`) to "
+            "rank them by CV."
         )
+        blocks.append(note_html(note))
     if not finals:
-        return Section("final", "Final models", tuple(blocks))
+        return section("final", "Final models", *blocks)
     blocks.append(save_figure(plot_final(results), fig_dir, "final", "Final CV estimates with 95% intervals"))
     tests, unpaired = [], []
     for a, b in itertools.combinations(finals, 2):
@@ -146,11 +137,9 @@ def final_section(results: Mapping[str, StudyResults], alpha: float, fig_dir: Pa
         text = f"{line}; Holm-adjusted p = {p:.3f} over {len(tests)} pair(s): {verdict}."
         blocks.append(verdict_html(text, verdict))
     blocks += [note_html(u) for u in unpaired]
-    blocks.append(
-        para_html(
-            "Studies whose final stages used the same folds are compared fold by fold (corrected paired t-test, "
-            "Nadeau and Bengio's variance for k-fold CV); the intervals are 95% and take the folds' shared "
-            "training rows into account."
-        )
+    method = (
+        "Studies whose final stages used the same folds are compared fold by fold (corrected paired t-test, "
+        "Nadeau and Bengio's variance for k-fold CV); the intervals are 95% and take the folds' shared "
+        "training rows into account."
     )
-    return Section("final", "Final models", tuple(blocks))
+    return section("final", "Final models", *blocks, para_html(method))
