@@ -21,12 +21,12 @@ from matplotlib.ticker import MaxNLocator
 from study.ablation.effects import BASE, EFFECT_COLUMNS, mean_curves
 from study.report.load import FIGURES_DIR, vector_size_used
 from study.report.page import (
-    Section,
     frame_table,
     kv_table,
     note_html,
     para_html,
     save_figure,
+    section,
     verdict_html,
     write_page,
 )
@@ -128,8 +128,7 @@ def plot_learning_curves(by_factor: dict[str, pd.DataFrame]) -> Figure:
             style = {"color": "k", "lw": 2} if name == BASE else {"color": f"C{i % 10}", "lw": 1.3}
             ax.plot(g["epoch"], g["f1"], "o-", ms=3, label=name, **style)
         ax.set_title(factor, fontsize=10)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("held-out macro-F1 (mean)")
+        ax.set(xlabel="epoch", ylabel="held-out macro-F1 (mean)")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="best")
@@ -159,9 +158,8 @@ def _settings(info: dict[str, Any]) -> dict[str, Any]:
     winner = source.get("winner")
     changes = " ".join(f"{k}={v}" for k, v in (source.get("changes") or {}).items())
     if winner:
-        origin = f"trial {winner['trial_id']}, the final stage's winner" + (
-            f", changed by --base {changes}" if changes else ""
-        )
+        changed = f", changed by --base {changes}" if changes else ""
+        origin = f"trial {winner['trial_id']}, the final stage's winner{changed}"
     else:
         origin = f"no final stage: the space's fixed settings and --base {changes}"
     data, resources = plan["data"], info["resources"]
@@ -192,7 +190,6 @@ def _vectors(data: dict[str, Any], base: dict[str, Any]) -> str:
 def write_ablation_report(out: Path, info: dict[str, Any], rows: pd.DataFrame) -> Path:
     """Write `out/report.html` and `out/figures/*.png` from ablation.json's content and the rows; returns the path."""
     frame = pd.DataFrame(info["effects"], columns=EFFECT_COLUMNS)
-    level = 0.95
     fig_dir = out / FIGURES_DIR
     plan = info["plan"]
     variants = len(frame)
@@ -210,72 +207,51 @@ def write_ablation_report(out: Path, info: dict[str, Any], rows: pd.DataFrame) -
     blocks = [verdict_html(line, v) for line, v in zip(frame["line"], frame["verdict"], strict=True)] or [
         note_html("No variant has a finished fold yet.")
     ]
+    effects = "Change in macro-F1 and AUC against the base, with 95% intervals over the paired folds"
     sections = [
-        Section("verdicts", "Verdicts", (*blocks, reading)),
-        Section(
+        section("verdicts", "Verdicts", *blocks, reading),
+        section(
             "effects",
             "Effects",
-            (
-                save_figure(
-                    plot_effects(frame, level),
-                    fig_dir,
-                    "effects",
-                    "Change in macro-F1 and AUC against the base, with 95% intervals over the paired folds",
-                ),
-                frame_table(effects_table(frame), "Every variant against the base"),
-            ),
+            save_figure(plot_effects(frame, level=0.95), fig_dir, "effects", effects),
+            frame_table(effects_table(frame), "Every variant against the base"),
         ),
-        Section(
+        section(
             "base",
             "Base and settings",
-            (
-                kv_table(score, "The base's cross-validated score (mean [95% interval])"),
-                kv_table(plan["base"], "The base configuration"),
-                kv_table(_settings(info), "How the ablation ran"),
-            ),
+            kv_table(score, "The base's cross-validated score (mean [95% interval])"),
+            kv_table(plan["base"], "The base configuration"),
+            kv_table(_settings(info), "How the ablation ran"),
         ),
     ]
     by_factor = curves_by_factor(rows, frame)
     if by_factor:
         caption = "Held-out macro-F1 per epoch, mean over folds and repeats: the base (black), each factor's variants"
-        sections.append(
-            Section(
-                "curves",
-                "Learning curves",
-                (save_figure(plot_learning_curves(by_factor), fig_dir, "curves", caption),),
-            )
-        )
+        figure = save_figure(plot_learning_curves(by_factor), fig_dir, "curves", caption)
+        sections.append(section("curves", "Learning curves", figure))
     cost = frame[["variant", "time_ratio"]].rename(columns={"time_ratio": "fold time × base (median of folds)"})
+    caption = "Fold time of each variant relative to the base's: the median over the folds both finished"
     sections.append(
-        Section(
+        section(
             "cost",
             "Cost",
-            (
-                save_figure(
-                    plot_cost(frame, info.get("base_fold_time_s")),
-                    fig_dir,
-                    "cost",
-                    "Fold time of each variant relative to the base's: the median over the folds both finished",
-                ),
-                frame_table(cost, "Relative cost (fold time includes training and scoring, not the word vectors)"),
-                note_html(
-                    "Fold times come from tasks that ran side by side on shared machines; they compare variants, "
-                    "they are no benchmark. The median over folds leaves out the seconds the first task in each "
-                    "worker process spends setting torch up."
-                ),
+            save_figure(plot_cost(frame, info.get("base_fold_time_s")), fig_dir, "cost", caption),
+            frame_table(cost, "Relative cost (fold time includes training and scoring, not the word vectors)"),
+            note_html(
+                "Fold times come from tasks that ran side by side on shared machines; they compare variants, "
+                "they are no benchmark. The median over folds leaves out the seconds the first task in each "
+                "worker process spends setting torch up."
             ),
         )
     )
     failed = rows[rows["error"].notna()]
     if len(failed):
         sections.append(
-            Section(
+            section(
                 "errors",
                 "Failed folds",
-                (
-                    note_html(f"{len(failed)} fold runs failed; they are left out of the pairs."),
-                    frame_table(failed[["variant", "repeat", "fold", "error"]], "Failed fold runs"),
-                ),
+                note_html(f"{len(failed)} fold runs failed; they are left out of the pairs."),
+                frame_table(failed[["variant", "repeat", "fold", "error"]], "Failed fold runs"),
             )
         )
     path = out / REPORT_FILE
