@@ -49,10 +49,7 @@ def learning_curves(epochs: pd.DataFrame, trial_ids: Sequence[str]) -> pd.DataFr
 
 
 def plot_curves(curves: pd.DataFrame, labels: dict[str, str], title: str, best_epoch: int | None = None) -> Figure:
-    """Validation (solid) and train (dashed) macro-F1 and loss per epoch, one colour per trial.
-
-    With `best_epoch` (one trial), that epoch is marked.
-    """
+    """Validation (solid) and train (dashed) macro-F1 and loss per epoch, one colour per trial; `best_epoch` marked."""
     # own drawing: Optuna's plot_intermediate_values shows one validation score, not train against validation
     fig = Figure(figsize=(11, 4.2), layout="constrained")
     axes = fig.subplots(1, 2)
@@ -64,8 +61,7 @@ def plot_curves(curves: pd.DataFrame, labels: dict[str, str], title: str, best_e
     for ax, name in ((axes[0], "macro-F1"), (axes[1], "loss")):
         if best_epoch is not None:
             ax.axvline(best_epoch, color="tab:green", lw=1, ls=":", label=f"best epoch ({best_epoch})")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(name)
+        ax.set(xlabel="epoch", ylabel=name)
         ax.set_title(f"{title}: {name}, validation (solid) and train (dashed)", fontsize=10)
         ax.grid(alpha=0.3)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -119,9 +115,7 @@ def plot_roc(curves: Sequence[RocCurve], title: str) -> Figure:
         auc = "—" if np.isnan(c.auc) else f"{c.auc:.3g}"
         ax.plot(c.fpr, c.tpr, color=f"C{i % 10}", label=f"{c.label} (AUC {auc})")
     ax.plot([0, 1], [0, 1], color="tab:gray", ls=":", lw=1)
-    ax.set_xlabel("false positive rate")
-    ax.set_ylabel("true positive rate")
-    ax.set_title(title)
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title)
     ax.set_aspect("equal")
     ax.legend(fontsize=8, loc="lower right")
     return fig
@@ -167,8 +161,6 @@ def asha_rungs(grace_period: int, reduction_factor: int, max_epochs: int) -> lis
 
 @dataclass(frozen=True)
 class ComputeSaved:
-    trials: int
-    max_epochs: int
     epochs_run: int  # trial-epochs run by every trial together
     epochs_full: int  # trial-epochs if every trial had run max_epochs
     epochs_saved: int  # epochs_full - epochs_run
@@ -187,8 +179,6 @@ def compute_saved(trials: pd.DataFrame, max_epochs: int, epochs: pd.DataFrame | 
     if epochs is not None and len(epochs) and epochs["epoch_time_s"].notna().any():
         per_epoch = float(epochs["epoch_time_s"].dropna().mean())
     return ComputeSaved(
-        trials=len(trials),
-        max_epochs=max_epochs,
         epochs_run=run,
         epochs_full=full,
         epochs_saved=saved,
@@ -211,9 +201,8 @@ def plot_early_stopping(trials: pd.DataFrame, rungs: Sequence[int], max_epochs: 
     ax.axvline(max_epochs, color="k", lw=1.2)
     ax.set_yticks(t["order"], [str(i)[:8] for i in t["trial_id"]], fontsize=7)
     ax.invert_yaxis()
-    ax.set_xlim(0, max_epochs + 0.5)
+    ax.set(xlim=(0, max_epochs + 0.5), xlabel="epochs run")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("epochs run")
     handles = [Patch(color=c, label=s) for s, c in STATUS_COLOURS.items() if s in set(t["status"])]
     handles.append(Line2D([], [], color="tab:purple", ls="--", lw=1, label=f"ASHA rungs {list(rungs)}"))
     fig.legend(handles=handles, fontsize=8, loc="outside lower center", ncol=len(handles))
@@ -275,8 +264,7 @@ def plot_token_frequencies(before: pd.DataFrame, after: pd.DataFrame, top: int =
         ax.barh(range(len(freq)), freq["count"], color=colour)
         ax.set_yticks(range(len(freq)), freq["token"], fontsize=8)
         ax.invert_yaxis()
-        ax.set_xlabel("count")
-        ax.set_title(f"Top {top} tokens {title} cleaning")
+        ax.set(xlabel="count", title=f"Top {top} tokens {title} cleaning")
     return fig
 
 
@@ -286,8 +274,7 @@ def plot_tsne(points: pd.DataFrame, classes: Sequence[str], title: str) -> Figur
     for c, name in enumerate(classes):
         g = points[points["label"] == c]
         ax.scatter(g["x"], g["y"], s=8, alpha=0.7, color=f"C{c % 10}", label=f"{name} ({len(g)})")
-    ax.set_xticks([])
-    ax.set_yticks([])
+    ax.set(xticks=[], yticks=[])
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, markerscale=2)
     return fig
