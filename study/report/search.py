@@ -92,14 +92,11 @@ def param_importances(
     done = counted[(counted["status"] == TrialStatus.COMPLETED.value) & np.isfinite(counted[BEST_METRIC])]
     n = len(done)
     if n < MIN_IMPORTANCE_TRIALS:
-        return Importances(
-            {},
-            (
-                f"Hyperparameter importance needs at least {MIN_IMPORTANCE_TRIALS} completed trials (ASHA-stopped "
-                f"ones included), but the study has {n}; run more trials (`--num-samples`) to see it.",
-            ),
-            n,
+        note = (
+            f"Hyperparameter importance needs at least {MIN_IMPORTANCE_TRIALS} completed trials (ASHA-stopped "
+            f"ones included), but the study has {n}; run more trials (`--num-samples`) to see it."
         )
+        return Importances({}, (note,), n)
     varying = {k: d for k, d in params.items() if done[f"params_{k}"].astype(str).nunique() > 1}
     notes = []
     single = [k for k in params if k not in varying]
@@ -154,13 +151,12 @@ def slice_figure(study: optuna.Study, params: list[str]) -> Figure:
     from optuna.visualization.matplotlib import plot_slice
 
     fig = _drawn_by_optuna(lambda: plot_slice(study, params=params, target_name=BEST_METRIC))
-    axes = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
-    colorbar = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    for ax in [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]:
+        ax.remove()  # Optuna's; one colour bar for every slice is drawn below
+    axes = list(fig.axes)
     cols = min(len(axes), SLICE_COLUMNS)
     rows = math.ceil(len(axes) / cols)
     grid = fig.add_gridspec(rows, cols)
-    for ax in colorbar:
-        ax.remove()
     dists = {k: d for t in study.trials for k, d in t.distributions.items()}
     for i, ax in enumerate(axes):
         dist = dists.get(ax.get_xlabel())
@@ -172,8 +168,7 @@ def slice_figure(study: optuna.Study, params: list[str]) -> Figure:
         ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels of a short log axis run into each other
     fig.set_size_inches(4.2 * cols + 1.2, 3.4 * rows + 0.8)
     fig.set_layout_engine("constrained")  # titles, tick labels and the colour bar never overlap
-    scatter = axes[0].collections[0]
-    fig.colorbar(scatter, ax=axes, label="trial", shrink=0.8)
+    fig.colorbar(axes[0].collections[0], ax=axes, label="trial", shrink=0.8)
     return fig
 
 
