@@ -74,14 +74,10 @@ def metric_resampled(metric: str, y: np.ndarray, probs: np.ndarray, idx: np.ndar
     """`metric` ("macro_f1" or "auc") of each resample in `idx`, scored in chunks; (B,)."""
     if metric not in METRICS:
         raise ValueError(f"`metric` must be one of {METRICS}, but got {metric!r}.")
-    out = []
-    for start in range(0, len(idx), _CHUNK):
-        chunk = idx[start : start + _CHUNK]
-        if metric == "macro_f1":
-            out.append(macro_f1_resampled(y, probs.argmax(axis=1), probs.shape[1], chunk))
-        else:
-            out.append(macro_auc_resampled(y, probs, chunk))
-    return np.concatenate(out)
+    chunks = [idx[start : start + _CHUNK] for start in range(0, len(idx), _CHUNK)]
+    if metric == "macro_f1":
+        return np.concatenate([macro_f1_resampled(y, probs.argmax(axis=1), probs.shape[1], c) for c in chunks])
+    return np.concatenate([macro_auc_resampled(y, probs, c) for c in chunks])
 
 
 def bootstrap_ci(
