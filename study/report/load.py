@@ -205,19 +205,17 @@ def summary(results: StudyResults, trial_id: str | None = None) -> Summary:
     params = searched_params(results)
     e = results.epochs
     row = e[(e["trial_id"] == best["trial_id"]) & (e["epoch"] == best["best_epoch"])]
-    classes = results.classes
     recall = list(row["val_recall_per_class"].iloc[0]) if len(row) else []
     f1 = list(row["val_f1_per_class"].iloc[0]) if len(row) else []
-    param_cols = [c for c in results.trials.columns if c.startswith("params_")]
-    values = {c.removeprefix("params_"): plain(best[c]) for c in param_cols}
+    values = {c.removeprefix("params_"): plain(best[c]) for c in t.columns if c.startswith("params_")}
     return Summary(
         trial_id=str(best["trial_id"]),
         status=str(best["status"]),
         best_epoch=int(best["best_epoch"]),
         epochs_run=int(best["epochs_run"]),
         metrics={m.removeprefix("val_"): float(best[f"best_{m}"]) for m in SUMMARY_METRICS},
-        recall_per_class={c: float(r) for c, r in zip(classes, recall, strict=False)},
-        f1_per_class={c: float(r) for c, r in zip(classes, f1, strict=False)},
+        recall_per_class={c: float(r) for c, r in zip(results.classes, recall, strict=False)},
+        f1_per_class={c: float(r) for c, r in zip(results.classes, f1, strict=False)},
         searched={k: values.get(k) for k in params},
         fixed={k: v for k, v in values.items() if k not in params and v is not None},
         counts=status_counts(results.trials),
