@@ -137,6 +137,11 @@ class StudyConfig(DataSettings):
         """TPE's random start-up trials: what the user set, else a quarter of the budget, within 2..10."""
         return self.n_startup_trials or max(2, min(10, math.ceil(self.num_samples / 4)))
 
+    def fixed_hparams(self, **over: Any) -> dict[str, Any]:
+        """The hyperparameters that every trial and fold task of the study shares besides its space's fixed ones."""
+        threads, device = max(1, int(self.cpus_per_trial)), "cuda" if self.gpus_per_trial else "cpu"
+        return {"seed": self.seed, "max_epochs": self.max_epochs, "num_threads": threads, "device": device, **over}
+
 
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")

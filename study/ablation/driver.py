@@ -178,8 +178,7 @@ def resolve(args: argparse.Namespace, command: str) -> Setup:
     if args.repeats < 1:
         raise ConfigError(f"`--repeats` must be >= 1, but got {args.repeats}.")
     max_epochs = cfg.max_epochs if args.max_epochs is None else args.max_epochs
-    threads, device = max(1, int(cfg.cpus_per_trial)), "cuda" if cfg.gpus_per_trial else "cpu"
-    fixed = {"seed": cfg.seed, "max_epochs": max_epochs, "num_threads": threads, "device": device}
+    fixed = cfg.fixed_hparams(max_epochs=max_epochs)  # the base holds the space's fixed ones
     try:
         HParams.from_dict({**fixed, **base})
     except ValueError as e:

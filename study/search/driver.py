@@ -194,6 +194,11 @@ class PreparedStudy:
         return self.info["ray"]["experiment_path"]
 
     @property
+    def fixed(self) -> dict[str, Any]:
+        """The hyperparameters every trial and final-stage fold shares: the space's fixed ones and the study's."""
+        return {**self.space.fixed, **self.cfg.fixed_hparams()}
+
+    @property
     def rows(self) -> RowContext:
         c = self.cfg
         return RowContext(self.space.fixed, c.max_epochs, c.seed, c.cpus_per_trial, c.gpus_per_trial)
@@ -296,7 +301,7 @@ def build_tuner(study: PreparedStudy, callbacks: list, trainable: Callable, reus
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = str(max_concurrent)  # searchers otherwise keep 1 pending
-    fixed = trial_fixed(cfg, study.space)
+    fixed = study.fixed
     resources = {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial}
     store = _store(study)
     if store is None:  # every trial reads the study's data; a store only where the space searches the representation
@@ -397,12 +402,6 @@ def write_results(study: PreparedStudy, grid) -> StudyOutcome:
     return StudyOutcome(cfg.name, folder, trials, info)
 
 
-def trial_fixed(cfg: StudyConfig, space: SearchSpace) -> dict[str, Any]:
-    """The hyperparameters every trial (and every final-stage fold) shares: the space's fixed ones and the study's."""
-    threads, device = max(1, int(cfg.cpus_per_trial)), "cuda" if cfg.gpus_per_trial else "cpu"
-    return {**space.fixed, "seed": cfg.seed, "max_epochs": cfg.max_epochs, "num_threads": threads, "device": device}
-
-
 def final_step(
     study: PreparedStudy, dataset: Dataset, outcome: StudyOutcome, on_phase: Callable[[str], None]
 ) -> StudyOutcome:
@@ -415,11 +414,9 @@ def final_step(
     from study.final.stage import FinalPlan, run_final_stage
 
     cfg, folder = study.cfg, study.folder
-    fixed = trial_fixed(cfg, study.space)
-    plan = FinalPlan(
-        cfg.final_top, cfg.final_folds, cfg.data_seed, fixed, cfg.cpus_per_trial, cfg.gpus_per_trial, cfg.max_failures
-    )
-    plan = replace(plan, at_once=tasks_at_once(trial_request(cfg), cluster_nodes(cfg)))  # folds at once
+    at_once = tasks_at_once(trial_request(cfg), cluster_nodes(cfg))  # fold tasks the cluster holds at once
+    resources = (cfg.cpus_per_trial, cfg.gpus_per_trial, cfg.max_failures)
+    plan = FinalPlan(cfg.final_top, cfg.final_folds, cfg.data_seed, study.fixed, *resources, at_once)
     info = {**outcome.info, "status": "final_stage", "finished_at": None}
     try:
         write_json(info, folder / STUDY_FILE)
