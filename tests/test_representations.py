@@ -42,7 +42,7 @@ def test_the_store_builds_each_representation_once_however_many_trials_ask_at_on
     dataset = load_dataset(settings, tmp_path)
     base = settings.vector_config
     data = prepare(dataset.train, dataset.valid, dataset.unlabelled, settings.clean_config(), base, tmp_path)
-    store = start_store(dataset, settings.clean_config(), base, tmp_path, data, base_params(base))
+    store = start_store(dataset, settings.clean_config(), base, tmp_path, data)
 
     @ray.remote(num_cpus=0)
     def trial(store, params):  # what a trial does: ask, wait, read the arrays

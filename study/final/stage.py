@@ -92,13 +92,6 @@ def _timed(work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     return {**values, **_ran(started), "node_id": ray.get_runtime_context().get_node_id(), "error": error}
 
 
-def encode_fold_task(train, held_out, unlabelled, clean, vectors, cache_dir):
-    """A fold's EncodedData: word vectors on its training texts plus `unlabelled`, never on the held-out part."""
-    from trainables.prepare import prepare
-
-    return prepare(train, held_out, unlabelled, clean=clean, vectors=vectors, cache_dir=cache_dir)
-
-
 def fit_fold_task(hp, data, fold) -> dict[str, Any]:
     """`cv.score_fold` on one fold's data: the epoch chosen on its inner split, the held-out fold scored there."""
     from trainables.trainable import no_kernel_cache_per_shape
@@ -162,10 +155,11 @@ def run_cv(
     from trainables.data import subset, text_groups
     from trainables.folds import plan_folds
     from trainables.hparams import HParams
+    from trainables.prepare import prepare
     from trainables.vectorize import representation_key, split_params, with_params
 
     resources = {"num_cpus": plan.cpus, "num_gpus": plan.gpus, "max_retries": plan.max_retries}
-    encode = ray.remote(encode_fold_task).options(**resources)
+    encode = ray.remote(prepare).options(**resources)  # a fold's EncodedData, vectors never on its held-out part
     fit = ray.remote(fit_fold_task).options(**resources)
     labelled = data.labelled
     groups = text_groups(labelled, data.clean)

@@ -278,13 +278,11 @@ def _store(study: PreparedStudy):
 
     if not set(study.space.params) & set(SEARCHED):
         return None
-    from study.search.representations import base_params, start_store
+    from study.search.representations import start_store
     from trainables.inputs import vector_cache_dir
 
     vectors = study.cfg.vector_config
-    return start_store(
-        study.dataset, study.cfg.clean_config(), vectors, vector_cache_dir(), study.data, base_params(vectors)
-    )
+    return start_store(study.dataset, study.cfg.clean_config(), vectors, vector_cache_dir(), study.data)
 
 
 def build_tuner(study: PreparedStudy, callbacks: list, trainable: Callable, reuse_actors: bool):

@@ -21,23 +21,19 @@ from trainables.prepare import EncodedData
 from trainables.vectorize import SEARCHED, VectorConfig, representation_key, with_params
 
 
-def encode_task(train, valid, unlabelled, clean, vectors: VectorConfig, cache_dir) -> EncodedData:
-    """One representation of the study's split: vectors from the training + unlabelled texts, both parts encoded."""
-    from trainables.prepare import prepare
-
-    return prepare(train, valid, unlabelled, clean=clean, vectors=vectors, cache_dir=cache_dir)
-
-
 class RepresentationStore:
     """Representation key -> ObjectRef of its EncodedData, each built by one task (a Ray actor: `start_store`)."""
 
-    def __init__(self, inputs: dict[str, Any], clean, base: VectorConfig, cache_dir, known: dict[str, Any]):
+    def __init__(self, inputs: dict[str, Any], clean, base: VectorConfig, cache_dir, own: list):
+        """`own`: [the ObjectRef of the study's own EncodedData, of `base`] (in a list, so Ray passes the ref)."""
         import ray
+
+        from trainables.prepare import prepare
 
         self._inputs = inputs  # ObjectRefs of the training and validation rows and the unlabelled corpus
         self._clean, self._base, self._cache_dir = clean, base, cache_dir
-        self._refs: dict[str, Any] = dict(known)  # key -> ObjectRef; the study's own representation is known
-        self._encode = ray.remote(encode_task).options(num_cpus=0, max_retries=2)
+        self._refs: dict[str, Any] = {representation_key(base_params(base)): own[0]}  # key -> ObjectRef
+        self._encode = ray.remote(prepare).options(num_cpus=0, max_retries=2)
         self.builds: list[str] = []
 
     def get(self, params: dict[str, Any]) -> list:
@@ -57,7 +53,7 @@ class RepresentationStore:
         return list(self.builds)
 
 
-def start_store(dataset, clean, base: VectorConfig, cache_dir, data: EncodedData, base_params: dict[str, Any]):
+def start_store(dataset, clean, base: VectorConfig, cache_dir, data: EncodedData):
     """A RepresentationStore actor for the study's split, which knows the study's own representation already.
 
     Args:
@@ -66,7 +62,6 @@ def start_store(dataset, clean, base: VectorConfig, cache_dir, data: EncodedData
         base: the study's VectorConfig, which a trial's searched settings change.
         cache_dir: the word-vector cache.
         data: the study's own EncodedData (of `base`), for a trial whose settings equal the base ones.
-        base_params: `base`'s values of the searched settings, by their search names.
     """
     import ray
 
@@ -75,9 +70,8 @@ def start_store(dataset, clean, base: VectorConfig, cache_dir, data: EncodedData
         "valid": ray.put(dataset.valid),
         "unlabelled": ray.put(dataset.unlabelled),
     }
-    known = {representation_key(base_params): ray.put(data)}
     actor = ray.remote(RepresentationStore).options(num_cpus=0, max_restarts=2)
-    return actor.remote(inputs, clean, base, cache_dir, known)
+    return actor.remote(inputs, clean, base, cache_dir, [ray.put(data)])
 
 
 def base_params(vectors: VectorConfig) -> dict[str, Any]:
