@@ -35,12 +35,8 @@ def _native(value: Any, dist: BaseDistribution) -> Any:
     if hasattr(value, "item"):
         value = value.item()
     if isinstance(dist, CategoricalDistribution):
-        for choice in dist.choices:
-            if choice == value and type(choice) is type(value):
-                return choice
-        for choice in dist.choices:
-            if choice == value:
-                return choice
+        equal = [c for c in dist.choices if c == value]  # 1 == True: the choice of the value's own type first
+        return next((c for c in equal if type(c) is type(value)), equal[0] if equal else value)
     return value
 
 
@@ -62,46 +58,29 @@ def build_study(
     """
     study = optuna.create_study(study_name=study_name, storage=storage, direction="maximize", load_if_exists=False)
     by_trial = {tid: g.sort_values("epoch") for tid, g in epochs.groupby("trial_id")} if len(epochs) else {}
-    for row in trials.sort_values("trial_number").itertuples(index=False):
-        row = row._asdict()
+    for row in trials.sort_values("trial_number").to_dict("records"):
         state = STATES[row["status"]]
         value = row[BEST_METRIC]
         if state == TrialState.COMPLETE and (value is None or not math.isfinite(value)):
             state = TrialState.FAIL
         g = by_trial.get(row["trial_id"])
-        intermediate = (
-            {
-                int(e): float(v)
-                for e, v in zip(g["epoch"], g[METRIC], strict=False)
-                if v is not None and math.isfinite(v)
-            }
-            if g is not None
-            else {}
-        )
-        values = {k: _native(row[f"params_{k}"], d) for k, d in params.items()}
+        scores = zip(g["epoch"], g[METRIC], strict=False) if g is not None else ()
+        intermediate = {int(e): float(v) for e, v in scores if v is not None and math.isfinite(v)}
         study.add_trial(
             optuna.trial.create_trial(
-                params=values,
+                params={k: _native(row[f"params_{k}"], d) for k, d in params.items()},
                 distributions=params,
                 value=float(value) if state == TrialState.COMPLETE else None,
                 state=state,
                 intermediate_values=intermediate,
-                user_attrs={
-                    "trial_id": row["trial_id"],
-                    "status": row["status"],
-                    "epochs_run": int(row["epochs_run"]),
-                },
+                user_attrs={"trial_id": row["trial_id"], "status": row["status"], "epochs_run": int(row["epochs_run"])},
             )
         )
     return study
 
 
 def write_optuna_db(
-    trials: pd.DataFrame,
-    epochs: pd.DataFrame,
-    params: dict[str, BaseDistribution],
-    path: Path,
-    study_name: str,
+    trials: pd.DataFrame, epochs: pd.DataFrame, params: dict[str, BaseDistribution], path: Path, study_name: str
 ) -> None:
     """Write the study as a fresh SQLite file (temporary name, then rename) for `optuna-dashboard`."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
