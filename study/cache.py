@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
+from collections import Counter
 
 from study.cli import CommandParser, run_command
 from trainables import cache
@@ -50,13 +51,6 @@ def parser() -> CommandParser:
     return p
 
 
-def _bound() -> int | None:
-    try:
-        return cache.max_bytes()
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
-
-
 def _remove(entries: list[cache.CacheEntry]) -> None:
     removed = [e for e in entries if cache.remove(e)]
     held = [e.name for e in entries if e not in removed]
@@ -74,17 +68,15 @@ def main(argv: list[str] | None = None) -> int:
             print(root)
             return
         if args.command == "info":
-            bound = _bound()
+            try:
+                bound = cache.max_bytes()
+            except ValueError as e:
+                raise ConfigError(str(e)) from None
             found = cache.entries(root)
-            kinds = {}
-            for e in found:
-                kinds[e.name.split("/")[0]] = kinds.get(e.name.split("/")[0], 0) + 1
+            kinds = ", ".join(f"{k} {n}" for k, n in sorted(Counter(e.name.split("/")[0] for e in found).items()))
             print(f"Folder: {root}")
             print(f"Bound: {human(bound) if bound is not None else 'none'} (${cache.MAX_VARIABLE})")
-            print(
-                f"Entries: {len(found)}"
-                + (f" ({', '.join(f'{k} {n}' for k, n in sorted(kinds.items()))})" if kinds else "")
-            )
+            print(f"Entries: {len(found)}" + (f" ({kinds})" if kinds else ""))
             print(f"Size: {human(sum(e.size for e in found))}")
             return
         if args.command == "remove" and args.pattern is None:
