@@ -37,14 +37,7 @@ class FullRungASHA(AsyncHyperBandScheduler):
     """
 
     def __init__(
-        self,
-        min_rung: int,
-        *,
-        max_t: int,
-        grace_period: int,
-        reduction_factor: float,
-        stop_last_trials: bool = True,
-        **kwargs,
+        self, min_rung: int, *, max_t: int, grace_period: int, reduction_factor: float, stop_last_trials=True, **kwargs
     ):
         if min_rung < 1:
             raise ValueError(f"`min_rung` must be >= 1, but got {min_rung}.")
