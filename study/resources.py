@@ -80,9 +80,8 @@ def cluster_nodes(cfg: StudyConfig, checkpoints: bool = True) -> list[dict[str, 
             "(NFS, EFS)."
         )
     nodes = [n["Resources"] for n in alive]
-    if capacity:
-        workers = [n["Resources"] for n in alive if "node:__internal_head__" not in n["Resources"]]
-        nodes = [r for r in nodes if r not in workers] + capacity  # running workers count within max_workers
+    if capacity:  # the head, and every worker the launcher may start (the running ones count within max_workers)
+        return [r for r in nodes if "node:__internal_head__" in r] + capacity
     return nodes
 
 
@@ -101,10 +100,8 @@ def trial_request(cfg: StudyConfig) -> Request:
 
 def holds(node: dict[str, float], request: Request) -> int:
     """How many tasks of `request` the node holds at once (0: none)."""
-    by_cpu = math.floor(node.get("CPU", 0) / request.cpus + 1e-9) if request.cpus else math.inf
-    by_gpu = math.floor(node.get("GPU", 0) / request.gpus + 1e-9) if request.gpus else math.inf
-    fit = min(by_cpu, by_gpu)
-    return 1 if fit == math.inf else int(fit)
+    fits = [math.floor(node.get(k, 0) / n + 1e-9) for k, n in (("CPU", request.cpus), ("GPU", request.gpus)) if n]
+    return min(fits, default=1)
 
 
 def tasks_at_once(request: Request, nodes: list[dict[str, float]]) -> int:
@@ -119,8 +116,7 @@ def check_resources(cfg: StudyConfig, nodes: list[dict[str, float]]) -> None:
     encodings, the final model), a trial's CPUs alone (the TF-IDF baselines) or nothing (the representation
     store and its encodings), so one node that holds a trial's CPUs and GPUs together holds them all.
     """
-    max_cpus = max((n.get("CPU", 0) for n in nodes), default=0)
-    max_gpus = max((n.get("GPU", 0) for n in nodes), default=0)
+    max_cpus, max_gpus = (max((n.get(k, 0) for n in nodes), default=0) for k in ("CPU", "GPU"))
     if cfg.gpus_per_trial > 0 and max_gpus == 0:
         raise ConfigError(
             f"`gpus_per_trial` is {cfg.gpus_per_trial}, but no node of this Ray cluster has a GPU. "
@@ -149,9 +145,7 @@ def check_resources(cfg: StudyConfig, nodes: list[dict[str, float]]) -> None:
 
 def concurrency(cfg: StudyConfig, nodes: list[dict[str, float]]) -> int:
     """Trials at once: the user's `max_concurrent`, else what fits on the nodes, at most the budget."""
-    if cfg.max_concurrent:
-        return min(cfg.max_concurrent, cfg.num_samples)
-    return min(tasks_at_once(trial_request(cfg), nodes), cfg.num_samples)
+    return min(cfg.max_concurrent or tasks_at_once(trial_request(cfg), nodes), cfg.num_samples)
 
 
 class TaskWindow:
@@ -160,9 +154,9 @@ class TaskWindow:
     A task that Ray queues because every node is busy is pending demand to the autoscaler, and demand that
     neither a free node nor a node type the launcher may start can take is what it calls "infeasible": Ray then
     warns "There are tasks with infeasible resource requests that cannot be scheduled", although the tasks only
-    wait for a free CPU. Sized by `tasks_at_once` over the nodes up and the
-    workers the launcher may start, the window never asks for more than the cluster can hold, while an
-    autoscaling cluster still sees the demand that makes it start workers.
+    wait for a free CPU. Sized by `tasks_at_once` over the nodes up and the workers the launcher may start, the
+    window never asks for more than the cluster can hold, while an autoscaling cluster still sees the demand that
+    makes it start workers.
 
     `add` queues a task with a key and `finished` yields (ref, key) as they end, in the order they end;
     `submit` starts a task ahead of the queue as soon as a slot is free (for work the caller waits on
@@ -269,15 +263,14 @@ def resolve_address(address: str) -> tuple[str, str]:
 
     env = os.environ.get("RAY_ADDRESS", "").strip()
     path = ray_address_file()
-    recorded = path.read_text().strip() if address == "auto" and not env and path.is_file() else ""
-    if address == "auto" and env:
-        address, source = env, "$RAY_ADDRESS"
-    elif recorded:
-        address, source = recorded, f"{path}, the last cluster started on this machine"
-    elif address == "auto":
-        source = "the Ray process running on this machine"
-    else:
+    if address != "auto":
         source = "`--address`" if address != env else "$RAY_ADDRESS"
+    elif env:
+        address, source = env, "$RAY_ADDRESS"
+    elif path.is_file() and (recorded := path.read_text().strip()):
+        address, source = recorded, f"{path}, the last cluster started on this machine"
+    else:
+        source = "the Ray process running on this machine"
     if "://" in address:  # a Ray Client address: its server's host and port
         return address.split("://", 1)[1].rstrip("/"), source
     try:
