@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import logging
 import math
 import re
 import tomllib
@@ -21,9 +20,6 @@ from trainables.data_settings import DataSettings, convert_value, field_types, s
 from trainables.metrics import METRIC, MODE
 from trainables.settings import ConfigError, check, setting
 from trainables.vectorize import SEARCHED
-
-log = logging.getLogger(__name__)
-
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 NAME_RULE = (
@@ -91,9 +87,7 @@ class StudyConfig(DataSettings):
     resume: str = setting("output", "", "complete the interrupted study NAME to its full budget")
     keep_predictions: int = setting("output", 5, "top trials whose validation predictions are saved")
     keep_checkpoints: int = setting(
-        "output",
-        0,
-        "top trials whose best checkpoint (weights and optimiser state) is kept once the study ends; 0: none",
+        "output", 0, "top trials whose best checkpoint (weights, optimiser state) is kept once the study ends; 0: none"
     )
     final_top: int = setting(
         "final", 3, "configurations the final stage re-scores by k-fold CV on every labelled row (0: no final stage)"
@@ -162,17 +156,10 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type = StudyConfig) -> N
         if f.default is not MISSING and f.default not in ("", ()):
             help_text += f" (default: {f.default})"
         extra = {"action": argparse.BooleanOptionalAction} if kind is bool else {"metavar": name.upper()}
-        groups[f.metadata["group"]].add_argument(
-            _flag(name), dest=name, default=argparse.SUPPRESS, help=help_text, **extra
-        )
+        groups[f.metadata["group"]].add_argument(_flag(name), default=argparse.SUPPRESS, help=help_text, **extra)
     if cls is StudyConfig:
-        preset = ", ".join(f"{k}={v}" for k, v in SMOKE_PRESET.items())
-        groups["search"].add_argument(
-            "--smoke",
-            action="store_true",
-            default=argparse.SUPPRESS,
-            help=f"small preset for a laptop or one GPU: {preset}",
-        )
+        preset = "small preset for a laptop or one GPU: " + ", ".join(f"{k}={v}" for k, v in SMOKE_PRESET.items())
+        groups["search"].add_argument("--smoke", action="store_true", default=argparse.SUPPRESS, help=preset)
     for group in groups.values():  # a command without a group's settings shows no empty heading
         if not group._group_actions:
             parser._action_groups.remove(group)
@@ -239,6 +226,4 @@ def build_config(flags: dict[str, Any], toml_path: str | None = None, cls: type 
         merged.update(SMOKE_PRESET)
         if given.get("vectors", from_file.get("vectors")):
             merged.pop("vector_size")  # a pretrained file has its own dimension
-    merged.update(from_file)
-    merged.update(given)
-    return cls.from_settings(**merged)
+    return cls.from_settings(**{**merged, **from_file, **given})
