@@ -24,9 +24,7 @@ class ResultsRecorder(tune.Callback):
     """Records every trial start, epoch and end, and rewrites the two Parquet files atomically now and then."""
 
     def __init__(self, folder: Path, ctx: RowContext, flush_every_s: float = 2.0):
-        self.folder = Path(folder)
-        self.ctx = ctx
-        self.flush_every_s = flush_every_s
+        self.folder, self.ctx, self.flush_every_s = Path(folder), ctx, flush_every_s
         self.epochs: dict[str, dict[int, dict[str, Any]]] = {}
         self.trials: dict[str, dict[str, Any]] = {}  # in creation order, as Ray's trial list keeps them
         self._last_flush = 0.0
@@ -45,14 +43,12 @@ class ResultsRecorder(tune.Callback):
             self.flush()
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        t = self._trial(trial)
-        t["ray_status"], t["failures"] = "TERMINATED", trial.run_metadata.num_failures
+        self._trial(trial).update(ray_status="TERMINATED", failures=trial.run_metadata.num_failures)
         self.flush()
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        t = self._trial(trial)
-        t["ray_status"], t["error"] = "ERROR", error_message(trial.get_error())
-        t["failures"] = trial.run_metadata.num_failures
+        error = error_message(trial.get_error())
+        self._trial(trial).update(ray_status="ERROR", error=error, failures=trial.run_metadata.num_failures)
         self.flush()
 
     def on_trial_recover(self, iteration, trials, trial, **info):
