@@ -128,11 +128,9 @@ def saved_trials(filesystem: Any, experiment_path: str) -> dict[str, tuple[str, 
             return None
         with filesystem.open_input_stream(path) as f:
             state = json.loads(f.readall())
-        out = {}
-        for trial_state, run_metadata in state["trial_data"]:  # each: two JSON texts
-            trial, last = json.loads(trial_state), json.loads(run_metadata).get("last_result") or {}
-            # the last result's checkpoint is the latest: Ray registers it as it takes in the result
-            out[trial["trial_id"]] = (trial["status"], last.get("checkpoint_dir_name"))
-        return out
+        # each trial_data item: the trial's state and its run metadata, two JSON texts
+        trials = [(json.loads(t), json.loads(m).get("last_result") or {}) for t, m in state["trial_data"]]
+        # the last result's checkpoint is the latest: Ray registers it as it takes in the result
+        return {t["trial_id"]: (t["status"], last.get("checkpoint_dir_name")) for t, last in trials}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
