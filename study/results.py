@@ -66,15 +66,7 @@ TRIALS_SCHEMA = pa.schema(
     ]
 )
 
-EPOCH_METRICS = (
-    "train_loss",
-    "train_macro_f1",
-    "train_accuracy",
-    "val_loss",
-    METRIC,
-    "val_accuracy",
-    "val_auc",
-)
+EPOCH_METRICS = ("train_loss", "train_macro_f1", "train_accuracy", "val_loss", METRIC, "val_accuracy", "val_auc")
 EPOCHS_SCHEMA = pa.schema(
     [
         ("trial_id", pa.string()),
@@ -103,10 +95,7 @@ PREDICTIONS_SCHEMA = pa.schema(
 FOLD_FIELDS = [
     ("n_train", pa.int64()),
     ("n_held_out", pa.int64()),
-    ("macro_f1", pa.float64()),
-    ("auc", pa.float64()),
-    ("accuracy", pa.float64()),
-    ("loss", pa.float64()),
+    *[(m, pa.float64()) for m in ("macro_f1", "auc", "accuracy", "loss")],
     ("best_epoch", pa.int64()),  # the epoch chosen on the fold's inner validation split; null for baselines
     ("epochs", pa.int64()),  # epochs run
     ("curve", pa.list_(pa.float64())),  # the held-out macro-F1 of every epoch; null for baselines
