@@ -9,10 +9,9 @@ from pathlib import Path
 
 from search_spaces.rnn import SearchSpace, check_values, read_space, space_from_dict
 
-FOLDER = Path(__file__).parent
 FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,80}$")  # a file's name less .toml names its space and studies
 SPACES: dict[str, SearchSpace] = {
-    p.stem: read_space(p, f"built-in space file {str(p)!r}") for p in sorted(FOLDER.glob("*.toml"))
+    p.stem: read_space(p, f"built-in space file {str(p)!r}") for p in sorted(Path(__file__).parent.glob("*.toml"))
 }
 
 

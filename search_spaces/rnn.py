@@ -35,13 +35,9 @@ HYPERPARAMETERS: dict[str, type] = {
     **{name: _VECTOR_TYPES[field] for name, field in SEARCHED.items()},
 }
 KEYS = ("description", "params", "fixed", "enqueue")  # a space's keys in TOML (study.json adds `name`)
-DISTRIBUTIONS = {
-    "float": ("low", "high", "log", "step"),
-    "int": ("low", "high", "log", "step"),
-    "categorical": ("choices",),
-}
+_RANGE_KEYS = ("low", "high", "log", "step")
+DISTRIBUTIONS = {"float": _RANGE_KEYS, "int": _RANGE_KEYS, "categorical": ("choices",)}  # a type -> the keys it takes
 EXAMPLE = '{ type = "float", low = 0.0, high = 0.5 }'
-VALUE = "a string, a number or a boolean"
 WORDS = {str: "a string", int: "an integer", float: "a number", bool: "a boolean (true or false)"}
 
 
@@ -211,7 +207,7 @@ def _table(data: dict[str, Any], key: str, form: str) -> dict[str, Any]:
 
 def _scalar(value: Any, key: str) -> None:
     if not isinstance(value, (str, int, float, bool)):
-        raise ValueError(f"`{key}` must be {VALUE}, but got {value!r}.")
+        raise ValueError(f"`{key}` must be a string, a number or a boolean, but got {value!r}.")
 
 
 def _distribution(spec: Any, key: str) -> BaseDistribution:
