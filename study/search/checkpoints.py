@@ -17,6 +17,7 @@ Not here: writing checkpoints (trainables/trainable.py), reading them into rows 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -28,7 +29,7 @@ from typing import Any
 from ray import tune
 
 from study.compat import saved_trials
-from study.results import BEST_METRIC
+from study.results import BEST_METRIC, TrialStatus
 from study.search.rows import StoredTrial, top_trials
 from trainables.metrics import METRIC, MODE
 from trainables.trainable import CHECKPOINT_SCORE, HISTORY_FILE, PROBS_FILE, STATE_FILE
@@ -138,8 +139,6 @@ def prune(trials: list[dict], stored: dict[str, StoredTrial], keep_checkpoints: 
     Returns:
         The number of trials whose best checkpoint is kept whole.
     """
-    from study.results import TrialStatus
-
     ended = [t["trial_id"] for t in trials if t["status"] != TrialStatus.RUNNING and t["trial_id"] in stored]
     whole = [t for t in top_trials(trials, keep_checkpoints) if t in ended and stored[t].best is not None]
     found = [
@@ -237,10 +236,8 @@ def folder_bytes(folder: str | Path) -> int:
     total = 0
     for root, _, files in os.walk(folder):
         for f in files:
-            try:
+            with contextlib.suppress(OSError):  # removed meanwhile
                 total += os.lstat(os.path.join(root, f)).st_size
-            except OSError:  # removed meanwhile
-                pass
     return total
 
 
