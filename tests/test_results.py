@@ -11,13 +11,12 @@ from study.results import (
     SCHEMA_VERSION,
     TRIALS_SCHEMA,
     ResultsError,
-    TrialStatus,
     read_study,
     read_table,
     write_json,
     write_table,
 )
-from study.search.rows import summarise_trial
+from study.search.rows import RowContext, trial_row
 
 
 def _epochs(trial_id, scores):
@@ -43,8 +42,9 @@ def _epochs(trial_id, scores):
 
 
 def test_summary_picks_the_best_and_last_epoch():
-    row = summarise_trial(
-        "t_00003", 3, {"cell": "gru", "lr": 0.01}, _epochs("t_00003", [0.3, 0.5, 0.5, 0.4]), TrialStatus.STOPPED_EARLY
+    ctx = RowContext(fixed={}, max_epochs=5, seed=0, cpus=1.0, gpus=0.0)  # 4 of 5 epochs: stopped early
+    row = trial_row(
+        ctx, "t_00003", 3, {"cell": "gru", "lr": 0.01}, _epochs("t_00003", [0.3, 0.5, 0.5, 0.4]), "TERMINATED"
     )
     assert row["best_epoch"] == 2 and row["best_val_macro_f1"] == 0.5  # earliest of the ties
     assert row["last_val_macro_f1"] == 0.4 and row["epochs_run"] == 4
@@ -54,18 +54,9 @@ def test_summary_picks_the_best_and_last_epoch():
 
 def test_write_read_schema_round_trip(tmp_path):
     epochs = _epochs("t_00001", [0.3, 0.6])
+    ctx = RowContext(fixed={}, max_epochs=2, seed=0, cpus=1.0, gpus=0.25)
     trials = [
-        summarise_trial(
-            "t_00001",
-            1,
-            {"cell": "lstm", "hidden_size": 16, "attention": True},
-            epochs,
-            TrialStatus.COMPLETED,
-            node_id="n1",
-            cpus=1.0,
-            gpus=0.25,
-            seed=0,
-        )
+        trial_row(ctx, "t_00001", 1, {"cell": "lstm", "hidden_size": 16, "attention": True}, epochs, "TERMINATED")
     ]
     preds = [{"trial_id": "t_00001", "epoch": 2, "row": i, "label": i % 3, "probs": [0.2, 0.3, 0.5]} for i in range(4)]
     for name, rows, schema in [

@@ -63,37 +63,6 @@ def trial_status(ray_status: str, errored: bool, epochs_run: int, max_epochs: in
     return TrialStatus.COMPLETED if epochs_run >= max_epochs else TrialStatus.STOPPED_EARLY
 
 
-def summarise_trial(
-    trial_id: str,
-    trial_number: int,
-    params: dict[str, Any],
-    epochs: list[dict[str, Any]],
-    status: TrialStatus,
-    error: str | None = None,
-    **extra: Any,
-) -> dict[str, Any]:
-    """A trials.parquet row from a trial's settings and its epoch rows (sorted by epoch).
-
-    The best epoch is the one with the highest validation macro-F1 (the earliest on ties).
-    """
-    row: dict[str, Any] = {
-        "trial_id": trial_id,
-        "trial_number": trial_number,
-        "status": status.value,
-        "error": error,
-        "epochs_run": len(epochs),
-        **extra,
-        **{f"params_{k}": params.get(k) for k in PARAM_TYPES},
-    }
-    if epochs:
-        scores = [e[METRIC] if e[METRIC] is not None and math.isfinite(e[METRIC]) else -math.inf for e in epochs]
-        best, last = epochs[scores.index(max(scores))], epochs[-1]
-        row["best_epoch"], row["time_total_s"] = best["epoch"], last.get("time_total_s")
-        for m in SUMMARY_METRICS:
-            row[f"best_{m}"], row[f"last_{m}"] = best[m], last[m]
-    return row
-
-
 def trial_row(
     ctx: RowContext,
     trial_id: str,
@@ -107,13 +76,32 @@ def trial_row(
 ) -> dict[str, Any]:
     """The trials.parquet row of one trial from what Ray knows of it; `epochs` are its epoch rows in order.
 
-    `failures` is Ray's count of the trial's failures (`run_metadata.num_failures`).
+    `failures` is Ray's count of the trial's failures (`run_metadata.num_failures`). The best epoch is the one
+    with the highest validation macro-F1 (the earliest on ties).
     """
     status = trial_status(ray_status, error is not None, len(epochs), ctx.max_epochs)
-    node_id = epochs[-1]["node_id"] if epochs else None
-    extra = {"node_id": node_id, "hostname": hostname, "seed": ctx.seed, "cpus": ctx.cpus, "gpus": ctx.gpus}
-    extra["retries"] = retries(failures, status)
-    return summarise_trial(trial_id, number, {**ctx.fixed, **config}, epochs, status, error, **extra)
+    params = {**ctx.fixed, **config}
+    row: dict[str, Any] = {
+        "trial_id": trial_id,
+        "trial_number": number,
+        "status": status.value,
+        "error": error,
+        "epochs_run": len(epochs),
+        "node_id": epochs[-1]["node_id"] if epochs else None,
+        "hostname": hostname,
+        "seed": ctx.seed,
+        "cpus": ctx.cpus,
+        "gpus": ctx.gpus,
+        "retries": retries(failures, status),
+        **{f"params_{k}": params.get(k) for k in PARAM_TYPES},
+    }
+    if epochs:
+        scores = [e[METRIC] if e[METRIC] is not None and math.isfinite(e[METRIC]) else -math.inf for e in epochs]
+        best, last = epochs[scores.index(max(scores))], epochs[-1]
+        row["best_epoch"], row["time_total_s"] = best["epoch"], last.get("time_total_s")
+        for m in SUMMARY_METRICS:
+            row[f"best_{m}"], row[f"last_{m}"] = best[m], last[m]
+    return row
 
 
 def read_result_json(fs, path: str) -> list[dict[str, Any]]:
