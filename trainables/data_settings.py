@@ -1,10 +1,10 @@
 """The study's data settings (DataSettings: where the tweets come from and how they become arrays), and how flat
 setting names (flags, TOML keys, study.json's `settings`) map onto settings objects and their nested sections.
 
-DataSpec (how the files are read) and VectorConfig (the word vectors) nest in DataSettings; each of their fields
-declared with `setting` is a setting of its own name. Values are converted and checked here (`convert_value`; a bad
-one is a ConfigError naming the setting, the bad value and the rule), and written back as flat names
-(`flat_settings`).
+DataSpec (data.py: how the files are read) and VectorConfig (vectorize.py: the word vectors) nest in DataSettings;
+each of their fields declared with `setting` is a setting of its own name, a flag too (`settings_fields`). Values
+are converted and checked here (`convert_value`; a bad one is a ConfigError naming the setting, the bad value and
+the rule), and written back as flat names (`flat_settings`).
 """
 
 from __future__ import annotations
@@ -20,15 +20,14 @@ from trainables.vectorize import SEARCHED, VectorConfig
 
 CLEAN_STEPS = tuple(f.name for f in fields(CleanConfig) if f.type in ("bool", bool))
 LIST_SETTINGS = ("clean_off", "unlabelled")  # comma-separated in a flag, a list in TOML
+BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}  # a bool setting's words
 
 
 @dataclass(frozen=True)
 class DataSettings:
     """Where the tweets come from and how they become arrays; shared by `study.run` and `study.evaluate`.
 
-    How the files are read (`data_spec`) and the word vectors (`vector_config`) are settings objects of their own
-    (data.py, vectorize.py), whose fields are flags too (`settings_fields`); `from_settings` builds one from flat
-    setting names. study/config.py's StudyConfig adds the study's own settings.
+    `from_settings` builds one from flat setting names; study/config.py's StudyConfig adds the study's own settings.
     """
 
     train: str = setting("data", "", "labelled training CSV (default: the built-in demo data)")
@@ -65,12 +64,8 @@ class DataSettings:
             object.__setattr__(self, "vector_config", replace(self.vector_config, seed=self.data_seed))
         check(0 < self.valid_fraction < 1, "valid_fraction", self.valid_fraction, "must be in (0, 1)")
         check(0 <= self.test_fraction < 1, "test_fraction", self.test_fraction, "must be in [0, 1) (0: no test set)")
-        check(
-            not (self.test and self.test_fraction),
-            "test_fraction",
-            self.test_fraction,
-            "must be 0 when `test` names a test file (give one of them)",
-        )
+        one_of = "must be 0 when `test` names a test file (give one of them)"
+        check(not (self.test and self.test_fraction), "test_fraction", self.test_fraction, one_of)
         check(self.demo_rows >= 60, "demo_rows", self.demo_rows, "must be >= 60")
         bad = [s for s in self.clean_off if s not in CLEAN_STEPS]
         check(not bad, "clean_off", ",".join(bad), f"must name cleaning steps among {', '.join(CLEAN_STEPS)}")
@@ -91,11 +86,9 @@ class DataSettings:
         for name, value in values.items():
             section, f = where[name]
             nested.setdefault(section, {})[f.name] = convert_value(name, value, types[name], "setting")
+        own = nested.pop("", {})
         try:
-            own = nested.pop("", {})
             return cls(**own, **{section: SECTIONS[section](**v) for section, v in nested.items()})
-        except ConfigError:
-            raise
         except ValueError as e:  # a settings object's own check, in the settings' names
             raise ConfigError(str(e)) from None
 
@@ -171,13 +164,7 @@ def convert_value(name: str, value: Any, kind: type, source: str) -> Any:
         return tuple(s.strip() for s in value if s.strip())
     try:
         if kind is bool:
-            if isinstance(value, bool):
-                return value
-            if str(value).lower() in ("true", "1", "yes"):
-                return True
-            if str(value).lower() in ("false", "0", "no"):
-                return False
-            raise ValueError
+            return value if isinstance(value, bool) else BOOLS[str(value).lower()]
         if kind is int:
             if isinstance(value, float) and not value.is_integer():
                 raise ValueError
@@ -188,6 +175,6 @@ def convert_value(name: str, value: Any, kind: type, source: str) -> Any:
                 raise ValueError
             return number
         return str(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, KeyError):  # KeyError: a word BOOLS does not know
         expected = {bool: "true or false", int: "an integer", float: "a finite number"}.get(kind, "a string")
         raise ConfigError(f"`{name}` ({source}) must be {expected}, but got {value!r}.") from None
