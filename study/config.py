@@ -27,7 +27,6 @@ NAME_RULE = (
     "`results_dir`)"
 )
 
-
 # The flags' groups in `--help`, in this order; each field names its group.
 GROUPS = {
     "data": "data files, columns and splits",
@@ -37,7 +36,6 @@ GROUPS = {
     "cluster": "Ray, resources and retries",
     "output": "results",
 }
-
 
 SMOKE_PRESET: dict[str, Any] = {
     "space": "smoke",
@@ -217,13 +215,11 @@ def build_config(flags: dict[str, Any], toml_path: str | None = None, cls: type 
     """Merge defaults, the smoke preset, the TOML file and the flags into a validated `cls`."""
     types = _known(cls)
     given = {k: convert_value(k, v, types[k], f"flag {_flag(k)}") for k, v in flags.items()}
-    from_file = read_toml(toml_path, cls) if toml_path else {}
-    smoke = given.pop("smoke", from_file.pop("smoke", False))
-    merged: dict[str, Any] = {}
-    if cls is StudyConfig and not given.get("train", from_file.get("train")):
-        merged.update(DEMO_PRESET)
+    chosen = {**(read_toml(toml_path, cls) if toml_path else {}), **given}
+    smoke = chosen.pop("smoke", False)
+    presets = dict(DEMO_PRESET) if cls is StudyConfig and not chosen.get("train") else {}
     if smoke and cls is StudyConfig:
-        merged.update(SMOKE_PRESET)
-        if given.get("vectors", from_file.get("vectors")):
-            merged.pop("vector_size")  # a pretrained file has its own dimension
-    return cls.from_settings(**{**merged, **from_file, **given})
+        presets.update(SMOKE_PRESET)
+        if chosen.get("vectors"):
+            presets.pop("vector_size")  # a pretrained file has its own dimension
+    return cls.from_settings(**{**presets, **chosen})
