@@ -73,11 +73,10 @@ def plan_folds(labels: np.ndarray, groups: np.ndarray, folds: int, seed: int) ->
     Raises:
         ConfigError: `folds` < 2, or some class has fewer rows than `folds`.
     """
-    out = []
-    for k, (train, held_out) in enumerate(fold_indices(labels, folds, seed, groups), start=1):
-        inner_train, inner_valid = inner_split(labels[train], groups[train], seed)
-        out.append(Fold(k, train, held_out, inner_train, inner_valid))
-    return out
+    return [
+        Fold(k, train, held_out, *inner_split(labels[train], groups[train], seed))
+        for k, (train, held_out) in enumerate(fold_indices(labels, folds, seed, groups), start=1)
+    ]
 
 
 def given_fold(train: LabelledData, valid: LabelledData, seed: int, clean=None) -> Fold:
