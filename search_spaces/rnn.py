@@ -125,9 +125,7 @@ def _distribution_type_problem(name: str, dist: BaseDistribution) -> str | None:
         bad = [c for c in dist.choices if not _has_type(kind, c)]
         return f"each of `params.{name}.choices` must be {WORDS[kind]}, but got {bad[0]!r}." if bad else None
     given = "float" if isinstance(dist, FloatDistribution) else "int"
-    allowed = {str: ("categorical",), bool: ("categorical",), int: ("int", "categorical")}.get(
-        kind, tuple(DISTRIBUTIONS)
-    )
+    allowed = {int: ("int", "categorical"), float: tuple(DISTRIBUTIONS)}.get(kind, ("categorical",))  # str, bool
     if given not in allowed:
         return (
             f"`params.{name}.type` must be {' or '.join(repr(a) for a in allowed)} (a value of `{name}` is "
