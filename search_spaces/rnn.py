@@ -50,8 +50,7 @@ class SearchSpace:
     enqueue: tuple[dict[str, Any], ...] = ()  # configurations tried first, in order
 
     def __post_init__(self) -> None:
-        problem = space_problem(self.params, self.fixed, self.enqueue)
-        if problem:
+        if problem := space_problem(self.params, self.fixed, self.enqueue):
             raise ValueError(f"space {self.name!r}: {problem}")
 
     def to_dict(self) -> dict[str, Any]:
@@ -94,8 +93,7 @@ def space_problem(params: dict[str, BaseDistribution], fixed: dict[str, Any], en
             "representation comes from its data settings); move them to `params` or set them as study settings."
         )
     for name, dist in params.items():
-        problem = _distribution_type_problem(name, dist)
-        if problem:
+        if problem := _distribution_type_problem(name, dist):
             return problem
     for name, value in fixed.items():
         if not _has_type(HYPERPARAMETERS[name], value):
@@ -188,8 +186,7 @@ def space_from_dict(data: dict[str, Any], name: str, where: str) -> SearchSpace:
         for i, point in enumerate(enqueue):
             for k, v in point.items():
                 _scalar(v, f"enqueue[{i}].{k}")
-        problem = space_problem(params, fixed, enqueue)
-        if problem:
+        if problem := space_problem(params, fixed, enqueue):
             raise ValueError(problem)
     except ValueError as e:
         raise ValueError(f"{where}: {e}") from None
