@@ -1,8 +1,9 @@
 """Study settings: the frozen StudyConfig (the data's settings, trainables/data_settings.py, and the study's own),
 its flags, and the TOML file that takes the same keys.
 
-Precedence: defaults < `--smoke` preset < TOML file < flags given on the command line. Every check runs
-when the settings are built, before Ray starts, and raises ConfigError naming the setting, the bad value and the rule.
+Precedence: defaults < the demo data's preset (DEMO_PRESET, without `--train`) < `--smoke` preset < TOML file < flags
+given on the command line. Every check runs when the settings are built, before Ray starts, and raises ConfigError
+naming the setting, the bad value and the rule.
 """
 
 from __future__ import annotations
