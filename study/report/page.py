@@ -5,7 +5,8 @@ script are inline, nothing is fetched. Every table sits in a box that scrolls si
 never runs off the page. The script records on <body> how many images loaded (`data-images-loaded` of
 `data-images-total`), any script error (`data-errors`) and whether the page is wider than the window
 (`data-overflow`), so a headless browser can check the page.
-What goes into a page's sections is decided in sections.py (the report) and compare.py.
+What goes into a page's sections is decided by the pages: sections.py and final.py (the report), compare.py and
+compare_final.py (the comparison), ablation.py (the ablation report).
 """
 
 from __future__ import annotations
