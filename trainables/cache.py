@@ -47,12 +47,12 @@ def default_cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "rnn-sentiment-studies"
 
 
-def parse_size(text: str, name: str = MAX_VARIABLE) -> int | None:
+def parse_size(text: str) -> int | None:
     """Bytes of a size such as "5GB", "500MB", "2.5G" or "1GiB" (decimal units, or binary with "i"); "0" or
     "none": no bound (None).
 
     Raises:
-        ValueError: anything else, naming `name`, the value and the fix.
+        ValueError: anything else, naming `$RNN_STUDY_CACHE_MAX`, the value and the fix.
     """
     value = text.strip().lower()
     if value in ("0", "none"):
@@ -60,8 +60,8 @@ def parse_size(text: str, name: str = MAX_VARIABLE) -> int | None:
     match = re.fullmatch(r"(\d+(?:\.\d*)?|\.\d+)\s*([kmgt]i?)?b?", value)
     if not match or not match.group(2) and not value.endswith("b"):
         raise ValueError(
-            f"`{name}` must be a size with a unit such as 5GB, 500MB or 2.5GiB (0 or none: no bound), but got "
-            f"{text!r}; set it to one, e.g. `export {name}=5GB`."
+            f"`{MAX_VARIABLE}` must be a size with a unit such as 5GB, 500MB or 2.5GiB (0 or none: no bound), but "
+            f"got {text!r}; set it to one, e.g. `export {MAX_VARIABLE}=5GB`."
         )
     return int(float(match.group(1)) * UNITS[match.group(2) or ""])
 
@@ -101,11 +101,8 @@ def managed(path: str | Path) -> Path | None:
 def _size(path: Path) -> tuple[int, float]:
     """(bytes, newest mtime) of a file or of every file under a folder."""
     try:
-        if not path.is_dir():
-            st = path.lstat()
-            return st.st_size, st.st_mtime
-        sizes = [(p.lstat().st_size, p.lstat().st_mtime) for p in path.rglob("*") if p.is_file()]
-        return sum(s for s, _ in sizes), max([t for _, t in sizes], default=path.lstat().st_mtime)
+        stats = [p.lstat() for p in path.rglob("*") if p.is_file()] if path.is_dir() else [path.lstat()]
+        return sum(st.st_size for st in stats), max([st.st_mtime for st in stats], default=path.lstat().st_mtime)
     except OSError:  # removed meanwhile
         return 0, 0.0
 
@@ -203,12 +200,16 @@ def remove(entry: CacheEntry) -> bool:
     return True
 
 
-def evict(root: str | Path, limit: int | None) -> list[CacheEntry]:
-    """Remove the least recently used entries that no process holds until the cache holds at most `limit` bytes.
+def written(path: str | Path) -> list[CacheEntry]:
+    """Keep the cache within its bound after an entry at `path` was written: remove the least recently used entries
+    that no process holds until it is (call it while that entry is `in_use`, so that it stays). Outside the cache
+    folder, or without a bound, nothing happens.
 
     Returns:
         The entries removed, in order.
     """
+    root = managed(path)
+    limit = max_bytes() if root is not None else None
     if limit is None:
         return []
     found = entries(root)
@@ -221,17 +222,6 @@ def evict(root: str | Path, limit: int | None) -> list[CacheEntry]:
             total -= entry.size
             removed.append(entry)
     return removed
-
-
-def written(path: str | Path) -> list[CacheEntry]:
-    """Keep the cache within its bound after an entry at `path` was written (call it while that entry is
-    `in_use`, so that it stays). Outside the cache folder, nothing happens.
-
-    Returns:
-        The entries removed.
-    """
-    root = managed(path)
-    return evict(root, max_bytes()) if root is not None else []
 
 
 def matching(pattern: str, root: str | Path | None = None) -> list[CacheEntry]:
