@@ -100,13 +100,6 @@ class VectorConfig:
         if self.max_n < self.min_n:
             raise ValueError(f"`ft_max_n` must be >= `ft_min_n` ({self.min_n}), but got {self.max_n}.")
 
-    def training_settings(self) -> dict[str, Any]:
-        """The settings that change trained vectors (not the encoding, max_len or a pretrained file)."""
-        keep = ["kind", "vector_size", "window", "min_count", "epochs", "sg", "seed"]
-        if self.kind == "fasttext":
-            keep += ["min_n", "max_n"]
-        return {k: getattr(self, k) for k in keep}
-
 
 def split_params(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(the representation settings among `params`, by their search names; every other parameter)."""
@@ -150,9 +143,7 @@ def ngram_buckets(words: Iterable[str], min_n: int, max_n: int, buckets: int) ->
     """(K,) int64: the sorted distinct n-gram buckets of `words`."""
     from gensim.models.fasttext import ft_ngram_hashes
 
-    ids: set[int] = set()
-    for w in words:
-        ids.update(ft_ngram_hashes(w, min_n, max_n, buckets))
+    ids = {i for w in words for i in ft_ngram_hashes(w, min_n, max_n, buckets)}
     return np.array(sorted(ids), dtype=np.int64)
 
 
@@ -206,11 +197,14 @@ def ngram_table_size(words: Iterable[str], min_n: int, max_n: int) -> int:
 
 
 def corpus_fingerprint(corpus: Sequence[Sequence[str]], cfg: VectorConfig, extra: TokenCorpus | None = None) -> str:
-    """A hash of the tokenised texts, the unlabelled corpus' key and every setting that changes trained vectors."""
+    """A hash of the tokenised texts, the unlabelled corpus' key and every setting that changes trained vectors
+    (not the encoding, max_len or a pretrained file)."""
     import gensim
 
+    trained = ["kind", "vector_size", "window", "min_count", "epochs", "sg", "seed"]
+    trained += ["min_n", "max_n"] if cfg.kind == "fasttext" else []
     h = hashlib.sha256()
-    h.update(repr(sorted(cfg.training_settings().items())).encode())
+    h.update(repr(sorted((k, getattr(cfg, k)) for k in trained)).encode())
     h.update(gensim.__version__.encode())
     if cfg.kind == "fasttext":
         h.update(f"buckets=sized-2x-{FT_MAX_BUCKETS},passes={FT_PASSES}".encode())
@@ -303,19 +297,18 @@ def train_vectors(
         "workers": 1,  # more workers make the vectors depend on thread timing
     }
     sentences = _Sentences(corpus, extra)
+    ngrams = None
     if cfg.kind == "fasttext":
         if buckets is None:
             counts = Counter(w for tokens in sentences for w in tokens)
             kept = (w for w, n in counts.items() if n >= settings["min_count"])
             buckets = ngram_table_size(kept, cfg.min_n, cfg.max_n)
         model = FastText(sentences, min_n=cfg.min_n, max_n=cfg.max_n, bucket=buckets, **settings)
-        vocab = tuple(model.wv.index_to_key)
-        ids = ngram_buckets(vocab, cfg.min_n, cfg.max_n, buckets)  # the buckets training touched
+        ids = ngram_buckets(model.wv.index_to_key, cfg.min_n, cfg.max_n, buckets)  # the buckets training touched
         ngrams = NgramVectors(cfg.min_n, cfg.max_n, buckets, ids, model.wv.vectors_ngrams[ids].astype(np.float32))
-        wv = WordVectors(vocab, model.wv.vectors.astype(np.float32), ngrams)
     else:
         model = Word2Vec(sentences, **settings)
-        wv = WordVectors(tuple(model.wv.index_to_key), model.wv.vectors.astype(np.float32))
+    wv = WordVectors(tuple(model.wv.index_to_key), model.wv.vectors.astype(np.float32), ngrams)
     if path is not None:
         with in_use(path):
             save_vectors_npz(path, wv)
