@@ -53,8 +53,7 @@ def known_rows(data: EncodedData) -> np.ndarray:
     """(N,) bool: the training tweets with at least one word Word2Vec knows (the others have no mean vector)."""
     if data.embeddings is None:  # `mean` mode: x_train holds the mean vectors, all zeros without a known word
         return np.abs(data.x_train).sum(axis=1) > 0
-    in_tweet = np.arange(data.x_train.shape[1])[None, :] < data.len_train[:, None]  # (N, T)
-    return (in_tweet & (data.x_train > OOV)).any(axis=1)
+    return (data.x_train > OOV).any(axis=1)  # ids above OOV are known words; padding (0) is below it
 
 
 def mean_vectors(data: EncodedData, rows: np.ndarray) -> np.ndarray:
@@ -65,7 +64,7 @@ def mean_vectors(data: EncodedData, rows: np.ndarray) -> np.ndarray:
     if data.embeddings is None:
         return data.x_train[rows].astype(np.float32)
     ids = data.x_train[rows]  # (R, T)
-    known = (np.arange(ids.shape[1])[None, :] < data.len_train[rows, None]) & (ids > OOV)  # (R, T)
+    known = ids > OOV  # (R, T): neither padding (0) nor unknown (1)
     sums = (data.embeddings[ids] * known[..., None]).sum(axis=1)  # (R, D)
     return (sums / np.maximum(known.sum(axis=1), 1)[:, None]).astype(np.float32)
 
