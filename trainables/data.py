@@ -306,7 +306,6 @@ def read_labelled(
             )
         keep[unmapped] = False
         labels_str = mapped.fillna("")
-        map_classes = tuple(dict.fromkeys(c for _, c in spec.label_map))
     else:
         missing = np.flatnonzero((raw_labels == "").to_numpy())
         if len(missing):
@@ -316,11 +315,9 @@ def read_labelled(
                 "`--label-map` with `--drop-unmapped` to drop rows whose label is not in the map."
             )
         labels_str = raw_labels
-        map_classes = None
 
     if classes is not None:
-        known = set(classes)
-        unknown_mask = keep & ~labels_str.isin(known).to_numpy()
+        unknown_mask = keep & ~labels_str.isin(classes).to_numpy()
         if unknown_mask.any():
             unknown = sorted(set(labels_str[unknown_mask]))
             raise DataError(
@@ -340,19 +337,17 @@ def read_labelled(
         )
     keep &= ~empty
 
-    given = classes is not None
     present = sorted(set(labels_str[keep]))
-    if not given:
-        classes = map_classes if map_classes is not None else tuple(present)
     dropped = int((~keep).sum())
-    if not keep.any() or (len(present) < 2 and not given):
+    if not keep.any() or (len(present) < 2 and classes is None):
         raise DataError(
             f"Data file {name}: {f'after dropping {dropped} row(s), ' if dropped else ''}{int(keep.sum())} "
             f"row(s) remain with {len(present)} class(es) {present}; at least two classes are needed. "
             "Check `--label-column` and `--label-map`, or use a larger file."
         )
-    if map_classes is not None and not given:
-        absent = [c for c in classes if c not in present]
+    if classes is None:  # a label map's class names in map order, else the labels present
+        classes = tuple(dict.fromkeys(c for _, c in spec.label_map)) or tuple(present)
+        absent = [c for c in classes if c not in present]  # only a label map's classes can be absent
         if absent:
             log.warning("No rows of class(es) %s in %s", absent, name)
 
@@ -499,7 +494,7 @@ def stratified_split(
 
     def split(labels: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
         positions = np.arange(len(labels))
-        return [train_test_split(positions, test_size=valid_fraction, random_state=seed, shuffle=True, stratify=labels)]
+        return [train_test_split(positions, test_size=valid_fraction, random_state=seed, stratify=labels)]
 
     try:
         [(train, valid)] = group_stratified(data.labels, groups, split)
