@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from itertools import combinations
 from pathlib import Path
 from typing import Any
 
@@ -173,8 +174,7 @@ def account(
     parts = {"train": train, "valid": valid, **({"test": test} if test is not None else {})}
     texts = {name: [" ".join(t) for t in clean_corpus(d.texts, clean)] for name, d in parts.items()}
     within = {name: len(t) - len(set(t)) for name, t in texts.items()}
-    names = list(parts)
-    across = {f"{a}/{b}": len(set(texts[a]) & set(texts[b])) for i, a in enumerate(names) for b in names[i + 1 :]}
+    across = {f"{a}/{b}": len(set(texts[a]) & set(texts[b])) for a, b in combinations(parts, 2)}
     left_out = 0
     if test is not None:
         seen = set(texts["train"]) | set(texts["valid"])
