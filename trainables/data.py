@@ -351,12 +351,11 @@ def read_labelled(
         if absent:
             log.warning("No rows of class(es) %s in %s", absent, name)
 
-    index = {c: i for i, c in enumerate(classes)}
     kept = frame.loc[keep]
     parties = kept[spec.party_column].str.strip().tolist() if spec.party_column else None
     return LabelledData(
         texts=tuple(compose_texts(kept[spec.text_column].tolist(), parties if spec.prepend_party else None)),
-        labels=np.fromiter((index[v] for v in labels_str[keep]), dtype=np.int64, count=int(keep.sum())),
+        labels=labels_str[keep].map({c: i for i, c in enumerate(classes)}).to_numpy(np.int64),
         classes=classes,
         parties=tuple(parties) if parties is not None else None,
         source=name,
@@ -405,15 +404,13 @@ def concat(a: LabelledData, b: LabelledData) -> LabelledData:
     """The rows of `a` followed by those of `b` (same classes), e.g. to undo a train/valid split."""
     if a.classes != b.classes:
         raise ValueError(f"classes {a.classes} and {b.classes} differ; they must be the same to concatenate.")
-    parties = a.parties + b.parties if a.parties is not None and b.parties is not None else None
-    return LabelledData(
-        a.texts + b.texts,
-        np.concatenate([a.labels, b.labels]),
-        a.classes,
-        parties,
-        a.source,
-        a.dropped_unmapped + b.dropped_unmapped,
-        a.dropped_empty + b.dropped_empty,
+    return replace(
+        a,
+        texts=a.texts + b.texts,
+        labels=np.concatenate([a.labels, b.labels]),
+        parties=a.parties + b.parties if a.parties is not None and b.parties is not None else None,
+        dropped_unmapped=a.dropped_unmapped + b.dropped_unmapped,
+        dropped_empty=a.dropped_empty + b.dropped_empty,
     )
 
 
@@ -493,8 +490,7 @@ def stratified_split(
     from sklearn.model_selection import train_test_split  # here, not at the top: trial processes never need it
 
     def split(labels: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-        positions = np.arange(len(labels))
-        return [train_test_split(positions, test_size=valid_fraction, random_state=seed, stratify=labels)]
+        return [train_test_split(np.arange(len(labels)), test_size=valid_fraction, random_state=seed, stratify=labels)]
 
     try:
         [(train, valid)] = group_stratified(data.labels, groups, split)
