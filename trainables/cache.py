@@ -111,11 +111,8 @@ def entries(root: str | Path | None = None) -> list[CacheEntry]:
     """Every entry of the cache folder `root` (default: `default_cache_dir()`), the least recently used first."""
     root = Path(root) if root is not None else default_cache_dir()
     groups: dict[tuple[Path, str], list[Path]] = {}
-    for sub in sorted(root.iterdir()) if root.is_dir() else ():
-        if sub.is_dir() and not sub.name.startswith("."):
-            for item in sorted(sub.iterdir()):
-                if not item.name.startswith("."):  # lock files and files being written
-                    groups.setdefault(_key(item), []).append(item)
+    for item in sorted(root.glob("[!.]*/[!.]*")):  # <sub>/<item>; hidden ones (locks, files being written) left out
+        groups.setdefault(_key(item), []).append(item)
     out = []
     for (folder, stem), paths in groups.items():
         sizes = [_size(p) for p in paths]
