@@ -164,13 +164,9 @@ class WordVectors:
         if self.ngrams is None:
             return self
         known = set(self.vocab)
-        new: dict[str, np.ndarray] = {}
-        for tokens in corpus:
-            for w in tokens:
-                if w not in known:
-                    known.add(w)  # each word is looked at once; one with no kept n-gram stays unknown
-                    if (v := self.ngrams.vector(w)) is not None:
-                        new[w] = v
+        unseen = dict.fromkeys(w for tokens in corpus for w in tokens if w not in known)  # once each, in order
+        found = {w: self.ngrams.vector(w) for w in unseen}
+        new = {w: v for w, v in found.items() if v is not None}  # a word with no kept n-gram stays unknown
         if not new:
             return self
         vectors = np.vstack([self.vectors, np.stack(list(new.values()))]).astype(np.float32)
@@ -317,12 +313,8 @@ def train_vectors(
 
 
 def encode_mean(corpus: Sequence[Sequence[str]], wv: WordVectors) -> np.ndarray:
-    """Mean word vector of each tweet (words outside the vocabulary by their n-grams, when there are n-gram
-    vectors); a tweet with no known word is all zeros.
-
-    Returns:
-        (N, D) float32.
-    """
+    """(N, D) float32: each tweet's mean word vector (words outside the vocabulary by their n-grams, when there
+    are n-gram vectors); a tweet with no known word is all zeros."""
     wv = wv.extended(corpus)
     index = wv.index()
     out = np.zeros((len(corpus), wv.vectors.shape[1]), dtype=np.float32)
@@ -334,13 +326,11 @@ def encode_mean(corpus: Sequence[Sequence[str]], wv: WordVectors) -> np.ndarray:
 
 
 def encode_sequence(corpus: Sequence[Sequence[str]], wv: WordVectors, max_len: int) -> tuple[np.ndarray, np.ndarray]:
-    """Token ids (vocabulary index + 2; 0 padding, 1 unknown) padded or truncated to `max_len`.
+    """Token ids (N, max_len) int32 (vocabulary index + 2; 0 padding, 1 unknown), padded or truncated to `max_len`,
+    and their lengths (N,) int64.
 
     Only `wv.vocab` counts as known: extend it first (`WordVectors.extended`) to give n-gram words their rows.
     A tweet left with no token becomes one unknown token, so every length is at least 1.
-
-    Returns:
-        ids (N, max_len) int32 and lengths (N,) int64.
     """
     index = wv.index()
     ids = np.full((len(corpus), max_len), PAD, dtype=np.int32)
