@@ -67,11 +67,8 @@ def parse_size(text: str) -> int | None:
 
 
 def max_bytes() -> int | None:
-    """The cache's bound in bytes from `$RNN_STUDY_CACHE_MAX` (default 5GB); None: no bound.
-
-    Raises:
-        ValueError: a value `parse_size` refuses.
-    """
+    """The cache's bound in bytes from `$RNN_STUDY_CACHE_MAX` (default 5GB); None: no bound. A value that
+    `parse_size` refuses raises its ValueError."""
     return parse_size(os.environ.get(MAX_VARIABLE) or DEFAULT_MAX)
 
 
