@@ -81,14 +81,12 @@ class DataSpec:
 
 
 def parse_label_map(spec: str) -> tuple[tuple[str, str], ...]:
-    """Parses a command-line label map such as "-1=NEGATIVE,0=NEUTRAL,1=POSITIVE".
+    """A command-line label map such as "-1=NEGATIVE,0=NEUTRAL,1=POSITIVE" as `DataSpec.label_map`'s (raw, class)
+    pairs, in the order given.
 
     Args:
         spec: Comma-separated `raw=class` items; whitespace around items and names is ignored, and so are
             empty items (a trailing comma). The empty string means no map.
-
-    Returns:
-        The (raw, class) pairs in the order given, ready for `DataSpec.label_map`.
 
     Raises:
         ValueError: An item is not of the form `raw=class`, or a raw label appears twice.
