@@ -188,7 +188,6 @@ def token_corpus(
         paths: CSV files (their `spec.text_column`) and .txt files (one text per line), in order.
         spec: the text column, and the party prefix for CSV files that have the party column.
         clean: the cleaning of the training texts.
-        cache_dir: the cache folder; None cleans into a temporary file.
 
     Raises:
         DataError: a file is missing, unreadable, not UTF-8, not parseable, lacks the text column, or has no

@@ -139,11 +139,7 @@ def load_dataset(s: DataSettings, cache_dir: Path | None = None) -> Dataset:
 
 
 def account(
-    files: dict[str, LabelledData],
-    train: LabelledData,
-    valid: LabelledData,
-    test: LabelledData | None,
-    clean,
+    files: dict[str, LabelledData], train: LabelledData, valid: LabelledData, test: LabelledData | None, clean
 ) -> tuple[LabelledData | None, dict[str, Any]]:
     """What was read and dropped, and identical texts (after `clean`) within and across the parts; logged.
 
