@@ -94,21 +94,10 @@ def epoch_batches(
     perm = torch.randperm(len(lengths), generator=generator)  # (N,)
     if not bucket:
         return list(perm.split(batch_size))
-    pool = batch_size * BUCKET_POOL
     batches: list[torch.Tensor] = []
-    for start in range(0, len(perm), pool):
-        p = perm[start : start + pool]
+    for p in perm.split(batch_size * BUCKET_POOL):
         batches.extend(p[torch.argsort(lengths[p], stable=True)].split(batch_size))
     return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
-
-
-def _batches(x: torch.Tensor, lengths: torch.Tensor, batches: list[torch.Tensor], trim: bool):
-    """Yield (positions, x, lengths) batches; sequence batches are cut to their longest tweet."""
-    for idx in batches:
-        xb, lb = x[idx], lengths[idx]
-        if trim:
-            xb = xb[:, : int(lb.max())]
-        yield idx, xb, lb
 
 
 @torch.inference_mode()
@@ -142,15 +131,12 @@ def predict_proba(
     order = torch.argsort(lengths, stable=True)  # (N,)
     counts = torch.unique_consecutive(lengths[order], return_counts=True)[1].tolist()
     probs = torch.empty(len(x), model.cfg.num_classes)  # (N, C)
-    start = 0
-    for count in counts:
-        for s in range(start, start + count, batch_size):
-            idx = order[s : min(s + batch_size, start + count)]  # (B,) rows of one length
+    for same_length in order.split(counts):
+        for idx in same_length.split(batch_size):  # (B,) rows of one length
             lb = lengths[idx]
             xb = x[idx, : int(lb[0])] if trim else x[idx]
             logits, _ = model(xb.to(device), lb, extra)
             probs[idx] = torch.softmax(logits.float(), dim=-1).cpu()
-        start += count
     return probs.numpy()
 
 
@@ -194,14 +180,6 @@ def clip_gradients(parameters: list[nn.Parameter], max_norm: float) -> None:
         g.mul_(scale)
 
 
-def batch_count(n: int, batch_size: int, bucket: bool) -> int:
-    """The number of batches `epoch_batches` cuts `n` rows into (every epoch the same)."""
-    if not bucket:
-        return math.ceil(n / batch_size)
-    pool = batch_size * BUCKET_POOL
-    return sum(math.ceil(min(pool, n - start) / batch_size) for start in range(0, n, pool))
-
-
 class Optimizer:
     """The optimisers of one training run, stepped as one, with their learning-rate schedule.
 
@@ -229,11 +207,6 @@ class Optimizer:
                 self.schedules.append(torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total, eta_min=0.0))
             elif hp.lr_schedule == "onecycle":
                 self.schedules.append(torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=hp.lr, total_steps=total))
-
-    @property
-    def param_groups(self) -> list[dict[str, Any]]:
-        """The network optimiser's groups (their `lr` is the schedule's current value)."""
-        return self.dense.param_groups
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         for opt in self.optimizers:
@@ -284,7 +257,8 @@ def fit(
     torch.manual_seed(hp.seed)
     model = build_model(hp, data).to(device)
     trim = data.mode == "sequence"
-    optimizer = Optimizer(hp, model, batch_count(len(data.y_train), hp.batch_size, trim))
+    # steps per epoch: ceil(N / batch_size), bucketed or not (each pool but the last holds whole batches)
+    optimizer = Optimizer(hp, model, math.ceil(len(data.y_train) / hp.batch_size))
     loss_fn = nn.CrossEntropyLoss(label_smoothing=hp.label_smoothing)
     shuffle = torch.Generator().manual_seed(hp.seed)
     start_epoch = 0
@@ -296,7 +270,6 @@ def fit(
         start_epoch = int(state["epoch"])
 
     x_tr, l_tr, y_tr = (_shared(a) for a in (data.x_train, data.len_train, data.y_train))
-    x_va, l_va = _shared(data.x_valid), _shared(data.len_valid)
     y_tr_dev = y_tr.to(device)
 
     def predict(x: np.ndarray | torch.Tensor, lengths: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -307,10 +280,12 @@ def fit(
     for epoch in range(start_epoch + 1, hp.max_epochs + 1):
         t0 = time.perf_counter()
         model.train()
-        batches = epoch_batches(l_tr, hp.batch_size, trim, shuffle)
         total_loss = torch.zeros((), device=device)
         train_pred = torch.empty(len(y_tr), dtype=torch.long)
-        for idx, xb, lb in _batches(x_tr, l_tr, batches, trim):
+        for idx in epoch_batches(l_tr, hp.batch_size, trim, shuffle):
+            xb, lb = x_tr[idx], l_tr[idx]
+            if trim:  # a sequence batch is cut to its longest tweet
+                xb = xb[:, : int(lb.max())]
             y = y_tr_dev[idx.to(device)]
             loss, logits = train_step(model, optimizer, loss_fn, xb.to(device), lb, y, hp.clip)
             total_loss += loss * len(idx)
@@ -326,7 +301,7 @@ def fit(
         metrics.update((k, train[k]) for k in ("train_macro_f1", "train_accuracy"))
         val_probs = np.empty((0, len(data.classes)), np.float32)
         if len(data.y_valid):  # a final model trained on every labelled row has no validation rows
-            val_probs = predict(x_va, l_va)
+            val_probs = predict(data.x_valid, data.len_valid)
             val_loss = log_loss(data.y_valid, val_probs)
             metrics.update({"val_loss": val_loss, **classification_metrics(data.y_valid, val_probs, "val_")})
         metrics["epoch_time_s"] = time.perf_counter() - t0
