@@ -58,15 +58,7 @@ from trainables.hparams import HParams, ModelConfig
 from trainables.model import RNNClassifier
 from trainables.prepare import EncodedData, Unlabelled, encode, prepare_with_vectors
 from trainables.preprocess import CleanConfig, clean_corpus
-from trainables.train import (
-    EMBEDDING,
-    EpochReport,
-    build_model,
-    fit,
-    load_weights,
-    predict_proba,
-    resolve_device,
-)
+from trainables.train import EMBEDDING, EpochReport, build_model, fit, load_weights, predict_proba, resolve_device
 from trainables.vectorize import NgramVectors, VectorConfig, WordVectors, embedding_matrix
 
 FORMAT_VERSION = 4  # the version `save_model` writes
@@ -184,14 +176,11 @@ def train_final_model(
 # the folder
 
 
-def _package_versions() -> dict[str, str | None]:
-    versions: dict[str, str | None] = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def model_info(model: FinalModel, provenance: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -211,22 +200,19 @@ def model_info(model: FinalModel, provenance: dict[str, Any] | None = None) -> d
             "training_rows": model.training_rows,
             "epochs": model.epochs,
             "history": list(model.history),
-            "packages": _package_versions(),
+            "packages": {"python": platform.python_version(), **{p: _version(p) for p in PACKAGES}},
         },
     }
 
 
 def save_model(folder: str | Path, model: FinalModel, provenance: dict[str, Any] | None = None) -> Path:
-    """Save `model` as a model folder (see the module docstring), replacing an existing one as a whole.
+    """Save `model` as a model folder (module docstring), replacing an existing one as a whole; returns the folder.
 
     Args:
         folder: where the model goes, e.g. results/<name>/model; its parent is created when missing.
         provenance: JSON values to keep beside it, e.g. {"study": name, "trial_id": ..., "cv_macro_f1": ...}
             (numpy scalars are fine; NaN becomes null); created_at, training_rows, epochs, history and packages
             are added (and win over same-named keys).
-
-    Returns:
-        The folder.
 
     Raises:
         OSError: the folder cannot be written (the disk is full, no permission); an existing model stays whole.
@@ -306,14 +292,11 @@ def load_info(folder: str | Path) -> dict[str, Any]:
 
 
 def load_model(path: str | Path, device: str = "cpu") -> LoadedModel:
-    """Load a model folder written by `save_model`.
+    """Load a model folder written by `save_model`, in evaluation mode on `device`.
 
     Args:
         path: the model folder, e.g. results/<name>/model.
         device: "cpu", "cuda", "cuda:N" or "auto" (CUDA when present).
-
-    Returns:
-        The model, in evaluation mode on `device`.
 
     Raises:
         ModelError: the folder is missing, is not a model folder, has another format version, or is damaged.
