@@ -1,9 +1,8 @@
 """An ablation's steps: `resolve` (every check, before Ray starts and before anything is written), then
 `execute` (Ray, the rows in DIR/ablation.parquet as the folds finish, then DIR/ablation.json).
 
-Every variant and the base run on the same stratified folds, the same per-fold Word2Vec and the same seeds, as
-parallel Ray tasks on the study's per-trial resources (effects.py); an interrupted ablation reruns only the folds
-it lacks. Not here: the command line and the report it writes (study/ablate.py), the plan, the runs and the
+The fold tasks run on the study's per-trial resources; an interrupted ablation reruns only the folds it lacks.
+Not here: the command line and the report it writes (study/ablate.py), the plan, the paired runs and the
 statistics (effects.py).
 """
 
@@ -121,12 +120,11 @@ def _data(cfg: StudyConfig, study: dict[str, Any]) -> StudyData:
     ds = load_dataset(cfg)
     then = study.get("data") or {}
     now = {"n_train": len(ds.train), "n_valid": len(ds.valid)}
-    changed = {k: (then[k], v) for k, v in now.items() if k in then and then[k] != v}
+    changed = [f"{k} {then[k]} then, {v} now" for k, v in now.items() if k in then and then[k] != v]
     if changed:
-        what = ", ".join(f"{k} {a} then, {b} now" for k, (a, b) in changed.items())
         raise ConfigError(
-            f"the data of study {study.get('name')!r} changed since it ran ({what}); restore the files it read "
-            f"({ds.train_path})."
+            f"the data of study {study.get('name')!r} changed since it ran ({', '.join(changed)}); restore the files "
+            f"it read ({ds.train_path})."
         )
     return study_data(ds, cfg)
 

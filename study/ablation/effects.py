@@ -94,9 +94,10 @@ def _typed(factor: str, text: Any, flag: str) -> Any:
     return convert_value(factor, text, field_types(HParams)[factor], f"{flag} {factor}")
 
 
-def _check_params(params: dict[str, Any], what: str) -> None:
+def _hparams(params: dict[str, Any], what: str) -> HParams:
+    """`params` as HParams; a ConfigError naming `what` where they are not a valid configuration."""
     try:
-        HParams(**params)
+        return HParams(**params)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{what}: {e}") from None
 
@@ -130,11 +131,7 @@ def parse_vary(items: Sequence[str]) -> dict[str, tuple[Any, ...]]:
 
 
 def parse_base(items: Sequence[str]) -> dict[str, Any]:
-    """`--base factor=value` items as {factor: typed value}.
-
-    Raises:
-        ConfigError: an item without `=`, an unknown factor, a factor given twice or a value of the wrong type.
-    """
+    """`--base factor=value` items as {factor: typed value}; refused with a ConfigError as `parse_vary` refuses."""
     return {
         factor: _typed(factor, text, "--base")
         for factor, text in _factor_items(items, "--base", "factor=value (e.g. cell=gru)")
@@ -149,8 +146,7 @@ def base_config(*layers: dict[str, Any]) -> dict[str, Any]:
         ConfigError: the result is not a valid configuration.
     """
     merged = {k: v for layer in layers for k, v in layer.items() if k in FACTORS}
-    _check_params(merged, "the base configuration")
-    hp = HParams(**merged)
+    hp = _hparams(merged, "the base configuration")
     return {f: getattr(hp, f) for f in FACTORS}
 
 
@@ -160,7 +156,7 @@ def plan_variants(base: dict[str, Any], vary: dict[str, Sequence[Any]]) -> list[
     Raises:
         ConfigError: the base, or a variant, is not a valid configuration (e.g. `dropout=1.5`).
     """
-    _check_params(base, "the base configuration")
+    _hparams(base, "the base configuration")
     variants = [Variant(BASE, None, None, dict(base))]
     defaults = HParams()
     for factor, values in vary.items():
@@ -169,7 +165,7 @@ def plan_variants(base: dict[str, Any], vary: dict[str, Sequence[Any]]) -> list[
             if value == base.get(factor, getattr(defaults, factor)) or name in {v.name for v in variants}:
                 continue  # the base's own value, or a value given twice
             params = {**base, factor: value}
-            _check_params(params, f"the variant {name}")
+            _hparams(params, f"the variant {name}")
             variants.append(Variant(name, factor, value, params))
     if len(variants) == 1:
         raise ConfigError("`--vary` leaves nothing to compare: every value given equals the base's; give other values.")
@@ -191,8 +187,8 @@ def run_ablation(
     """
     by_name = {v.name: v for v in variants}
     for r in range(repeats):
-        mine = done_rows[done_rows["repeat"] == r] if len(done_rows) else done_rows
-        done = {(str(v), CV, int(k)) for v, k in zip(mine.get("variant", []), mine.get("fold", []), strict=False)}
+        mine = done_rows[done_rows["repeat"] == r]
+        done = {(str(v), CV, int(k)) for v, k in zip(mine["variant"], mine["fold"])}
         seed = int(plan.fixed.get("seed", 0)) + r
         repeat_plan = replace(plan, data_seed=plan.data_seed + r, fixed={**plan.fixed, "seed": seed})
         cands = [Candidate(v.name, i, math.nan, v.params) for i, v in enumerate(variants)]
