@@ -13,7 +13,6 @@ Exit codes: 0 done, 2 bad input or settings (nothing written), 130 interrupted (
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import logging
 import sys
@@ -30,7 +29,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
-from study.cli import EXIT_CODES_HELP, run_command
+from study.cli import EXIT_CODES_HELP, CommandParser, run_command
 from trainables.chunks import TextChunk, read_text_chunks
 from trainables.data import DataSpec
 from trainables.files import atomic_write
@@ -164,8 +163,7 @@ def predict_file(
         summary: a summary to add to (e.g. holding the time it took to read the first chunk); None: a new one.
 
     Returns:
-        Rows written, empty texts among them, and the seconds spent reading, cleaning, encoding, in the network's
-        forward passes and writing.
+        Rows written, empty texts among them, and the seconds spent in each of STAGES.
     """
     columns = output_columns(model.classes, id_columns)
     open_output, write = _writer(out, columns, len(id_columns))
@@ -197,13 +195,8 @@ def predict_file(
     return summary
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m study.predict",
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def parser() -> CommandParser:
+    p = CommandParser("python -m study.predict", DESCRIPTION, EPILOG)
     p.add_argument("study", nargs="?", default=None, help="a study folder, results/NAME (its model/ is used)")
     p.add_argument("--model", metavar="DIR", default=None, help="a model folder instead of a study folder")
     p.add_argument("--input", metavar="FILE", required=True, help="CSV file of tweets to label")
