@@ -82,14 +82,15 @@ def measure(model_dir: str, input_csv: str, out: str, core: int) -> dict:
     from trainables.chunks import read_text_chunks
     from trainables.data import DataSpec
     from trainables.saved_model import PREDICT_BATCH, load_model
-    from trainables.train import _batches, predict_proba
+    from trainables.train import predict_proba
 
     @torch.inference_mode()
     def neighbours(network, x, lengths, batch_size, device):
         """The batching `fit` used before: neighbours in length order, most batches mixing lengths (packed)."""
         order = torch.argsort(lengths, stable=True)
-        for _, xb, lb in _batches(x, lengths, list(order.split(batch_size)), True):
-            network(xb.to(device), lb)
+        for idx in order.split(batch_size):
+            lb = lengths[idx]
+            network(x[idx][:, : int(lb.max())].to(device), lb)  # each batch cut to its longest tweet
 
     assert COMMAND_STAGES == STAGES
     torch.set_num_threads(1)
