@@ -28,10 +28,8 @@ from study.search.optuna_db import build_study
 
 MIN_IMPORTANCE_TRIALS = 3  # fewer scored trials give Optuna's evaluators nothing to fit
 STOPPED_COUNTED = "each trial ASHA stopped counts with the best validation macro-F1 of the rungs it reached"
-EVALUATORS: dict[str, Callable[[int], Any]] = {
-    "fANOVA": lambda seed: FanovaImportanceEvaluator(seed=seed),
-    "mean decrease impurity": lambda seed: MeanDecreaseImpurityImportanceEvaluator(seed=seed),
-}
+EVALUATORS = {"fANOVA": FanovaImportanceEvaluator, "mean decrease impurity": MeanDecreaseImpurityImportanceEvaluator}
+SEED = 0  # of the evaluators' random forests
 SLICE_COLUMNS = 3
 RELIABLE_TRIALS = 20  # importances from fewer scored trials move with every trial added
 AGREEMENT = 0.5  # the evaluators agree when Spearman's rank correlation of their importances reaches this
@@ -79,14 +77,11 @@ def importance_warning(by_evaluator: dict[str, dict[str, float]], n_trials: int)
     return "Read these importances as a rough guess: " + "; ".join(reasons) + "." if reasons else ""
 
 
-def param_importances(
-    trials: pd.DataFrame, epochs: pd.DataFrame, params: dict[str, BaseDistribution], seed: int = 0
-) -> Importances:
-    """Hyperparameter importances by Optuna's fANOVA and mean-decrease-impurity evaluators.
+def param_importances(trials: pd.DataFrame, epochs: pd.DataFrame, params: dict[str, BaseDistribution]) -> Importances:
+    """Hyperparameter importances by Optuna's fANOVA and mean-decrease-impurity evaluators, on `search_study`.
 
-    They run on `search_study`, so ASHA-stopped trials count at their best score. With fewer than
-    MIN_IMPORTANCE_TRIALS scored trials, or no hyperparameter that took more than one value, the result
-    holds only a note.
+    With fewer than MIN_IMPORTANCE_TRIALS scored trials, or no hyperparameter that took more than one value, the
+    result holds only a note.
     """
     counted = counted_trials(trials)
     done = counted[(counted["status"] == TrialStatus.COMPLETED.value) & np.isfinite(counted[BEST_METRIC])]
@@ -109,11 +104,12 @@ def param_importances(
         return Importances({}, (*notes, "No searched hyperparameter varied across the scored trials."), n)
     study = search_study(trials, epochs, params)
     out: dict[str, dict[str, float]] = {}
-    for name, evaluator in EVALUATORS.items():
+    for name, evaluator_class in EVALUATORS.items():
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                values = optuna.importance.get_param_importances(study, evaluator=evaluator(seed), params=list(varying))
+                evaluator = evaluator_class(seed=SEED)
+                values = optuna.importance.get_param_importances(study, evaluator=evaluator, params=list(varying))
             except (ValueError, RuntimeError, ZeroDivisionError) as e:
                 notes.append(f"{name}: Optuna could not compute importances ({e}).")
                 continue
@@ -180,12 +176,12 @@ def parallel_figure(study: optuna.Study, params: list[str]) -> Figure:
     return _drawn_by_optuna(lambda: plot_parallel_coordinate(study, params=params, target_name=BEST_METRIC), size)
 
 
-def importance_figure(study: optuna.Study, imp: Importances, seed: int = 0) -> Figure:
+def importance_figure(study: optuna.Study, imp: Importances) -> Figure:
     """Optuna's importance bar chart by the first evaluator that gave importances."""
     from optuna.visualization.matplotlib import plot_param_importances
 
     name, values = next(iter(imp.by_evaluator.items()))
-    evaluator = EVALUATORS[name](seed)
+    evaluator = EVALUATORS[name](seed=SEED)
     size = (8, 0.5 * len(values) + 2)
     fig = _drawn_by_optuna(
         lambda: plot_param_importances(study, evaluator=evaluator, params=list(values), target_name=BEST_METRIC), size
