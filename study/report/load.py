@@ -31,20 +31,8 @@ from trainables.vectorize import TRAINED_SIZE
 
 FIGURES_DIR = "figures"
 # Settings that decide which rows with which labels a study read and how it split them (not how it encoded them).
-SPLIT_KEYS = (
-    "train",
-    "valid",
-    "valid_fraction",
-    "test",
-    "test_fraction",
-    "data_seed",
-    "demo_rows",
-    "text_column",
-    "label_column",
-    "label_map",
-    "drop_unmapped",
-    "empty_texts",
-)
+SPLIT_KEYS = ("train", "valid", "valid_fraction", "test", "test_fraction", "data_seed", "demo_rows", "text_column",
+              "label_column", "label_map", "drop_unmapped", "empty_texts")  # fmt: skip
 
 
 class ReportError(ValueError):
@@ -87,10 +75,9 @@ def load_results(folder: str | Path) -> StudyResults:
         ResultsError: not a study folder, a missing or unreadable file, or an unknown schema version.
     """
     folder = Path(folder)
-    study = read_study(folder)
     return StudyResults(
         folder=folder,
-        study=study,
+        study=read_study(folder),
         trials=read_table(folder / TRIALS_FILE),
         epochs=read_table(folder / EPOCHS_FILE),
         predictions=read_table(folder / PREDICTIONS_FILE),
@@ -99,10 +86,8 @@ def load_results(folder: str | Path) -> StudyResults:
 
 
 def trial_order(trials: pd.DataFrame) -> pd.DataFrame:
-    """The trials in the order they were created, with a 0-based `order` column.
-
-    The order is `trial_number` where every row has a distinct non-negative one, else the file's row order.
-    """
+    """The trials in the order they were created, with a 0-based `order` column: by `trial_number` where every row
+    has a distinct non-negative one, else in the file's row order."""
     numbers = trials["trial_number"]
     if len(trials) and numbers.notna().all() and (numbers >= 0).all() and numbers.is_unique:
         trials = trials.sort_values("trial_number", kind="stable")
@@ -157,23 +142,18 @@ def best_trial(trials: pd.DataFrame) -> pd.Series:
 
 
 def top_trials(trials: pd.DataFrame, k: int) -> pd.DataFrame:
-    """The `k` best trials by best validation macro-F1."""
-    if k < 1:
-        raise ReportError(f"`top` must be >= 1, but got {k}.")
+    """The `k` best trials by best validation macro-F1 (`k` >= 1: write_report, the one caller, refuses less)."""
     return scored(trials).head(k)
 
 
 def status_counts(trials: pd.DataFrame) -> dict[str, int]:
     """Trials per status, every status present (0 where none), plus `total`."""
     counts = trials["status"].value_counts()
-    out = {s.value: int(counts.get(s.value, 0)) for s in TrialStatus}
-    out["total"] = len(trials)
-    return out
+    return {s.value: int(counts.get(s.value, 0)) for s in TrialStatus} | {"total": len(trials)}
 
 
 def searched_params(results: StudyResults) -> dict[str, BaseDistribution]:
-    """The searched hyperparameters and their distributions, as study.json recorded the space (the fixed ones are
-    left out)."""
+    """The searched hyperparameters and their distributions, as study.json recorded the space (fixed ones left out)."""
     from search_spaces import space_from_record
 
     try:
