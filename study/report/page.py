@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,8 +41,7 @@ def section(id: str, title: str, *blocks: str) -> Section:
 
 
 def save_figure(fig: Figure, folder: Path, name: str, caption: str) -> str:
-    """Write `fig` as `folder/name.png` (drawn by Agg: no display needed) and return the HTML block that embeds it
-    with its caption."""
+    """Write `fig` as `folder/name.png` (drawn by Agg: no display needed); return the HTML embedding it, captioned."""
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
@@ -72,15 +72,13 @@ def para_html(text: str) -> str:
     return f"<p>{html.escape(text)}</p>"
 
 
-def fmt(value: Any, digits: int = 4) -> str:
-    """A cell as text: floats to `digits` significant figures, missing values as an em dash."""
-    if value is None or (isinstance(value, float) and value != value):  # NaN
-        return "—"
-    if isinstance(value, float):
-        return f"{value:.{digits}g}"
+def fmt(value: Any) -> str:
+    """A cell as text: floats to 4 significant figures, missing values (None, NaN) as an em dash."""
     if hasattr(value, "item"):  # numpy scalars
-        return fmt(value.item(), digits)
-    return str(value)
+        value = value.item()
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def _table(inner: str, caption: str, cls: str = "") -> str:
@@ -163,8 +161,7 @@ window.addEventListener('load', function () {
 
 
 def write_page(path: Path, title: str, subtitle: str, sections: Sequence[Section], headline: str = "") -> None:
-    """Write the whole page: header (with the `headline`, the page's answer in a line), a navigation bar with one
-    link per section, and the sections."""
+    """Write the page: a header (`headline`: the answer in a line), a nav bar linking every section, the sections."""
     head = f'<p class="headline">{html.escape(headline)}</p>' if headline else ""
     nav = "".join(f'<a href="#{html.escape(s.id)}">{html.escape(s.title)}</a>' for s in sections)
     body = "".join(
