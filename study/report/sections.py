@@ -262,16 +262,11 @@ def accounting_blocks(accounting: dict[str, Any] | None) -> list[str]:
     }
     files = pd.DataFrame([{name: f[key] for key, name in columns.items()} for f in accounting.get("files") or []])
     across = dup.get("across") or {}
-    blocks = [
-        frame_table(files, "Rows of each data file"),
-        kv_table(
-            [
-                *((f"{part}: rows whose text repeats another {part} row", n) for part, n in within.items()),
-                *((f"{pair.replace('/', ' and ')}: distinct texts in both", n) for pair, n in across.items()),
-            ],
-            "Identical texts (after cleaning)",
-        ),
+    identical = [
+        *((f"{part}: rows whose text repeats another {part} row", n) for part, n in within.items()),
+        *((f"{pair.replace('/', ' and ')}: distinct texts in both", n) for pair, n in across.items()),
     ]
+    blocks = [frame_table(files, "Rows of each data file"), kv_table(identical, "Identical texts (after cleaning)")]
     blocks += [
         note_html(
             f"{n} distinct cleaned texts are in both {pair.replace('/', ' and ')}: a model is scored on tweets it was "
