@@ -22,15 +22,7 @@ from study.report.compare_final import final_section
 from study.report.load import FIGURES_DIR, ReportError, StudyResults, load_results, same_rows, scored, status_counts
 from study.report.page import frame_table, note_html, para_html, save_figure, section, verdict_html, write_page
 from study.report.plots import STATUS_COLOURS, learning_curves, plot_curves, trial_predictions
-from study.report.stats import (
-    METRICS,
-    Interval,
-    McNemar,
-    PairedBootstrap,
-    bootstrap_ci,
-    mcnemar,
-    paired_bootstrap,
-)
+from study.report.stats import METRICS, Interval, McNemar, PairedBootstrap, bootstrap_ci, mcnemar, paired_bootstrap
 from study.results import BEST_METRIC, ResultsError
 
 log = logging.getLogger(__name__)
@@ -84,11 +76,8 @@ class ValidationMatch:
 
 
 def validation_match(a: BestModel, b: BestModel) -> ValidationMatch:
-    """Whether two studies were scored on the same validation rows, and why (or why not).
-
-    Same rows means: the same labels row by row, and the same rows split alike by load.same_rows's rule (the
-    final section's paired folds follow the same rule, so the two sections never disagree about the data).
-    """
+    """Whether two studies were scored on the same validation rows, and why (or why not): the same labels row by
+    row, and rows read and split alike by load.same_rows's rule (the final section's rule too)."""
     if a.results.classes != b.results.classes:
         return ValidationMatch(False, f"the classes differ ({list(a.results.classes)} vs {list(b.results.classes)})")
     if len(a.y) != len(b.y):
@@ -135,7 +124,7 @@ def compare_pairs(
             mc = mcnemar(a.y, a.probs.argmax(axis=1), b.probs.argmax(axis=1))
         pairs.append(PairResult(a.label, b.label, match, tests, mc, float("nan")))
     tested = [i for i, p in enumerate(pairs) if p.bootstrap]
-    adjusted = holm([pairs[i].bootstrap["macro_f1"].p_value for i in tested]) if tested else []
+    adjusted = holm([pairs[i].bootstrap["macro_f1"].p_value for i in tested])
     for i, p_adj in zip(tested, adjusted, strict=True):
         pairs[i] = replace(pairs[i], p_adjusted=p_adj)
     return pairs
@@ -339,9 +328,11 @@ def write_comparison(
 
     out = Path(out)
     fig_dir = out / FIGURES_DIR
-    fig_dir.mkdir(parents=True, exist_ok=True)
     table = pd.DataFrame([study_row(m, scores[m.label]) for m in models])
     curves = pd.concat(learning_curves(m.results.epochs, [m.trial_id]).assign(trial_id=m.label) for m in models)
+    curves_figure = plot_curves(curves, {}, "best trials")
+    overlaid = "The best trial of each study, overlaid"
+    scores_figure = plot_trial_scores(trial_scores(results), labels)
     distribution = "Distribution of the trials' best validation macro-F1 per study"
     sections = [
         final_section(results, alpha, fig_dir),
@@ -353,18 +344,8 @@ def write_comparison(
             save_figure(plot_scores(scores), fig_dir, "scores", "Best macro-F1 and AUC with bootstrap intervals"),
             save_figure(plot_cost(table), fig_dir, "cost", "Compute spent: trial-epochs and wall time"),
         ),
-        section(
-            "curves",
-            "Learning curves",
-            save_figure(
-                plot_curves(curves, {}, "best trials"), fig_dir, "curves", "The best trial of each study, overlaid"
-            ),
-        ),
-        section(
-            "trials",
-            "Trial scores",
-            save_figure(plot_trial_scores(trial_scores(results), labels), fig_dir, "trial_scores", distribution),
-        ),
+        section("curves", "Learning curves", save_figure(curves_figure, fig_dir, "curves", overlaid)),
+        section("trials", "Trial scores", save_figure(scores_figure, fig_dir, "trial_scores", distribution)),
     ]
     f1_scores = {label: s["macro_f1"] for label, s in scores.items()}
     # "A is better than B" (either way round) in green, no difference or no paired test in grey

@@ -28,8 +28,7 @@ from study.results import BEST_METRIC, FINAL_FILE, read_table
 
 
 def _final(r: StudyResults) -> dict | None:
-    block = r.study.get("final")
-    return block if block and block.get("winner") else None
+    return r.study["final"] if r.winner else None
 
 
 def winner_folds(r: StudyResults) -> pd.DataFrame:
@@ -76,8 +75,7 @@ def ranking(results: Mapping[str, StudyResults]) -> pd.DataFrame:
                 }
             )
         else:
-            best = r.trials[BEST_METRIC].max()
-            rows.append({"study": label, "final CV macro-F1": math.nan, "search score": best})
+            rows.append({"study": label, "final CV macro-F1": math.nan, "search score": r.trials[BEST_METRIC].max()})
     # the studies without a final stage have a NaN CV score, which sorts last
     return pd.DataFrame(rows).sort_values(["final CV macro-F1", "search score"], ascending=False, ignore_index=True)
 
