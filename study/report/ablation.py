@@ -118,11 +118,10 @@ def curves_by_factor(rows: pd.DataFrame, frame: pd.DataFrame) -> dict[str, pd.Da
 
 def plot_learning_curves(by_factor: dict[str, pd.DataFrame]) -> Figure:
     """One panel per factor: the base (black) and its variants, mean held-out macro-F1 per epoch."""
-    n = max(1, len(by_factor))
-    cols = min(3, n)
-    rows = math.ceil(n / cols)
+    cols = min(3, len(by_factor))
+    rows = math.ceil(len(by_factor) / cols)
     fig = Figure(figsize=(4.2 * cols + 1, 3.3 * rows), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
     for ax, (factor, curves) in zip(axes, by_factor.items(), strict=False):
         for i, (name, g) in enumerate(curves.groupby("variant", sort=False)):
             style = {"color": "k", "lw": 2} if name == BASE else {"color": f"C{i % 10}", "lw": 1.3}

@@ -65,11 +65,10 @@ def headline_text(block: dict[str, Any] | None) -> str:
     text = f"final model macro-F1 {head['macro_f1']:.4f} ({where})"
     if better:
         on_test_too = (test.get("baselines") or {}).get(better) if on_test else None
-        base = (
-            f"{on_test_too['macro_f1']:.4f}"
-            if on_test_too
-            else f"{block['baselines'][better]['cv']['mean']:.4f}" + (" (CV)" if on_test else "")
-        )
+        if on_test_too:
+            base = f"{on_test_too['macro_f1']:.4f}"
+        else:
+            base = f"{block['baselines'][better]['cv']['mean']:.4f}" + (" (CV)" if on_test else "")
         text += f" against {BASELINE_NAMES[better]} {base}"
     comparison = (block.get("comparison") or {}).get("macro_f1")
     if comparison:
@@ -141,8 +140,7 @@ def plot_fold_curves(rows: pd.DataFrame, winner: str) -> Figure:
             continue
         colour = f"C{i % 10}"
         curve = np.asarray(r.curve, dtype=float)
-        epochs = np.arange(1, len(curve) + 1)
-        ax.plot(epochs, curve, "o-", ms=3, color=colour, label=f"fold {r.fold}")
+        ax.plot(np.arange(1, len(curve) + 1), curve, "o-", ms=3, color=colour, label=f"fold {r.fold}")
         inner = getattr(r, "inner_curve", None)
         if inner is not None and len(inner):
             ax.plot(np.arange(1, len(inner) + 1), inner, "--", color=colour, alpha=0.7, lw=1)

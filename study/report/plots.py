@@ -170,14 +170,12 @@ class ComputeSaved:
     seconds_saved: float  # epochs_saved * seconds_per_epoch
 
 
-def compute_saved(trials: pd.DataFrame, max_epochs: int, epochs: pd.DataFrame | None = None) -> ComputeSaved:
+def compute_saved(trials: pd.DataFrame, max_epochs: int, epochs: pd.DataFrame) -> ComputeSaved:
     """Trial-epochs run against every trial running to `max_epochs`, and the time that saved."""
     run = int(trials["epochs_run"].fillna(0).sum())
     full = len(trials) * max_epochs
     saved = full - run
-    per_epoch = float("nan")
-    if epochs is not None and len(epochs) and epochs["epoch_time_s"].notna().any():
-        per_epoch = float(epochs["epoch_time_s"].dropna().mean())
+    per_epoch = float(epochs["epoch_time_s"].mean())  # NaN where no epoch has a time
     return ComputeSaved(
         epochs_run=run,
         epochs_full=full,

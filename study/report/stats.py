@@ -24,10 +24,8 @@ class Interval:
 
 
 def bootstrap_indices(y: np.ndarray, n_boot: int, seed: int = 0) -> np.ndarray:
-    """(n_boot, N) row indices, resampled with replacement within each class (class counts stay fixed).
-
-    Keeping every class's count fixed keeps every class present, so the AUC is defined in every resample.
-    """
+    """(n_boot, N) row indices, resampled with replacement within each class: every class keeps its count, so
+    every class is present and the AUC is defined in every resample."""
     if n_boot < 1:
         raise ValueError(f"`n_boot` must be >= 1, but got {n_boot}.")
     y = np.asarray(y)
