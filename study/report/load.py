@@ -142,7 +142,9 @@ def best_trial(trials: pd.DataFrame) -> pd.Series:
 
 
 def top_trials(trials: pd.DataFrame, k: int) -> pd.DataFrame:
-    """The `k` best trials by best validation macro-F1 (`k` >= 1: write_report, the one caller, refuses less)."""
+    """The `k` best trials by best validation macro-F1."""
+    if k < 1:
+        raise ReportError(f"`top` must be >= 1, but got {k}.")
     return scored(trials).head(k)
 
 
