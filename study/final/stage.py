@@ -35,6 +35,7 @@ from trainables.baseline import BASELINES, INNER_FOLDS, baseline_proba
 from trainables.metrics import classification_metrics, log_loss
 
 if TYPE_CHECKING:
+    from trainables.data import LabelledData
     from trainables.folds import Fold
     from trainables.inputs import StudyData
 
@@ -107,12 +108,16 @@ def fit_fold_task(hp, data, fold) -> dict[str, Any]:
     return _timed(work)
 
 
-def baseline_task(kind, train_texts, train_labels, test_texts, test_labels, n_classes, seed, inner) -> dict[str, Any]:
-    """One baseline fitted on a training part (C chosen by the `inner` splits) and scored on its held-out part."""
+def baseline_task(kind, train: LabelledData, held_out: LabelledData, groups, seed, data_seed) -> dict[str, Any]:
+    """One baseline fitted on `train`, its C chosen by inner folds of `train` (seeded by `data_seed`, the rows of
+    one of `groups` held out together), and scored on `held_out`."""
+    from trainables.folds import fold_indices
 
     def work() -> dict[str, Any]:
-        probs, c = baseline_proba(kind, train_texts, train_labels, test_texts, n_classes, seed, inner)
-        return {**_held_out_scores(test_labels, probs), "c": c, "n_train": len(train_labels)}
+        inner = fold_indices(train.labels, INNER_FOLDS, data_seed, groups)
+        args = (list(train.texts), train.labels, list(held_out.texts), len(train.classes), seed, inner)
+        probs, c = baseline_proba(kind, *args)
+        return {**_held_out_scores(held_out.labels, probs), "c": c, "n_train": len(train)}
 
     return _timed(work)
 
@@ -202,22 +207,16 @@ def run_cv(
 
 
 def _add_baselines(window, plan: FinalPlan, names, done, where: tuple[str, int], train, held_out, groups) -> None:
-    """Queue each baseline of `names` without a row at `where` (split, fold) in `done`: fitted on `train`, its C
-    chosen by an inner CV of `train` (rows of one of `groups` held out together), and scored on `held_out`."""
+    """Queue each baseline of `names` without a row at `where` (split, fold) in `done`: `baseline_task` on `train`
+    and `held_out`."""
     import ray
 
     from study.resources import deferred
-    from trainables.folds import fold_indices
 
-    todo = [b for b in names if (b, *where) not in done]
-    if not todo:
-        return
     task = ray.remote(baseline_task).options(num_cpus=plan.cpus, max_retries=plan.max_retries)  # no GPU
-    inner = fold_indices(train.labels, INNER_FOLDS, plan.data_seed, groups)
-    seed, n_classes = plan.fixed.get("seed", 0), len(train.classes)
-    args = (list(train.texts), train.labels, list(held_out.texts), held_out.labels, n_classes, seed, inner)
-    for b in todo:
-        window.add(deferred(task.remote, b, *args), (b, b, None, *where))
+    for b in (b for b in names if (b, *where) not in done):
+        args = (b, train, held_out, groups, plan.fixed.get("seed", 0), plan.data_seed)
+        window.add(deferred(task.remote, *args), (b, b, None, *where))
 
 
 def run_final_model(
